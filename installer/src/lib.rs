@@ -1,0 +1,9 @@
+//! keel's provisioning model: hardware inventory, hardware specs, profiles, plans and the
+//! renderers of the files an install writes. Pure code: nothing here touches the machine
+//! except [`hardware::probe`], which only reads files under a root directory it is given.
+
+pub mod hardware;
+pub mod size;
+pub mod source;
+pub mod spec;
+pub mod table;

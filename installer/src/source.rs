@@ -1,0 +1,299 @@
+//! TOML source files (profiles, specs) and errors that point into them: `file:line:column`,
+//! the field's dotted path, what is wrong and what to do.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Item, Value};
+
+/// A TOML file read into memory, kept with its text so any error can be located.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// One located problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the field (`network.cluster-bridge.vswitch-vlan`), empty for syntax errors.
+    pub field: String,
+    pub message: String,
+    /// What the operator should do about it.
+    pub help: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: error: ", self.file, self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        write!(f, "{}", self.message)?;
+        if !self.help.is_empty() {
+            write!(f, "\n  help: {}", self.help)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one file, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct SourceError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl SourceFile {
+    pub fn read(path: &Path) -> Result<SourceFile, SourceError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(SourceFile { path: path.to_path_buf(), text }),
+            Err(e) => Err(SourceError {
+                diagnostics: vec![Diagnostic {
+                    file: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    field: String::new(),
+                    message: format!("cannot read file: {e}"),
+                    help: "check the path".into(),
+                }],
+            }),
+        }
+    }
+
+    pub fn from_text(path: impl Into<PathBuf>, text: impl Into<String>) -> SourceFile {
+        SourceFile { path: path.into(), text: text.into() }
+    }
+
+    /// Deserializes the file into a raw (unvalidated) shape. Syntax errors, unknown fields and
+    /// wrong types come back located, with the field path.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, SourceError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let field = self.path_at(span.start);
+            let message = e.message().trim().to_string();
+            let help = if message.starts_with("unknown field") {
+                "remove the field or fix its spelling (fields are kebab-case)".to_string()
+            } else if message.starts_with("missing field") {
+                "add the field; the shipped profiles show every field".to_string()
+            } else if message.starts_with("invalid type") || message.starts_with("unknown variant") {
+                "use a value of the kind the message expects".to_string()
+            } else {
+                String::new()
+            };
+            SourceError { diagnostics: vec![self.diagnostic(span.start, field, message, help)] }
+        })
+    }
+
+    /// Locates a list of (field path, message, help) found by validation.
+    pub fn errors(&self, problems: Vec<(String, String, String)>) -> SourceError {
+        let mut diagnostics: Vec<Diagnostic> = problems
+            .into_iter()
+            .map(|(field, message, help)| {
+                let offset = self.span_of(&field).map(|s| s.start).unwrap_or(0);
+                self.diagnostic(offset, field, message, help)
+            })
+            .collect();
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+        SourceError { diagnostics }
+    }
+
+    fn diagnostic(&self, offset: usize, field: String, message: String, help: String) -> Diagnostic {
+        let (line, column) = self.line_col(offset);
+        Diagnostic { file: self.path.display().to_string(), line, column, field, message, help }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        (line, before[line_start..].chars().count() + 1)
+    }
+
+    /// Byte span of the value at a dotted path like `cluster.nodes[1].ring0-address`; for a
+    /// missing field, the span of the nearest table that exists.
+    pub fn span_of(&self, path: &str) -> Option<Range<usize>> {
+        let doc = toml_edit::Document::parse(self.text.as_str()).ok()?;
+        let mut item: Item = doc.as_item().clone();
+        let mut best = None;
+        for seg in segments(path) {
+            let next = match seg {
+                Seg::Key(k) => match &item {
+                    Item::Table(t) => t.get(k).cloned(),
+                    Item::Value(Value::InlineTable(t)) => t.get(k).map(|v| Item::Value(v.clone())),
+                    _ => None,
+                },
+                Seg::Index(i) => match &item {
+                    Item::ArrayOfTables(a) => a.get(i).map(|t| Item::Table(t.clone())),
+                    Item::Value(Value::Array(a)) => a.get(i).map(|v| Item::Value(v.clone())),
+                    _ => None,
+                },
+            };
+            match next {
+                Some(n) => {
+                    if let Some(s) = item_span(&n) {
+                        best = Some(s);
+                    }
+                    item = n;
+                }
+                None => break,
+            }
+        }
+        best
+    }
+
+    /// Dotted path of the deepest field whose key or value covers `offset`.
+    pub fn path_at(&self, offset: usize) -> String {
+        let Ok(doc) = toml_edit::Document::parse(self.text.as_str()) else { return String::new() };
+        let mut path = String::new();
+        walk(doc.as_item(), offset, &mut path);
+        path
+    }
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn segments(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, rest) = part.split_once('[').map(|(k, r)| (k, Some(r))).unwrap_or((part, None));
+        if !key.is_empty() {
+            out.push(Seg::Key(key));
+        }
+        if let Some(rest) = rest {
+            for idx in rest.split('[') {
+                if let Ok(i) = idx.trim_end_matches(']').parse() {
+                    out.push(Seg::Index(i));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn item_span(item: &Item) -> Option<Range<usize>> {
+    match item {
+        Item::Value(v) => v.span(),
+        Item::Table(t) => t.span(),
+        Item::ArrayOfTables(a) => a.span(),
+        Item::None => None,
+    }
+}
+
+fn covers(span: Option<Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+fn walk(item: &Item, offset: usize, path: &mut String) {
+    let push = |path: &mut String, seg: &str| {
+        if !path.is_empty() && !seg.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(seg);
+    };
+    match item {
+        Item::Table(t) => {
+            for (key, child) in t.iter() {
+                let key_span = t.key(key).and_then(|k| k.span());
+                if covers(key_span.clone(), offset) {
+                    push(path, key);
+                    return;
+                }
+                if covers(item_span(child), offset) || contains_deep(child, offset) {
+                    push(path, key);
+                    walk(child, offset, path);
+                    return;
+                }
+            }
+        }
+        Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                let child = Item::Table(t.clone());
+                if covers(t.span(), offset) || contains_deep(&child, offset) {
+                    push(path, &format!("[{i}]"));
+                    walk(&child, offset, path);
+                    return;
+                }
+            }
+        }
+        Item::Value(Value::InlineTable(t)) => {
+            for (key, v) in t.iter() {
+                if covers(t.key(key).and_then(|k| k.span()), offset) || covers(v.span(), offset) {
+                    push(path, key);
+                    walk(&Item::Value(v.clone()), offset, path);
+                    return;
+                }
+            }
+        }
+        Item::Value(Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                if covers(v.span(), offset) {
+                    push(path, &format!("[{i}]"));
+                    walk(&Item::Value(v.clone()), offset, path);
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Tables written as `[a.b]` headers have a span that covers only the header; their fields lie
+/// elsewhere, so look inside.
+fn contains_deep(item: &Item, offset: usize) -> bool {
+    match item {
+        Item::Table(t) => t.iter().any(|(k, c)| {
+            covers(t.key(k).and_then(|k| k.span()), offset) || covers(item_span(c), offset) || contains_deep(c, offset)
+        }),
+        Item::ArrayOfTables(a) => a.iter().any(|t| contains_deep(&Item::Table(t.clone()), offset)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "name = \"x\"\n[net]\nmtu = 1400\n[[net.vlans]]\nid = 10\n[[net.vlans]]\nid = 5000\nlist = [1, 2]\n";
+
+    #[test]
+    fn span_of_paths() {
+        let s = SourceFile::from_text("t.toml", DOC);
+        let at = |p: &str| s.line_col(s.span_of(p).unwrap().start);
+        assert_eq!(at("name"), (1, 8));
+        assert_eq!(at("net.mtu"), (3, 7));
+        assert_eq!(at("net.vlans[1].id"), (7, 6));
+        assert_eq!(at("net.vlans[1].list[1]"), (8, 12));
+        // missing leaf: nearest existing parent
+        assert_eq!(at("net.vlans[1].nope"), (6, 1));
+    }
+
+    #[test]
+    fn path_at_offsets() {
+        let s = SourceFile::from_text("t.toml", DOC);
+        let off = DOC.find("5000").unwrap();
+        assert_eq!(s.path_at(off), "net.vlans[1].id");
+        let off = DOC.find("mtu").unwrap();
+        assert_eq!(s.path_at(off), "net.mtu");
+    }
+}
