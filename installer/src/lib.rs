@@ -3,6 +3,8 @@
 //! except [`hardware::probe`], which only reads files under a root directory it is given.
 
 pub mod hardware;
+pub mod profile;
+pub mod render;
 pub mod size;
 pub mod source;
 pub mod spec;

@@ -23,13 +23,15 @@ pub struct Diagnostic {
     /// Dotted path of the field (`network.cluster-bridge.vswitch-vlan`), empty for syntax errors.
     pub field: String,
     pub message: String,
+    /// "error" or "warning".
+    pub severity: &'static str,
     /// What the operator should do about it.
     pub help: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: ", self.file, self.line, self.column)?;
+        write!(f, "{}:{}:{}: {}: ", self.file, self.line, self.column, self.severity)?;
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }
@@ -69,6 +71,7 @@ impl SourceFile {
                     line: 0,
                     column: 0,
                     field: String::new(),
+                    severity: "error",
                     message: format!("cannot read file: {e}"),
                     help: "check the path".into(),
                 }],
@@ -96,26 +99,31 @@ impl SourceFile {
             } else {
                 String::new()
             };
-            SourceError { diagnostics: vec![self.diagnostic(span.start, field, message, help)] }
+            SourceError { diagnostics: vec![self.diagnostic("error", span.start, field, message, help)] }
         })
     }
 
     /// Locates a list of (field path, message, help) found by validation.
     pub fn errors(&self, problems: Vec<(String, String, String)>) -> SourceError {
+        SourceError { diagnostics: self.locate("error", problems) }
+    }
+
+    /// Locates (field path, message, help) triples as diagnostics of one severity, in file order.
+    pub fn locate(&self, severity: &'static str, problems: Vec<(String, String, String)>) -> Vec<Diagnostic> {
         let mut diagnostics: Vec<Diagnostic> = problems
             .into_iter()
             .map(|(field, message, help)| {
                 let offset = self.span_of(&field).map(|s| s.start).unwrap_or(0);
-                self.diagnostic(offset, field, message, help)
+                self.diagnostic(severity, offset, field, message, help)
             })
             .collect();
         diagnostics.sort_by_key(|d| (d.line, d.column));
-        SourceError { diagnostics }
+        diagnostics
     }
 
-    fn diagnostic(&self, offset: usize, field: String, message: String, help: String) -> Diagnostic {
+    fn diagnostic(&self, severity: &'static str, offset: usize, field: String, message: String, help: String) -> Diagnostic {
         let (line, column) = self.line_col(offset);
-        Diagnostic { file: self.path.display().to_string(), line, column, field, message, help }
+        Diagnostic { file: self.path.display().to_string(), line, column, field, message, severity, help }
     }
 
     /// 1-based line and column (in characters) of a byte offset.

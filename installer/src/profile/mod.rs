@@ -1,0 +1,231 @@
+//! Node profiles (`profiles/*.toml`): every node-specific fact, validated into a typed model.
+//!
+//! `raw` is the TOML shape; `validate` checks it and builds [`Profile`], in which every address
+//! is parsed, every id is in range and cross-references hold. A [`Profile`] cannot be invalid.
+
+pub mod raw;
+mod validate;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::Serialize;
+
+pub use raw::{Bootloader, PveRepository};
+pub(crate) use validate::hex as hex_digest;
+
+use crate::size::ByteSize;
+use crate::source::{Diagnostic, SourceError, SourceFile};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// Path as given, for messages.
+    pub path: String,
+    /// SHA-256 of the file's bytes: identifies the exact profile a plan or journal came from.
+    pub sha256: String,
+    pub hardware_spec: Option<String>,
+    pub node: Node,
+    pub disks: Disks,
+    pub zfs: Zfs,
+    pub os: Os,
+    pub network: Network,
+    pub cluster: Cluster,
+    pub ssh: Ssh,
+    pub users: Vec<User>,
+    pub root_ssh_keys: Vec<String>,
+    pub registry: Option<Registry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub hostname: String,
+    pub domain: String,
+    pub timezone: String,
+    /// The address `/etc/hosts` maps the node name to (Proxmox needs a non-loopback one).
+    pub hosts_address: IpAddr,
+}
+
+impl Node {
+    pub fn fqdn(&self) -> String {
+        format!("{}.{}", self.hostname, self.domain)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Disks {
+    pub count: u32,
+    /// Pinned target serials; empty means "the free NVMe drives the spec found".
+    pub serials: Vec<String>,
+    pub esp_size: ByteSize,
+    pub rpool_size: ByteSize,
+    pub swap_size: ByteSize,
+    pub datapool_min_size: ByteSize,
+    pub bios_boot: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Zfs {
+    pub ashift: u32,
+    pub compression: String,
+    pub atime: String,
+    pub xattr: String,
+    pub dnodesize: String,
+    pub normalization: String,
+    pub datapool_datasets: Vec<String>,
+}
+
+impl Zfs {
+    /// File-system properties every pool gets at creation (`-O`), in the seed's order.
+    pub fn fs_properties(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("compression", self.compression.clone()),
+            ("atime", self.atime.clone()),
+            ("xattr", self.xattr.clone()),
+            ("dnodesize", self.dnodesize.clone()),
+            ("normalization", self.normalization.clone()),
+            ("mountpoint", "none".into()),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Os {
+    pub suite: String,
+    pub debian_mirror: String,
+    pub debian_security_mirror: String,
+    pub pve_repository: PveRepository,
+    pub bootloader: Bootloader,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub uplink: Uplink,
+    pub guest_bridge: GuestBridge,
+    pub cluster_bridge: ClusterBridge,
+    pub nameservers: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplink {
+    /// Lower-case MAC the uplink NIC is found by.
+    pub mac: String,
+    pub ipv4: Ipv4Net,
+    pub ipv4_gateway: Ipv4Addr,
+    pub ipv6: Option<Ipv6Net>,
+    pub ipv6_gateway: Option<Ipv6Addr>,
+}
+
+impl Uplink {
+    /// Hetzner's routed setup: the gateway lies outside the node's own prefix, so it is reached
+    /// as a point-to-point peer.
+    pub fn gateway_is_peer(&self) -> bool {
+        !self.ipv4.contains(&self.ipv4_gateway)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestBridge {
+    pub name: String,
+    pub address: Ipv4Net,
+    pub masquerade: bool,
+    pub vlans: Vec<Vlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Vlan {
+    pub id: u16,
+    pub name: String,
+    /// The node's gateway address on the VLAN, with its prefix.
+    pub address: Ipv4Net,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ClusterLink {
+    /// A Hetzner vSwitch: a VLAN on the uplink.
+    Vswitch { vlan: u16 },
+    /// A second NIC, found by MAC.
+    Nic { mac: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterBridge {
+    pub name: String,
+    pub address: Ipv4Net,
+    pub link: ClusterLink,
+    pub mtu: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub name: String,
+    pub transport: String,
+    pub secauth: bool,
+    pub crypto_cipher: String,
+    pub crypto_hash: String,
+    pub two_node: bool,
+    pub nodes: Vec<ClusterNode>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterNode {
+    pub name: String,
+    pub id: u32,
+    pub ring0_address: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ssh {
+    pub port: u16,
+    pub permit_root_login: String,
+    pub password_authentication: bool,
+    pub kbd_interactive_authentication: bool,
+    pub x11_forwarding: bool,
+    pub max_auth_tries: u32,
+    pub max_sessions: u32,
+    pub client_alive_interval: u32,
+    pub client_alive_count_max: u32,
+    pub login_grace_time: u32,
+    pub allow_users: Vec<String>,
+    pub root_from_cluster_network: bool,
+    pub kex_algorithms: Vec<String>,
+    pub ciphers: Vec<String>,
+    pub macs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub name: String,
+    pub sudo: bool,
+    pub ssh_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Registry {
+    pub url: String,
+}
+
+/// A validated profile and the warnings (placeholders left to fill in) found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub profile: Profile,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Profile {
+    /// Reads, parses and validates a profile file.
+    pub fn load(path: &std::path::Path) -> Result<Loaded, SourceError> {
+        Self::from_source(&SourceFile::read(path)?)
+    }
+
+    /// Parses and validates; every problem is reported with file:line:column and the field.
+    pub fn from_source(src: &SourceFile) -> Result<Loaded, SourceError> {
+        let raw: raw::RawProfile = src.deserialize()?;
+        validate::validate(src, raw)
+    }
+
+    /// This node's entry in the cluster node list (validation guarantees it exists).
+    pub fn this_cluster_node(&self) -> &ClusterNode {
+        self.cluster.nodes.iter().find(|n| n.name == self.node.hostname).expect("validated")
+    }
+}

@@ -1,0 +1,193 @@
+//! The profile exactly as written in TOML: kebab-case, unknown fields refused. Values that need
+//! checking (addresses, sizes, MACs) stay strings here; `validate` turns them into the model.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawProfile {
+    pub version: u32,
+    #[serde(default)]
+    pub hardware_spec: Option<String>,
+    pub node: RawNode,
+    pub disks: RawDisks,
+    pub zfs: RawZfs,
+    pub os: RawOs,
+    pub network: RawNetwork,
+    pub cluster: RawCluster,
+    pub ssh: RawSsh,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub root_ssh_keys: Vec<String>,
+    #[serde(default)]
+    pub registry: Option<RawRegistry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawNode {
+    pub hostname: String,
+    pub domain: String,
+    pub timezone: String,
+    pub hosts_address: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawDisks {
+    pub count: u32,
+    #[serde(default)]
+    pub serials: Vec<String>,
+    pub esp_size: String,
+    pub rpool_size: String,
+    pub swap_size: String,
+    pub datapool_min_size: String,
+    pub bios_boot: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawZfs {
+    pub ashift: u32,
+    pub compression: String,
+    pub atime: String,
+    pub xattr: String,
+    pub dnodesize: String,
+    pub normalization: String,
+    pub datapool_datasets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PveRepository {
+    NoSubscription,
+    Enterprise,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bootloader {
+    /// `proxmox-boot-tool` on every ESP (what the Proxmox installer does for ZFS roots).
+    ProxmoxBootTool,
+    /// Plain GRUB installed on every drive (Debian-on-ZFS nodes, the lab).
+    Grub,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawOs {
+    pub suite: String,
+    pub debian_mirror: String,
+    pub debian_security_mirror: String,
+    pub pve_repository: PveRepository,
+    pub bootloader: Bootloader,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawNetwork {
+    pub uplink: RawUplink,
+    pub guest_bridge: RawGuestBridge,
+    pub cluster_bridge: RawClusterBridge,
+    pub nameservers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawUplink {
+    pub mac: String,
+    pub ipv4_address: String,
+    pub ipv4_gateway: String,
+    #[serde(default)]
+    pub ipv6_address: Option<String>,
+    #[serde(default)]
+    pub ipv6_gateway: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawGuestBridge {
+    pub name: String,
+    pub address: String,
+    pub masquerade: bool,
+    #[serde(default)]
+    pub vlans: Vec<RawVlan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawVlan {
+    pub id: u32,
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawClusterBridge {
+    pub name: String,
+    pub address: String,
+    /// Hetzner vSwitch VLAN id on the uplink (4000-4091).
+    #[serde(default)]
+    pub vswitch_vlan: Option<u32>,
+    /// Or a second NIC by MAC, where the hardware has one.
+    #[serde(default)]
+    pub nic_mac: Option<String>,
+    pub mtu: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: String,
+    pub transport: String,
+    pub secauth: bool,
+    pub crypto_cipher: String,
+    pub crypto_hash: String,
+    pub two_node: bool,
+    pub nodes: Vec<RawClusterNode>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawClusterNode {
+    pub name: String,
+    pub id: u32,
+    pub ring0_address: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawSsh {
+    pub port: u32,
+    pub permit_root_login: String,
+    pub password_authentication: bool,
+    pub kbd_interactive_authentication: bool,
+    pub x11_forwarding: bool,
+    pub max_auth_tries: u32,
+    pub max_sessions: u32,
+    pub client_alive_interval: u32,
+    pub client_alive_count_max: u32,
+    pub login_grace_time: u32,
+    pub allow_users: Vec<String>,
+    pub root_from_cluster_network: bool,
+    pub kex_algorithms: Vec<String>,
+    pub ciphers: Vec<String>,
+    pub macs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    #[serde(default)]
+    pub sudo: bool,
+    pub ssh_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawRegistry {
+    pub url: String,
+}

@@ -1,0 +1,80 @@
+//! Renderers of the files an install writes on the node. Pure: profile in, text out. The same
+//! functions serve `keel render`, `keel plan` (which lists each file with its digest) and the
+//! installer.
+
+mod apt;
+mod corosync;
+mod hosts;
+mod interfaces;
+mod sshd;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::profile::{ClusterLink, Profile};
+
+/// Names the installed system gives its NICs, pinned by MAC with systemd `.link` files, so the
+/// interfaces file never depends on kernel names that can change (`enp35s0` vs `eno1`).
+pub const UPLINK_IFNAME: &str = "nic0";
+pub const CLUSTER_NIC_IFNAME: &str = "nic1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedFile {
+    /// Absolute path on the installed node.
+    pub path: String,
+    pub mode: u32,
+    #[serde(skip)]
+    pub content: String,
+    pub sha256: String,
+}
+
+impl RenderedFile {
+    fn new(path: &str, mode: u32, content: String) -> RenderedFile {
+        let sha256 = crate::profile::hex_digest(&Sha256::digest(content.as_bytes()));
+        RenderedFile { path: path.to_string(), mode, content, sha256 }
+    }
+}
+
+/// The comment every rendered file starts with (`#` syntax).
+fn header(profile: &Profile, what: &str) -> String {
+    let file = std::path::Path::new(&profile.path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(
+        "# {what}\n# Written by keel for {} from profile {file}. Edits are overwritten by the next\n# install; `keel verify` reports files that differ from the profile.\n",
+        profile.node.hostname
+    )
+}
+
+/// Every file keel writes on the node, in a fixed order.
+pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
+    let mut files = vec![
+        RenderedFile::new("/etc/hostname", 0o644, format!("{}\n", profile.node.hostname)),
+        RenderedFile::new("/etc/hosts", 0o644, hosts::render(profile)),
+        RenderedFile::new("/etc/resolv.conf", 0o644, hosts::render_resolv(profile)),
+        RenderedFile::new(&format!("/etc/systemd/network/10-keel-{UPLINK_IFNAME}.link"), 0o644, link_file(profile, "uplink", &profile.network.uplink.mac, UPLINK_IFNAME)),
+    ];
+    if let ClusterLink::Nic { mac } = &profile.network.cluster_bridge.link {
+        files.push(RenderedFile::new(
+            &format!("/etc/systemd/network/10-keel-{CLUSTER_NIC_IFNAME}.link"),
+            0o644,
+            link_file(profile, "cluster NIC", mac, CLUSTER_NIC_IFNAME),
+        ));
+    }
+    files.extend([
+        RenderedFile::new("/etc/network/interfaces", 0o644, interfaces::render(profile)),
+        RenderedFile::new("/etc/corosync/corosync.conf", 0o644, corosync::render(profile)),
+        RenderedFile::new("/etc/ssh/sshd_config.d/50-keel-hardening.conf", 0o644, sshd::render(profile)),
+        RenderedFile::new("/etc/apt/sources.list", 0o644, apt::render_debian(profile)),
+        RenderedFile::new("/etc/apt/sources.list.d/pve.list", 0o644, apt::render_pve(profile)),
+    ]);
+    files
+}
+
+fn link_file(profile: &Profile, role: &str, mac: &str, name: &str) -> String {
+    format!(
+        "{}\n[Match]\nMACAddress={mac}\nType=ether\n\n[Link]\nName={name}\n",
+        header(profile, &format!("Pins the {role} ({mac}) to the name {name}."))
+    )
+}
+
+#[cfg(test)]
+mod tests;

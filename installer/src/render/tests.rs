@@ -1,0 +1,33 @@
+use super::*;
+use crate::profile::Profile;
+use crate::source::SourceFile;
+
+fn seed() -> Profile {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/pve-node-01.toml");
+    Profile::load(std::path::Path::new(path)).expect("seed profile is valid").profile
+}
+
+#[test]
+fn files_are_deterministic_and_complete() {
+    let p = seed();
+    let a = node_files(&p);
+    let b = node_files(&p);
+    assert_eq!(a.iter().map(|f| &f.content).collect::<Vec<_>>(), b.iter().map(|f| &f.content).collect::<Vec<_>>());
+    let paths: Vec<&str> = a.iter().map(|f| f.path.as_str()).collect();
+    for want in ["/etc/network/interfaces", "/etc/corosync/corosync.conf", "/etc/hosts", "/etc/hostname"] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+}
+
+#[test]
+fn second_nic_variant_pins_nic1() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/pve-node-01.toml");
+    let text = std::fs::read_to_string(path).unwrap().replace("vswitch-vlan = 4000\nmtu = 1400", "nic-mac = \"a8:a1:59:41:00:99\"\nmtu = 1500");
+    let p = Profile::from_source(&SourceFile::from_text("two-nic.toml", text)).unwrap().profile;
+    let files = node_files(&p);
+    let link = files.iter().find(|f| f.path.ends_with("10-keel-nic1.link")).expect("nic1 link file");
+    assert!(link.content.contains("MACAddress=a8:a1:59:41:00:99"));
+    let ifaces = &files.iter().find(|f| f.path == "/etc/network/interfaces").unwrap().content;
+    assert!(ifaces.contains("bridge-ports nic1"), "{ifaces}");
+    assert!(!ifaces.contains("nic0.4000"));
+}
