@@ -3,6 +3,7 @@
 //! except [`hardware::probe`], which only reads files under a root directory it is given.
 
 pub mod hardware;
+pub mod plan;
 pub mod profile;
 pub mod render;
 pub mod size;

@@ -11,7 +11,7 @@ mod sshd;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::profile::{ClusterLink, Profile};
+use crate::profile::{Bootloader, ClusterLink, Profile};
 
 /// Names the installed system gives its NICs, pinned by MAC with systemd `.link` files, so the
 /// interfaces file never depends on kernel names that can change (`enp35s0` vs `eno1`).
@@ -66,7 +66,33 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
         RenderedFile::new("/etc/apt/sources.list", 0o644, apt::render_debian(profile)),
         RenderedFile::new("/etc/apt/sources.list.d/pve.list", 0o644, apt::render_pve(profile)),
     ]);
+    files.push(match profile.os.bootloader {
+        Bootloader::ProxmoxBootTool => RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{ROOT_CMDLINE}\n")),
+        Bootloader::Grub => RenderedFile::new(
+            "/etc/default/grub.d/keel.cfg",
+            0o644,
+            format!("{}GRUB_CMDLINE_LINUX=\"{ROOT_CMDLINE}\"\n", header(profile, "ZFS root for GRUB")),
+        ),
+    });
+    if !profile.root_ssh_keys.is_empty() {
+        files.push(RenderedFile::new("/root/.ssh/authorized_keys", 0o600, authorized_keys(profile, &profile.root_ssh_keys)));
+    }
+    for user in &profile.users {
+        files.push(RenderedFile::new(&format!("/home/{}/.ssh/authorized_keys", user.name), 0o600, authorized_keys(profile, &user.ssh_keys)));
+    }
     files
+}
+
+/// Kernel command line for the ZFS root (`proxmox-boot-tool` reads `/etc/kernel/cmdline`).
+pub const ROOT_CMDLINE: &str = "root=ZFS=rpool/ROOT/pve-1 boot=zfs";
+
+fn authorized_keys(profile: &Profile, keys: &[String]) -> String {
+    let mut out = header(profile, "authorized_keys");
+    for k in keys {
+        out.push_str(k);
+        out.push('\n');
+    }
+    out
 }
 
 fn link_file(profile: &Profile, role: &str, mac: &str, name: &str) -> String {

@@ -1,0 +1,108 @@
+//! The plan as an operator reads it before saying yes.
+
+use std::fmt::Write;
+
+use super::Plan;
+
+/// Quotes an argument for display the way a POSIX shell would need it.
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c)) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+impl Plan {
+    pub fn human(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "keel plan for {} (profile {}, sha256 {})", self.hostname, self.profile.path, &self.profile.sha256[..16]);
+        if let Some(r) = &self.spec {
+            let _ = writeln!(o, "hardware spec {}: all {} requirements met", r.spec, r.rows.len());
+        }
+        let _ = writeln!(o, "\nTARGET DISKS: everything on them is destroyed");
+        let rows: Vec<[String; 6]> = self
+            .targets
+            .iter()
+            .map(|t| {
+                [
+                    t.label.clone(),
+                    t.serial.clone(),
+                    t.model.clone(),
+                    t.size_bytes.to_string(),
+                    t.kernel_name.clone(),
+                    if t.existing_partitions.is_empty() {
+                        "no partitions".into()
+                    } else {
+                        format!("{} partitions now", t.existing_partitions.len())
+                    },
+                ]
+            })
+            .collect();
+        o.push_str(&indent(&crate::table::render(&["DISK", "SERIAL", "MODEL", "SIZE", "NOW", "CONTENT"], &rows)));
+        for t in &self.targets {
+            let _ = writeln!(o, "  {}: {}", t.label, t.by_id);
+        }
+        if !self.untouched.is_empty() {
+            let _ = writeln!(o, "\nleft alone:");
+            for u in &self.untouched {
+                let _ = writeln!(o, "  {} ({}): {}", u.name, u.size_bytes, u.why);
+            }
+        }
+        let _ = writeln!(o, "\nLAYOUT (identical on every target, {}-byte sectors)", self.layout.logical_block_size);
+        let mut parts = self.layout.partitions.clone();
+        parts.sort_by_key(|p| p.first_sector);
+        let rows: Vec<[String; 6]> = parts
+            .iter()
+            .map(|p| {
+                [
+                    format!("p{}", p.number),
+                    p.name.to_string(),
+                    p.type_code.to_string(),
+                    format!("{}-{}", p.first_sector, p.last_sector),
+                    p.size_bytes.exact(),
+                    p.purpose.to_string(),
+                ]
+            })
+            .collect();
+        o.push_str(&indent(&crate::table::render(&["PART", "NAME", "TYPE", "SECTORS", "SIZE", "PURPOSE"], &rows)));
+        let _ = writeln!(
+            o,
+            "\nuplink: {} ({}) now, named {} on the installed system",
+            self.uplink.current_name, self.uplink.mac, self.uplink.installed_name
+        );
+        let _ = writeln!(o, "\nSTEPS ({}; * = destroys data on the target disks)", self.steps.len());
+        for (i, s) in self.steps.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "{:>3}. {}{} [{}] {}",
+                i + 1,
+                if s.group.destructive() { "*" } else { "" },
+                s.id,
+                s.group.name(),
+                s.title
+            );
+            if !s.disks.is_empty() {
+                let _ = writeln!(o, "       disks: {}", s.disks.join(", "));
+            }
+            for c in &s.commands {
+                let _ = writeln!(o, "       $ {}", c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+            }
+            for f in &s.files {
+                let _ = writeln!(o, "       write {}{} (mode {:o}, sha256 {})", self.target_root, f.path, f.mode, &f.sha256[..16]);
+            }
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(o, "\nwarnings:");
+            for w in &self.warnings {
+                let _ = writeln!(o, "  - {w}");
+            }
+        }
+        let _ = writeln!(o, "\nNothing has been executed. `keel install` runs this plan after confirmation.");
+        o
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}

@@ -1,0 +1,323 @@
+//! Inventory + Profile + Spec -> Plan: the exact, ordered steps an install runs, each named,
+//! with its commands, the files it writes and the disks it touches (by serial). Pure and
+//! deterministic: the same inputs give the same plan, byte for byte. Nothing is executed.
+
+pub mod layout;
+mod display;
+mod steps;
+
+use serde::Serialize;
+
+use crate::hardware::{Disk, DiskKind, Inventory};
+use crate::profile::Profile;
+use crate::render::{RenderedFile, UPLINK_IFNAME};
+use crate::size::ByteSize;
+use crate::spec::{Spec, SpecReport};
+
+pub use layout::{Layout, PartitionSpec};
+
+/// Identifies the JSON shape of a plan; bumped on incompatible changes.
+pub const PLAN_SCHEMA: &str = "keel.plan/v1";
+
+/// Where the target's root is assembled during an install (`zpool create -R`).
+pub const TARGET_ROOT: &str = "/mnt/keel";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub schema: &'static str,
+    pub hostname: String,
+    pub profile: ProfileRef,
+    pub spec: Option<SpecReport>,
+    pub target_root: &'static str,
+    /// The disks this plan wipes, named by serial. Nothing else is written.
+    pub targets: Vec<TargetDisk>,
+    /// Block devices present and left alone, with why.
+    pub untouched: Vec<Untouched>,
+    pub uplink: UplinkMatch,
+    pub layout: Layout,
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileRef {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetDisk {
+    /// "A", "B", ... in plan order.
+    pub label: String,
+    pub serial: String,
+    pub model: String,
+    pub size_bytes: ByteSize,
+    /// Kernel name at planning time (informative only: can change at the next boot).
+    pub kernel_name: String,
+    /// `/dev/disk/by-id/...` path every command uses.
+    pub by_id: String,
+    /// Partitions on it now (all will be destroyed).
+    pub existing_partitions: Vec<ExistingPartition>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExistingPartition {
+    pub name: String,
+    pub number: u32,
+    pub size_bytes: ByteSize,
+}
+
+impl TargetDisk {
+    pub fn part(&self, n: u32) -> String {
+        format!("{}-part{n}", self.by_id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Untouched {
+    pub name: String,
+    pub kind: DiskKind,
+    pub size_bytes: ByteSize,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UplinkMatch {
+    pub mac: String,
+    /// Name of the NIC with that MAC now (rescue system).
+    pub current_name: String,
+    /// Name it gets on the installed system (pinned by a `.link` file).
+    pub installed_name: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Group {
+    Preflight,
+    Wipe,
+    Partition,
+    Pools,
+    Datasets,
+    Os,
+    Boot,
+    Config,
+    Verify,
+    Finish,
+}
+
+impl Group {
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Preflight => "preflight",
+            Group::Wipe => "wipe",
+            Group::Partition => "partition",
+            Group::Pools => "pools",
+            Group::Datasets => "datasets",
+            Group::Os => "os",
+            Group::Boot => "boot",
+            Group::Config => "config",
+            Group::Verify => "verify",
+            Group::Finish => "finish",
+        }
+    }
+
+    /// Steps of these groups destroy data on the target disks.
+    pub fn destructive(self) -> bool {
+        matches!(self, Group::Wipe | Group::Partition | Group::Pools)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Stable identifier, recorded in the journal (`pools.rpool`).
+    pub id: String,
+    pub group: Group,
+    pub title: String,
+    /// How the executor tells the step is already done (idempotence), in words.
+    pub done_when: String,
+    /// Serials of the target disks the step writes to.
+    pub disks: Vec<String>,
+    /// Commands, in order, as argument vectors (no shell).
+    pub commands: Vec<Vec<String>>,
+    /// Files written under the target root.
+    pub files: Vec<RenderedFile>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlanError {
+    #[error("the hardware does not meet spec {}:\n{}", .0.spec, .0.table())]
+    Spec(SpecReport),
+    #[error("{0}")]
+    Disks(String),
+    #[error("{0}")]
+    Uplink(String),
+    #[error("the profile's disk layout does not fit: {0}")]
+    Layout(String),
+}
+
+/// Builds the plan. `spec`, when given, is checked first and any FAIL stops planning.
+pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<Plan, PlanError> {
+    let report = spec.map(|s| s.check(inv));
+    if let Some(r) = &report {
+        if !r.passed() {
+            return Err(PlanError::Spec(r.clone()));
+        }
+    }
+    let mut warnings = Vec::new();
+    let chosen = select_targets(inv, profile)?;
+
+    // Identical layout on every drive: sized by the smallest.
+    let lbs: Vec<u32> = chosen.iter().map(|d| d.logical_block_size).collect();
+    if lbs.windows(2).any(|w| w[0] != w[1]) {
+        return Err(PlanError::Disks(format!(
+            "target disks have different logical block sizes ({}): they cannot carry identical partition tables; reformat one with `nvme format --lbaf` or pin other disks",
+            chosen.iter().map(|d| format!("{} {}", d.serial, d.logical_block_size)).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let smallest = chosen.iter().map(|d| d.size_bytes.0).min().unwrap_or(0);
+    if chosen.iter().any(|d| d.size_bytes.0 != smallest) {
+        warnings.push(format!(
+            "target disks differ in size; both get the layout of the smaller ({})",
+            ByteSize(smallest)
+        ));
+    }
+    let layout = layout::compute(&layout::LayoutInput {
+        disk_bytes: smallest,
+        logical_block_size: lbs[0],
+        esp: profile.disks.esp_size,
+        rpool: profile.disks.rpool_size,
+        datapool_min: profile.disks.datapool_min_size,
+        bios_boot: profile.disks.bios_boot,
+    })
+    .map_err(|e| PlanError::Layout(e.0))?;
+
+    let targets: Vec<TargetDisk> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, d)| TargetDisk {
+            label: ((b'A' + i as u8) as char).to_string(),
+            serial: d.serial.clone(),
+            model: d.model.clone(),
+            size_bytes: d.size_bytes,
+            kernel_name: d.name.clone(),
+            by_id: format!("/dev/disk/by-id/{}", d.stable_id.clone().expect("selected disks have one")),
+            existing_partitions: d
+                .partitions
+                .iter()
+                .map(|p| ExistingPartition { name: p.name.clone(), number: p.number, size_bytes: p.size_bytes })
+                .collect(),
+        })
+        .collect();
+
+    let untouched = inv
+        .disks
+        .iter()
+        .filter(|d| !chosen.iter().any(|c| c.name == d.name))
+        .map(|d| Untouched {
+            name: d.name.clone(),
+            kind: d.kind,
+            size_bytes: d.size_bytes,
+            why: if d.in_use() {
+                format!("in use: {}", d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "))
+            } else if d.kind == DiskKind::Nvme {
+                "not a target of this profile".into()
+            } else {
+                format!("not an NVMe drive ({:?})", d.kind).to_lowercase()
+            },
+        })
+        .collect();
+
+    let nic = inv.nics.iter().find(|n| n.mac.eq_ignore_ascii_case(&profile.network.uplink.mac)).ok_or_else(|| {
+        PlanError::Uplink(format!(
+            "no NIC has the uplink MAC {} from the profile (network.uplink.mac); found: {}. Put this server's MAC in the profile (Robot or `keel detect`)",
+            profile.network.uplink.mac,
+            if inv.nics.is_empty() { "no NICs".to_string() } else { inv.nics.iter().map(|n| format!("{} {}", n.name, n.mac)).collect::<Vec<_>>().join(", ") }
+        ))
+    })?;
+    if nic.carrier == Some(false) {
+        warnings.push(format!("uplink {} ({}) has no link", nic.name, nic.mac));
+    }
+    if let crate::profile::ClusterLink::Nic { mac } = &profile.network.cluster_bridge.link {
+        if !inv.nics.iter().any(|n| n.mac.eq_ignore_ascii_case(mac)) {
+            return Err(PlanError::Uplink(format!(
+                "no NIC has the cluster NIC MAC {mac} (network.cluster-bridge.nic-mac); found: {}",
+                inv.nics.iter().map(|n| format!("{} {}", n.name, n.mac)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    if profile.os.bootloader == crate::profile::Bootloader::Grub && inv.firmware == crate::hardware::FirmwareMode::Bios && !profile.disks.bios_boot {
+        return Err(PlanError::Layout("GRUB on a BIOS machine needs the BIOS boot partition: set disks.bios-boot = true".into()));
+    }
+
+    let steps = steps::all(profile, &targets, &layout, inv);
+    Ok(Plan {
+        schema: PLAN_SCHEMA,
+        hostname: profile.node.hostname.clone(),
+        profile: ProfileRef { path: profile.path.clone(), sha256: profile.sha256.clone() },
+        spec: report,
+        target_root: TARGET_ROOT,
+        targets,
+        untouched,
+        uplink: UplinkMatch { mac: nic.mac.clone(), current_name: nic.name.clone(), installed_name: UPLINK_IFNAME },
+        layout,
+        steps,
+        warnings,
+    })
+}
+
+/// The target disks: the pinned serials in profile order, or every free NVMe drive when
+/// exactly `disks.count` of them exist. Never a disk that is in use.
+fn select_targets<'a>(inv: &'a Inventory, profile: &Profile) -> Result<Vec<&'a Disk>, PlanError> {
+    let count = profile.disks.count as usize;
+    let describe = |d: &Disk| format!("{} ({} {}, {})", d.name, d.model, d.serial, d.size_bytes);
+    let chosen: Vec<&Disk> = if profile.disks.serials.is_empty() {
+        let free: Vec<&Disk> = inv.nvme_disks().filter(|d| !d.in_use()).collect();
+        if free.len() != count {
+            let busy: Vec<String> = inv.nvme_disks().filter(|d| d.in_use()).map(|d| {
+                format!("{} in use: {}", d.name, d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "))
+            }).collect();
+            return Err(PlanError::Disks(format!(
+                "the profile wants {count} target disk(s) and {} free NVMe drive(s) were found [{}]{}; {}",
+                free.len(),
+                free.iter().map(|d| describe(d)).collect::<Vec<_>>().join(", "),
+                if busy.is_empty() { String::new() } else { format!("; {}", busy.join("; ")) },
+                if free.len() > count { "pin the targets with disks.serials" } else { "run keel from the rescue system and check that both drives are present" }
+            )));
+        }
+        free
+    } else {
+        let mut v = Vec::new();
+        for serial in &profile.disks.serials {
+            let d = inv.disks.iter().find(|d| &d.serial == serial).ok_or_else(|| {
+                PlanError::Disks(format!(
+                    "pinned disk serial {serial} (disks.serials) is not in this machine; disks found: {}",
+                    inv.disks.iter().filter(|d| !d.serial.is_empty()).map(describe).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if d.in_use() {
+                return Err(PlanError::Disks(format!(
+                    "pinned disk {} is in use: {}; keel never writes to a disk the running system uses",
+                    describe(d),
+                    d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")
+                )));
+            }
+            v.push(d);
+        }
+        v
+    };
+    for d in &chosen {
+        if d.serial.is_empty() || d.stable_id.is_none() {
+            return Err(PlanError::Disks(format!(
+                "disk {} has no serial or no /dev/disk/by-id name: keel names target disks by serial and will not touch it",
+                d.name
+            )));
+        }
+        if d.read_only {
+            return Err(PlanError::Disks(format!("disk {} is read-only", describe(d))));
+        }
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests;
