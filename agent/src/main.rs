@@ -1,1 +1,24 @@
-fn main(){}
+//! `keel`: dispatches the command line to the commands; all work lives in `commands` and in the
+//! `keel-installer` library.
+
+mod cli;
+mod commands;
+mod inventory_view;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -56,6 +56,22 @@ impl ByteSize {
     }
 }
 
+impl ByteSize {
+    /// Short binary form for tables: exact when whole ("50GiB"), else one decimal ("425.9GiB").
+    pub fn short(self) -> String {
+        for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+            if self.0 >= unit {
+                return if self.0 % unit == 0 {
+                    format!("{}{name}", self.0 / unit)
+                } else {
+                    format!("{:.1}{name}", self.0 as f64 / unit as f64)
+                };
+            }
+        }
+        format!("{}B", self.0)
+    }
+}
+
 /// Human form for tables: decimal GB as disk vendors count, with the binary value beside it.
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,5 +108,7 @@ mod tests {
         assert_eq!(ByteSize(50 * GIB).exact(), "50GiB");
         assert_eq!(ByteSize(MIB).exact(), "1MiB");
         assert_eq!(ByteSize(1000).exact(), "1000B");
+        assert_eq!(ByteSize(GIB + GIB / 2).short(), "1.5GiB");
+        assert_eq!(ByteSize(1007 * KIB).short(), "1007KiB");
     }
 }

@@ -60,7 +60,7 @@ impl Plan {
                     p.name.to_string(),
                     p.type_code.to_string(),
                     format!("{}-{}", p.first_sector, p.last_sector),
-                    p.size_bytes.exact(),
+                    p.size_bytes.short(),
                     p.purpose.to_string(),
                 ]
             })

@@ -66,7 +66,10 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
         s.disks = vec![t.serial.clone()];
         for part in &t.existing_partitions {
             let path = t.part(part.number);
-            s.commands.push(cmd(&["zpool", "labelclear", "-f", &path]));
+            // A ZFS vdev is at least 64 MiB: smaller partitions cannot carry a pool label.
+            if part.size_bytes.0 >= 64 * crate::size::MIB {
+                s.commands.push(cmd(&["zpool", "labelclear", "-f", &path]));
+            }
             s.commands.push(cmd(&["wipefs", "--all", "--force", &path]));
         }
         s.commands.push(cmd(&["wipefs", "--all", "--force", &t.by_id]));
@@ -155,7 +158,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
     let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
         "the target has /etc/debian_version and a working dpkg database");
     s.commands = vec![cmd(&[
-        "debootstrap", "--arch=amd64", "--include=locales,zfsutils-linux,zfs-initramfs,openssh-server,ifupdown2,gnupg,curl,ca-certificates",
+        "debootstrap", "--arch=amd64", "--components=main,contrib", "--include=locales,zfsutils-linux,zfs-initramfs,openssh-server,ifupdown2,gnupg,curl,ca-certificates",
         &p.os.suite, TARGET_ROOT, &p.os.debian_mirror,
     ])];
     let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, Proxmox release key",

@@ -1,0 +1,167 @@
+//! One function per subcommand. Each returns the exit code: 0 success, 1 failure (bad input,
+//! unmet spec, impossible plan); clap uses 2 for usage errors.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use keel_installer::hardware::{self, Inventory};
+use keel_installer::plan;
+use keel_installer::profile::{Loaded, Profile};
+use keel_installer::render;
+use keel_installer::source::{SourceError, SourceFile};
+use keel_installer::spec::Spec;
+
+use crate::cli::Command;
+use crate::inventory_view;
+
+pub fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Detect { root, json } => detect(&root, json),
+        Command::Check { spec, root, json } => check(&spec, &root, json),
+        Command::Validate { profile } => validate(&profile),
+        Command::Plan { profile, spec, root, json } => plan(&profile, spec.as_deref(), &root, json),
+        Command::Render { profile, out } => render(&profile, &out),
+    }
+}
+
+fn inventory(root: &Path) -> Result<Inventory> {
+    hardware::probe(root).with_context(|| format!("detecting hardware under {}", root.display()))
+}
+
+fn load_spec(path: &Path) -> Result<Spec, SourceError> {
+    Spec::load(&SourceFile::read(path)?)
+}
+
+/// Prints located diagnostics (errors or warnings) to stderr.
+fn print_diagnostics(err: &SourceError) {
+    eprintln!("{err}");
+}
+
+fn load_profile(path: &Path) -> Result<Option<Loaded>> {
+    match Profile::load(path) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("{w}");
+            }
+            Ok(Some(l))
+        }
+        Err(e) => {
+            print_diagnostics(&e);
+            eprintln!("keel: {} has {} error(s); nothing was done", path.display(), e.diagnostics.len());
+            Ok(None)
+        }
+    }
+}
+
+fn detect(root: &Path, json: bool) -> Result<ExitCode> {
+    let inv = inventory(root)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&inv)?);
+    } else {
+        print!("{}", inventory_view::human(&inv));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(spec_path: &Path, root: &Path, json: bool) -> Result<ExitCode> {
+    let spec = match load_spec(spec_path) {
+        Ok(s) => s,
+        Err(e) => {
+            print_diagnostics(&e);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let inv = inventory(root)?;
+    let report = spec.check(&inv);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn validate(path: &Path) -> Result<ExitCode> {
+    let Some(l) = load_profile(path)? else { return Ok(ExitCode::from(1)) };
+    let p = &l.profile;
+    println!(
+        "{}: valid profile for {} ({} target disks, cluster {} node {}, {} warning(s))",
+        path.display(),
+        p.node.fqdn(),
+        p.disks.count,
+        p.cluster.name,
+        p.this_cluster_node().id,
+        l.warnings.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The spec a profile names, found in `hardware-specs/` beside the profile's folder.
+fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
+    let dir = profile_path.parent().unwrap_or(Path::new("."));
+    dir.join("..").join("hardware-specs").join(format!("{name}.toml"))
+}
+
+fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) -> Result<ExitCode> {
+    let Some(l) = load_profile(profile_path)? else { return Ok(ExitCode::from(1)) };
+    let spec_path = match (spec_path, &l.profile.hardware_spec) {
+        (Some(s), _) => Some(s.to_path_buf()),
+        (None, Some(name)) => {
+            let p = default_spec(profile_path, name);
+            if !p.exists() {
+                bail!(
+                    "the profile names hardware spec \"{name}\" but {} does not exist; pass --spec FILE",
+                    p.display()
+                );
+            }
+            Some(p)
+        }
+        (None, None) => None,
+    };
+    let spec = match spec_path.as_deref().map(load_spec).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            print_diagnostics(&e);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let inv = inventory(root)?;
+    match plan::build(&inv, &l.profile, spec.as_ref()) {
+        Ok(p) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print!("{}", p.human());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("keel: cannot plan {}: {e}", l.profile.node.hostname);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn render(profile_path: &Path, out: &Path) -> Result<ExitCode> {
+    let Some(l) = load_profile(profile_path)? else { return Ok(ExitCode::from(1)) };
+    let canonical = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+    if canonical == Path::new("/") {
+        bail!("--out / would overwrite this system's own files; give a staging directory (keel install writes the node)");
+    }
+    for f in render::node_files(&l.profile) {
+        let dest = out.join(f.path.trim_start_matches('/'));
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&dest, &f.content).with_context(|| format!("writing {}", dest.display()))?;
+        set_mode(&dest, f.mode)?;
+        println!("{:o} {}  {}", f.mode, &f.sha256[..16], dest.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("setting mode of {}", path.display()))
+}
