@@ -371,7 +371,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         .map(IpAddr::V4)
         .chain(ipv6.iter().map(|n| IpAddr::V6(n.addr())))
         .collect();
-    if hosts_address != IpAddr::V4(Ipv4Addr::UNSPECIFIED) && !own.contains(&hosts_address) {
+    if hosts_address != IpAddr::V4(Ipv4Addr::UNSPECIFIED) && !hosts_address.is_loopback() && !own.contains(&hosts_address) {
         p.err("node.hosts-address", format!("{hosts_address} is not one of this node's addresses"), format!("use one of: {}", own.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")));
     }
 

@@ -9,7 +9,7 @@ use crate::profile::Profile;
 pub fn render(p: &Profile) -> String {
     let c = &p.cluster;
     let on_off = |b: bool| if b { "on" } else { "off" };
-    let mut out = super::header(p, "corosync configuration (the cluster's, identical on every node)");
+    let mut out = super::cluster_header("corosync configuration");
     out.push_str("totem {\n");
     out.push_str("  version: 2\n");
     out.push_str(&format!("  cluster_name: {}\n", c.name));

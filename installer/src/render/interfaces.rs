@@ -62,7 +62,7 @@ pub fn render(p: &Profile) -> String {
     let port = match &c.link {
         ClusterLink::Vswitch { vlan } => {
             let port = format!("{UPLINK_IFNAME}.{vlan}");
-            let _ = writeln!(out, "\n# Hetzner vSwitch VLAN {vlan} (MTU {} at most 1400).", c.mtu);
+            let _ = writeln!(out, "\n# Hetzner vSwitch: VLAN {vlan} on the uplink (vSwitch frames allow MTU 1400 at most).");
             let _ = writeln!(out, "auto {port}\niface {port} inet manual\n\tmtu {}", c.mtu);
             port
         }

@@ -44,6 +44,11 @@ fn header(profile: &Profile, what: &str) -> String {
     )
 }
 
+/// Header of files that must be byte-identical on every node of the cluster.
+fn cluster_header(what: &str) -> String {
+    format!("# {what}\n# Written by keel from the [cluster] section of the node profiles; identical on every node.\n")
+}
+
 /// Every file keel writes on the node, in a fixed order.
 pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
     let mut files = vec![

@@ -31,3 +31,13 @@ fn second_nic_variant_pins_nic1() {
     assert!(ifaces.contains("bridge-ports nic1"), "{ifaces}");
     assert!(!ifaces.contains("nic0.4000"));
 }
+
+#[test]
+fn corosync_conf_is_identical_on_both_nodes() {
+    let load = |n: &str| {
+        let path = format!("{}/../profiles/{n}.toml", env!("CARGO_MANIFEST_DIR"));
+        Profile::load(std::path::Path::new(&path)).unwrap().profile
+    };
+    let conf = |p: &Profile| node_files(p).into_iter().find(|f| f.path == "/etc/corosync/corosync.conf").unwrap().content;
+    assert_eq!(conf(&load("pve-node-01")), conf(&load("pve-node-02")));
+}
