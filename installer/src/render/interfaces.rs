@@ -75,6 +75,7 @@ pub fn render(p: &Profile) -> String {
     let _ = writeln!(out, "\n# Cluster bridge: corosync and migration.");
     let _ = writeln!(out, "auto {}\niface {} inet static", c.name, c.name);
     let _ = writeln!(out, "\taddress {}", c.address);
-    let _ = writeln!(out, "\tbridge-ports {port}\n\tbridge-stp off\n\tbridge-fd 0\n\tmtu {}", c.mtu);
+    // The bridge takes its MTU from its port (ifupdown2 warns when it is set on the bridge too).
+    let _ = writeln!(out, "\tbridge-ports {port}\n\tbridge-stp off\n\tbridge-fd 0");
     out
 }
