@@ -110,10 +110,14 @@ impl SourceFile {
 
     /// Locates (field path, message, help) triples as diagnostics of one severity, in file order.
     pub fn locate(&self, severity: &'static str, problems: Vec<(String, String, String)>) -> Vec<Diagnostic> {
+        if problems.is_empty() {
+            return Vec::new();
+        }
+        let doc = toml_edit::Document::parse(self.text.as_str()).ok();
         let mut diagnostics: Vec<Diagnostic> = problems
             .into_iter()
             .map(|(field, message, help)| {
-                let offset = self.span_of(&field).map(|s| s.start).unwrap_or(0);
+                let offset = doc.as_ref().and_then(|d| span_in(Node::Item(d.as_item()), &field)).map(|s| s.start).unwrap_or(0);
                 self.diagnostic(severity, offset, field, message, help)
             })
             .collect();
@@ -139,142 +143,123 @@ impl SourceFile {
     /// missing field, the span of the nearest table that exists.
     pub fn span_of(&self, path: &str) -> Option<Range<usize>> {
         let doc = toml_edit::Document::parse(self.text.as_str()).ok()?;
-        let mut item: Item = doc.as_item().clone();
-        let mut best = None;
-        for seg in segments(path) {
-            let next = match seg {
-                Seg::Key(k) => match &item {
-                    Item::Table(t) => t.get(k).cloned(),
-                    Item::Value(Value::InlineTable(t)) => t.get(k).map(|v| Item::Value(v.clone())),
-                    _ => None,
-                },
-                Seg::Index(i) => match &item {
-                    Item::ArrayOfTables(a) => a.get(i).map(|t| Item::Table(t.clone())),
-                    Item::Value(Value::Array(a)) => a.get(i).map(|v| Item::Value(v.clone())),
-                    _ => None,
-                },
-            };
-            match next {
-                Some(n) => {
-                    if let Some(s) = item_span(&n) {
-                        best = Some(s);
-                    }
-                    item = n;
-                }
-                None => break,
-            }
-        }
-        best
+        span_in(Node::Item(doc.as_item()), path)
     }
 
     /// Dotted path of the deepest field whose key or value covers `offset`.
     pub fn path_at(&self, offset: usize) -> String {
         let Ok(doc) = toml_edit::Document::parse(self.text.as_str()) else { return String::new() };
         let mut path = String::new();
-        walk(doc.as_item(), offset, &mut path);
+        walk(Node::Item(doc.as_item()), offset, &mut path);
         path
     }
 }
 
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
+/// A position in a parsed document, borrowed: `[table]`s and values are `Item`s, entries of
+/// `[[arrays]]` are `Table`s, inline tables and array elements are `Value`s.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a Value),
 }
 
-fn segments(path: &str) -> Vec<Seg<'_>> {
+impl<'a> Node<'a> {
+    fn value(self) -> Option<&'a Value> {
+        match self {
+            Node::Item(Item::Value(v)) | Node::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn table(self) -> Option<&'a toml_edit::Table> {
+        match self {
+            Node::Item(Item::Table(t)) | Node::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn span(self) -> Option<Range<usize>> {
+        match (self, self.table(), self.value()) {
+            (_, Some(t), _) => t.span(),
+            (_, _, Some(v)) => v.span(),
+            (Node::Item(Item::ArrayOfTables(a)), _, _) => a.span(),
+            _ => None,
+        }
+    }
+
+    /// Children with their path segment and the span of their key (if any).
+    fn children(self) -> Vec<(String, Option<Range<usize>>, Node<'a>)> {
+        if let Some(t) = self.table() {
+            return t.iter().map(|(k, c)| (k.to_string(), t.key(k).and_then(|k| k.span()), Node::Item(c))).collect();
+        }
+        match (self, self.value()) {
+            (Node::Item(Item::ArrayOfTables(a)), _) => a.iter().enumerate().map(|(i, t)| (format!("[{i}]"), None, Node::Table(t))).collect(),
+            (_, Some(Value::InlineTable(t))) => t.iter().map(|(k, v)| (k.to_string(), t.key(k).and_then(|k| k.span()), Node::Value(v))).collect(),
+            (_, Some(Value::Array(a))) => a.iter().enumerate().map(|(i, v)| (format!("[{i}]"), None, Node::Value(v))).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn child(self, seg: &str) -> Option<Node<'a>> {
+        self.children().into_iter().find(|(name, _, _)| name == seg).map(|(_, _, n)| n)
+    }
+}
+
+/// Splits `a.b[1].c` into `a`, `b`, `[1]`, `c`.
+fn segments(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
         let (key, rest) = part.split_once('[').map(|(k, r)| (k, Some(r))).unwrap_or((part, None));
         if !key.is_empty() {
-            out.push(Seg::Key(key));
+            out.push(key.to_string());
         }
         if let Some(rest) = rest {
-            for idx in rest.split('[') {
-                if let Ok(i) = idx.trim_end_matches(']').parse() {
-                    out.push(Seg::Index(i));
-                }
-            }
+            out.extend(rest.split('[').map(|idx| format!("[{}]", idx.trim_end_matches(']'))));
         }
     }
     out
 }
 
-fn item_span(item: &Item) -> Option<Range<usize>> {
-    match item {
-        Item::Value(v) => v.span(),
-        Item::Table(t) => t.span(),
-        Item::ArrayOfTables(a) => a.span(),
-        Item::None => None,
+fn span_in(root: Node<'_>, path: &str) -> Option<Range<usize>> {
+    let mut node = root;
+    let mut best = None;
+    for seg in segments(path) {
+        match node.child(&seg) {
+            Some(n) => {
+                best = n.span().or(best);
+                node = n;
+            }
+            None => break,
+        }
     }
+    best
 }
 
-fn covers(span: Option<Range<usize>>, offset: usize) -> bool {
-    span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+fn covers(span: &Option<Range<usize>>, offset: usize) -> bool {
+    span.as_ref().is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
 }
 
-fn walk(item: &Item, offset: usize, path: &mut String) {
-    let push = |path: &mut String, seg: &str| {
-        if !path.is_empty() && !seg.starts_with('[') {
-            path.push('.');
-        }
-        path.push_str(seg);
-    };
-    match item {
-        Item::Table(t) => {
-            for (key, child) in t.iter() {
-                let key_span = t.key(key).and_then(|k| k.span());
-                if covers(key_span.clone(), offset) {
-                    push(path, key);
-                    return;
-                }
-                if covers(item_span(child), offset) || contains_deep(child, offset) {
-                    push(path, key);
-                    walk(child, offset, path);
-                    return;
-                }
-            }
-        }
-        Item::ArrayOfTables(a) => {
-            for (i, t) in a.iter().enumerate() {
-                let child = Item::Table(t.clone());
-                if covers(t.span(), offset) || contains_deep(&child, offset) {
-                    push(path, &format!("[{i}]"));
-                    walk(&child, offset, path);
-                    return;
-                }
-            }
-        }
-        Item::Value(Value::InlineTable(t)) => {
-            for (key, v) in t.iter() {
-                if covers(t.key(key).and_then(|k| k.span()), offset) || covers(v.span(), offset) {
-                    push(path, key);
-                    walk(&Item::Value(v.clone()), offset, path);
-                    return;
-                }
-            }
-        }
-        Item::Value(Value::Array(a)) => {
-            for (i, v) in a.iter().enumerate() {
-                if covers(v.span(), offset) {
-                    push(path, &format!("[{i}]"));
-                    walk(&Item::Value(v.clone()), offset, path);
-                    return;
-                }
-            }
-        }
-        _ => {}
-    }
+/// Whether the key or value of `node`, or of anything inside it, covers `offset`. (A `[table]`
+/// header's span covers only the header; its fields lie elsewhere.)
+fn contains(node: Node<'_>, key_span: &Option<Range<usize>>, offset: usize) -> bool {
+    covers(key_span, offset)
+        || covers(&node.span(), offset)
+        || node.children().iter().any(|(_, k, c)| contains(*c, k, offset))
 }
 
-/// Tables written as `[a.b]` headers have a span that covers only the header; their fields lie
-/// elsewhere, so look inside.
-fn contains_deep(item: &Item, offset: usize) -> bool {
-    match item {
-        Item::Table(t) => t.iter().any(|(k, c)| {
-            covers(t.key(k).and_then(|k| k.span()), offset) || covers(item_span(c), offset) || contains_deep(c, offset)
-        }),
-        Item::ArrayOfTables(a) => a.iter().any(|t| contains_deep(&Item::Table(t.clone()), offset)),
-        _ => false,
+fn walk(node: Node<'_>, offset: usize, path: &mut String) {
+    for (seg, key_span, child) in node.children() {
+        if contains(child, &key_span, offset) {
+            if !path.is_empty() && !seg.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(&seg);
+            if !covers(&key_span, offset) {
+                walk(child, offset, path);
+            }
+            return;
+        }
     }
 }
 
