@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# keel's whole test suite: the README's test command, and what .ci/run calls.
+#  1. test dependencies (Debian packages; as root, installed when missing): sshd, corosync,
+#     iproute2/unshare for the corosync check, and Debian's ifupdown2 unpacked (not installed);
+#  2. the recorded fixtures are exactly what tests/fixtures/make-fixtures.sh generates;
+#  3. cargo test on the whole workspace, with the real-parser checks required (no skipping);
+#  4. the static binary builds, ldd calls it static, and it runs in an empty chroot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools=${KEEL_TOOLS_DIR:-/tmp/keel-test-tools}
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+
+need=()
+for cmd in /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client /usr/sbin/corosync:corosync \
+           ip:iproute2 unshare:util-linux python3:python3 bc:bc; do
+  command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing test dependencies: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+    exit 1
+  fi
+  echo "== installing test dependencies: ${need[*]}"
+  # Package scripts must not start sshd or corosync on this machine.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    cleanup+=("rm -f /usr/sbin/policy-rc.d")
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ ! -x "$tools/ifupdown2/bin/ifup" ]; then
+  [ -d /var/lib/apt/lists ] && ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || apt-get update -qq
+  bash scripts/ci/fetch-ifupdown2.sh "$tools/ifupdown2"
+fi
+
+echo "== fixtures match their generator"
+bash tests/fixtures/make-fixtures.sh >/dev/null
+if [ -n "$(git status --porcelain -- tests/fixtures)" ]; then
+  git status --porcelain -- tests/fixtures | head -20 >&2
+  echo "tests/fixtures differs from what make-fixtures.sh generates" >&2
+  exit 1
+fi
+
+echo "== cargo test"
+export KEEL_REQUIRE_TOOLS=1 KEEL_IFUP="$tools/ifupdown2/bin/ifup"
+cargo test --workspace --locked
+
+echo "== static binary"
+bash scripts/build-static.sh
+root=$(mktemp -d)
+cleanup+=("rm -rf '$root'")
+cp target/x86_64-unknown-linux-gnu/release/keel "$root/keel"
+cp -a tests/fixtures/ax41-nvme "$root/fixture"
+cp -a profiles hardware-specs "$root/"
+chroot "$root" /keel plan --profile /profiles/pve-node-01.toml --root /fixture >/dev/null 2>&1 \
+  || { echo "the static binary failed to plan inside an empty chroot" >&2; exit 1; }
+echo "static keel plans inside an empty chroot: ok"
