@@ -46,7 +46,11 @@ fi
 
 echo "== cargo test"
 export KEEL_REQUIRE_TOOLS=1 KEEL_IFUP="$tools/ifupdown2/bin/ifup"
-cargo test --workspace --locked
+log=$(mktemp)
+cleanup+=("rm -f '$log'")
+cargo test --workspace --locked 2>&1 | tee "$log"
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 
 echo "== static binary"
 bash scripts/build-static.sh
@@ -58,3 +62,4 @@ cp -a profiles hardware-specs "$root/"
 chroot "$root" /keel plan --profile /profiles/pve-node-01.toml --root /fixture >/dev/null 2>&1 \
   || { echo "the static binary failed to plan inside an empty chroot" >&2; exit 1; }
 echo "static keel plans inside an empty chroot: ok"
+echo "tests: $passed passed, $failed failed"
