@@ -31,7 +31,12 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: ", self.file, self.line, self.column, self.severity)?;
+        if self.line == 0 {
+            // about the file as a whole (it could not be read)
+            write!(f, "{}: {}: ", self.file, self.severity)?;
+        } else {
+            write!(f, "{}:{}:{}: {}: ", self.file, self.line, self.column, self.severity)?;
+        }
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }

@@ -11,8 +11,8 @@ use super::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("reading {path}: {source} (is {root} the root of a Linux system with /proc and /sys mounted?)")]
-    Read { root: String, path: String, source: std::io::Error },
+    #[error("reading {path}: {err} (is {root} the root of a Linux system with /proc and /sys mounted?)")]
+    Read { root: String, path: String, err: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
 }
@@ -27,10 +27,10 @@ impl Tree<'_> {
     }
 
     fn required(&self, rel: &str) -> Result<String, ProbeError> {
-        fs::read_to_string(self.path(rel)).map_err(|source| ProbeError::Read {
+        fs::read_to_string(self.path(rel)).map_err(|err| ProbeError::Read {
             root: self.root.display().to_string(),
             path: self.path(rel).display().to_string(),
-            source,
+            err,
         })
     }
 
@@ -117,8 +117,8 @@ pub fn probe(root: &Path) -> Result<Inventory, ProbeError> {
                     mountpoint: m.mountpoint.clone(),
                     fstype: m.fstype.clone(),
                 });
-                if m.mountpoint == "/" || m.mountpoint == "/boot" || m.mountpoint == "/boot/efi" {
-                    boot_disks.insert(disk.name.clone());
+                let boot_mount = m.mountpoint == "/" || m.mountpoint == "/boot" || m.mountpoint == "/boot/efi";
+                if boot_mount && boot_disks.insert(disk.name.clone()) {
                     disk.usage.push(Usage::BootedFrom { device: dev.clone() });
                 }
             }
