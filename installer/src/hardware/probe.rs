@@ -287,8 +287,8 @@ fn probe_disk(
     let kind = disk_kind(name)?;
     let base = format!("sys/block/{name}");
     let sectors: u64 = t.attr_num(&format!("{base}/size")).unwrap_or(0);
-    // Unused loop devices report size 0: nothing to show.
-    if kind == DiskKind::Loop && sectors == 0 {
+    // Unused loop and zram devices report size 0: nothing to show.
+    if matches!(kind, DiskKind::Loop | DiskKind::Ram) && sectors == 0 {
         return None;
     }
     let controller = controllers.iter().find(|c| c.namespaces.iter().any(|n| n == name));
