@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use keel_installer::hardware::{DiskKind, Inventory};
-use keel_installer::table;
+use keel_installer::table::{self, indent};
 
 pub fn human(inv: &Inventory) -> String {
     let mut o = String::new();
@@ -93,8 +93,4 @@ pub fn human(inv: &Inventory) -> String {
 
 fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}\n")).collect()
 }

@@ -27,3 +27,8 @@ pub fn render<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Strin
     }
     out
 }
+
+/// Indents every line by two spaces (tables inside a section).
+pub fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}

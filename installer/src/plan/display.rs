@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::Plan;
+use crate::table::indent;
 
 /// Quotes an argument for display the way a POSIX shell would need it.
 pub fn shell_quote(arg: &str) -> String {
@@ -101,8 +102,4 @@ impl Plan {
         let _ = writeln!(o, "\nNothing has been executed. `keel install` runs this plan after confirmation.");
         o
     }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}\n")).collect()
 }

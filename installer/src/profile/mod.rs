@@ -174,7 +174,9 @@ pub struct ClusterNode {
     pub ring0_address: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// sshd hardening, read straight from TOML (kebab-case) and checked by `validate`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Ssh {
     pub port: u16,
     pub permit_root_login: String,

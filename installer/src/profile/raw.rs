@@ -15,7 +15,8 @@ pub struct RawProfile {
     pub os: RawOs,
     pub network: RawNetwork,
     pub cluster: RawCluster,
-    pub ssh: RawSsh,
+    /// Already the model's shape: every field is checked in place by `validate`.
+    pub ssh: super::Ssh,
     #[serde(default)]
     pub users: Vec<RawUser>,
     #[serde(default)]
@@ -157,25 +158,6 @@ pub struct RawClusterNode {
     pub ring0_address: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct RawSsh {
-    pub port: u32,
-    pub permit_root_login: String,
-    pub password_authentication: bool,
-    pub kbd_interactive_authentication: bool,
-    pub x11_forwarding: bool,
-    pub max_auth_tries: u32,
-    pub max_sessions: u32,
-    pub client_alive_interval: u32,
-    pub client_alive_count_max: u32,
-    pub login_grace_time: u32,
-    pub allow_users: Vec<String>,
-    pub root_from_cluster_network: bool,
-    pub kex_algorithms: Vec<String>,
-    pub ciphers: Vec<String>,
-    pub macs: Vec<String>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

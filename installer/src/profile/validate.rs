@@ -423,8 +423,8 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
 
     // ssh
     let s = &raw.ssh;
-    if !(1..=65535).contains(&s.port) {
-        p.err("ssh.port", format!("port {} is out of range", s.port), "use 22 or another port 1-65535");
+    if s.port == 0 {
+        p.err("ssh.port", "port 0 is not a port", "use 22 or another port 1-65535");
     }
     one_of(&mut p, "ssh.permit-root-login", &s.permit_root_login, &["no", "prohibit-password", "forced-commands-only", "yes"]);
     if s.password_authentication {
@@ -518,23 +518,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
             two_node: cl.two_node,
             nodes,
         },
-        ssh: Ssh {
-            port: s.port as u16,
-            permit_root_login: s.permit_root_login.clone(),
-            password_authentication: s.password_authentication,
-            kbd_interactive_authentication: s.kbd_interactive_authentication,
-            x11_forwarding: s.x11_forwarding,
-            max_auth_tries: s.max_auth_tries,
-            max_sessions: s.max_sessions,
-            client_alive_interval: s.client_alive_interval,
-            client_alive_count_max: s.client_alive_count_max,
-            login_grace_time: s.login_grace_time,
-            allow_users: s.allow_users.clone(),
-            root_from_cluster_network: s.root_from_cluster_network,
-            kex_algorithms: s.kex_algorithms.clone(),
-            ciphers: s.ciphers.clone(),
-            macs: s.macs.clone(),
-        },
+        ssh: raw.ssh,
         users,
         root_ssh_keys: raw.root_ssh_keys,
         registry,
