@@ -2,6 +2,7 @@
 //! renderers of the files an install writes. Pure code: nothing here touches the machine
 //! except [`hardware::probe`], which only reads files under a root directory it is given.
 
+pub mod exec;
 pub mod hardware;
 pub mod plan;
 pub mod profile;

@@ -3,7 +3,7 @@
 //! deterministic: the same inputs give the same plan, byte for byte. Nothing is executed.
 
 pub mod layout;
-mod display;
+pub mod display;
 mod steps;
 
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::render::{RenderedFile, UPLINK_IFNAME};
 use crate::size::ByteSize;
 use crate::spec::{Spec, SpecReport};
 
+pub use display::shell_quote;
 pub use layout::{Layout, PartitionSpec};
 
 /// Identifies the JSON shape of a plan; bumped on incompatible changes.

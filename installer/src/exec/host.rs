@@ -1,0 +1,320 @@
+//! The thin layer between the install engine and the machine: commands, files, block-device
+//! paths. [`SystemHost`] is the real one; [`FakeHost`] records every call and answers from a
+//! script, so the engine is tested without touching a disk.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished command left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(stdout: &str) -> Output {
+        Output { code: 0, stdout: stdout.to_string(), stderr: String::new() }
+    }
+
+    pub fn failed(code: i32, stderr: &str) -> Output {
+        Output { code, stdout: String::new(), stderr: stderr.to_string() }
+    }
+
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+
+    /// The last `n` non-empty lines of stderr, for error messages.
+    pub fn stderr_tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("`{command}` could not be started: {err}")]
+    Spawn { command: String, err: std::io::Error },
+    #[error("`{command}` did not finish within {timeout:?} and was killed")]
+    Timeout { command: String, timeout: Duration },
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
+}
+
+/// Everything the engine may do to the machine.
+pub trait Host {
+    /// Runs a command (no shell) with captured output; kills it after `timeout`.
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError>;
+    fn read_file(&mut self, path: &Path) -> Result<String, HostError>;
+    fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError>;
+    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError>;
+    /// True if the path exists (following symlinks).
+    fn exists(&mut self, path: &Path) -> bool;
+    /// The device a by-id path points to, fully resolved.
+    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError>;
+    /// Whether a program is on PATH.
+    fn has_program(&mut self, name: &str) -> bool;
+    fn is_root(&mut self) -> bool;
+    /// Waits (real host) or records the wait (fake).
+    fn sleep(&mut self, d: Duration);
+}
+
+/// Shell-style rendering of a command line for messages and logs.
+pub fn command_line(argv: &[String]) -> String {
+    argv.iter().map(|a| crate::plan::shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// The machine keel runs on.
+pub struct SystemHost;
+
+impl Host for SystemHost {
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
+        let command = command_line(argv);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("LC_ALL", "C")
+            .spawn()
+            .map_err(|err| HostError::Spawn { command: command.clone(), err })?;
+        // Drain both pipes on threads so a chatty command cannot block on a full pipe.
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let t_out = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err.read_to_end(&mut s);
+            s
+        });
+        let start = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if start.elapsed() >= timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HostError::Timeout { command, timeout });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(err) => return Err(HostError::Spawn { command, err }),
+            }
+        };
+        let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+        use std::os::unix::process::ExitStatusExt;
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(Output { code, stdout, stderr })
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
+        std::fs::read_to_string(path).map_err(|err| HostError::Io { path: path.display().to_string(), err })
+    }
+
+    fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |err| HostError::Io { path: path.display().to_string(), err };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        // Write beside, then rename: a crash never leaves half a file.
+        let tmp = path.with_extension("keel-tmp");
+        std::fs::write(&tmp, content).map_err(io)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError> {
+        use std::io::Write;
+        let io = |err| HostError::Io { path: path.display().to_string(), err };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        f.write_all(content).map_err(io)?;
+        f.sync_data().map_err(io)
+    }
+
+    fn exists(&mut self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
+        std::fs::canonicalize(path).map_err(|err| HostError::Io { path: path.display().to_string(), err })
+    }
+
+    fn has_program(&mut self, name: &str) -> bool {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+            .any(|dir| dir.join(name).is_file())
+    }
+
+    fn is_root(&mut self) -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+            .unwrap_or(false)
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
+/// One recorded call of the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Run(String),
+    Write(String),
+    Append(String),
+}
+
+/// A scripted host for unit tests: answers commands by prefix, keeps files in memory, and
+/// records every command and write in order.
+#[derive(Default)]
+pub struct FakeHost {
+    pub calls: Vec<Call>,
+    /// (command-line prefix, queued answers); the last answer of a queue repeats.
+    pub answers: Vec<(String, VecDeque<Result<Output, String>>)>,
+    pub files: std::collections::BTreeMap<PathBuf, Vec<u8>>,
+    pub links: std::collections::BTreeMap<PathBuf, PathBuf>,
+    pub programs: Vec<String>,
+    pub root: bool,
+}
+
+impl FakeHost {
+    /// Answers commands starting with `prefix` with `out` (queued; the last one repeats).
+    pub fn answer(&mut self, prefix: &str, out: Output) {
+        self.answer_result(prefix, Ok(out));
+    }
+
+    /// Makes commands starting with `prefix` time out.
+    pub fn hang(&mut self, prefix: &str) {
+        self.answer_result(prefix, Err("timeout".into()));
+    }
+
+    fn answer_result(&mut self, prefix: &str, r: Result<Output, String>) {
+        if let Some((_, q)) = self.answers.iter_mut().find(|(p, _)| p == prefix) {
+            q.push_back(r);
+        } else {
+            self.answers.push((prefix.to_string(), VecDeque::from([r])));
+        }
+    }
+
+    pub fn commands(&self) -> Vec<String> {
+        self.calls.iter().filter_map(|c| if let Call::Run(s) = c { Some(s.clone()) } else { None }).collect()
+    }
+}
+
+impl Host for FakeHost {
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
+        let line = command_line(argv);
+        self.calls.push(Call::Run(line.clone()));
+        // longest matching prefix wins
+        let best = self
+            .answers
+            .iter_mut()
+            .filter(|(p, _)| line.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len());
+        let answer = match best {
+            Some((_, q)) if q.len() > 1 => q.pop_front().expect("non-empty"),
+            Some((_, q)) => q.front().cloned().expect("non-empty"),
+            None => Ok(Output::ok("")),
+        };
+        answer.map_err(|_| HostError::Timeout { command: line, timeout })
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
+        self.files
+            .get(path)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .ok_or_else(|| HostError::Io { path: path.display().to_string(), err: std::io::ErrorKind::NotFound.into() })
+    }
+
+    fn write_file(&mut self, path: &Path, content: &[u8], _mode: u32) -> Result<(), HostError> {
+        self.calls.push(Call::Write(path.display().to_string()));
+        self.files.insert(path.to_path_buf(), content.to_vec());
+        Ok(())
+    }
+
+    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError> {
+        self.calls.push(Call::Append(path.display().to_string()));
+        self.files.entry(path.to_path_buf()).or_default().extend_from_slice(content);
+        Ok(())
+    }
+
+    fn exists(&mut self, path: &Path) -> bool {
+        self.files.contains_key(path) || self.links.contains_key(path)
+    }
+
+    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
+        self.links
+            .get(path)
+            .cloned()
+            .ok_or_else(|| HostError::Io { path: path.display().to_string(), err: std::io::ErrorKind::NotFound.into() })
+    }
+
+    fn has_program(&mut self, name: &str) -> bool {
+        self.programs.iter().any(|p| p == name)
+    }
+
+    fn is_root(&mut self) -> bool {
+        self.root
+    }
+
+    fn sleep(&mut self, _d: Duration) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn system_host_captures_output_and_exit_code() {
+        let out = SystemHost.run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10)).unwrap();
+        assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
+    }
+
+    #[test]
+    fn system_host_kills_a_hanging_command() {
+        let start = Instant::now();
+        let err = SystemHost.run(&argv(&["sleep", "30"]), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, HostError::Timeout { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(err.to_string().contains("`sleep 30` did not finish"), "{err}");
+    }
+
+    #[test]
+    fn system_host_reports_a_missing_program() {
+        let err = SystemHost.run(&argv(&["keel-no-such-program"]), Duration::from_secs(1)).unwrap_err();
+        assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn fake_answers_by_longest_prefix_and_queues() {
+        let mut h = FakeHost::default();
+        h.answer("zpool", Output::failed(1, "no pools"));
+        h.answer("zpool list rpool", Output::ok("rpool\n"));
+        h.answer("zpool list rpool", Output::ok("again\n"));
+        let r = |h: &mut FakeHost, s: &[&str]| h.run(&argv(s), Duration::from_secs(1)).unwrap();
+        assert_eq!(r(&mut h, &["zpool", "list", "rpool"]).stdout, "rpool\n");
+        assert_eq!(r(&mut h, &["zpool", "list", "rpool"]).stdout, "again\n");
+        assert_eq!(r(&mut h, &["zpool", "list", "rpool"]).stdout, "again\n");
+        assert_eq!(r(&mut h, &["zpool", "import"]).code, 1);
+        assert_eq!(h.commands().len(), 4);
+    }
+}
