@@ -2,6 +2,11 @@
 //! confirmation, the disk-phase steps with their "already done?" checks, and the journal that
 //! makes a re-run continue where the last one stopped.
 
+pub mod checks;
+pub mod confirm;
+pub mod engine;
 pub mod host;
+pub mod preflight;
+pub mod journal;
 
 pub use host::{FakeHost, Host, HostError, Output, SystemHost};

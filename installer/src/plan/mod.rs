@@ -93,6 +93,7 @@ pub struct UplinkMatch {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(serde::Deserialize)]
 pub enum Group {
     Preflight,
     Wipe,
@@ -154,6 +155,24 @@ pub enum PlanError {
     Uplink(String),
     #[error("the profile's disk layout does not fit: {0}")]
     Layout(String),
+}
+
+impl Plan {
+    /// SHA-256 over what defines the install (target serials and paths, layout, step ids), not
+    /// over how it was invoked nor over what the disks held before (the wipe commands list the
+    /// partitions found, which differ once keel has partitioned): the journal uses it to
+    /// recognise the same install on a re-run.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let targets: Vec<_> = self.targets.iter().map(|t| (&t.serial, &t.by_id)).collect();
+        let steps: Vec<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
+        let what = serde_json::to_vec(&(targets, &self.layout, steps)).expect("plans serialize");
+        crate::profile::hex_digest(&Sha256::digest(&what))
+    }
+
+    pub fn serials(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.serial.clone()).collect()
+    }
 }
 
 /// Builds the plan. `spec`, when given, is checked first and any FAIL stops planning.

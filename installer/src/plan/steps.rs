@@ -43,18 +43,11 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
 
     // --- preflight: everything cheap that can fail, before a disk is touched
     let s = b.step("preflight.targets", Group::Preflight,
-        "target disks present by serial, not mounted, not swap, not held, not booted from",
-        "never skipped: re-checked on every run");
+        "target disks present by serial, not mounted, not swap, not held, not booted from; existing content listed",
+        "never skipped: keel re-checks on every run");
     s.disks = serials.clone();
-    s.commands = targets.iter().map(|t| cmd(&["lsblk", "--nodeps", "--noheadings", "--output", "SERIAL,SIZE", &t.by_id])).collect();
     let s = b.step("preflight.tools", Group::Preflight, "required tools present (versions recorded)", "never skipped");
-    s.commands = vec![
-        cmd(&["sgdisk", "--version"]),
-        cmd(&["wipefs", "--version"]),
-        cmd(&["mkfs.vfat", "--help"]),
-        cmd(&["zpool", "version"]),
-        cmd(&["debootstrap", "--version"]),
-    ];
+    s.commands = vec![cmd(&["sgdisk", "--version"]), cmd(&["wipefs", "--version"]), cmd(&["zpool", "version"])];
     let s = b.step("preflight.zfs-module", Group::Preflight, "ZFS kernel module loaded", "/sys/module/zfs exists");
     s.commands = vec![cmd(&["modprobe", "zfs"])];
 
@@ -82,6 +75,8 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
             format!("partition disk {} ({})", t.label, t.serial),
             "the GPT matches the layout exactly (sgdisk --print)");
         s.disks = vec![t.serial.clone()];
+        // A fresh, empty GPT first: re-running after a partial attempt starts clean.
+        s.commands.push(cmd(&["sgdisk", "--clear", &t.by_id]));
         for part in &layout.partitions {
             let n = part.number;
             let mut c = cmd(&["sgdisk"]);

@@ -1,0 +1,131 @@
+//! "Already done?" checks. A command that creates something durable (a pool, a dataset, a
+//! file system) is recognised by what it creates, so a re-run detects it instead of redoing it;
+//! the partition step is recognised by the whole table matching the plan.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::host::{Host, HostError};
+use crate::plan::{Layout, TARGET_ROOT};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn s(a: &[&str]) -> Vec<String> {
+    a.iter().map(|x| x.to_string()).collect()
+}
+
+/// What a check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// The command's effect is present.
+    Yes(String),
+    /// Absent: the command must run.
+    No,
+    /// This command has no check; it is safe to run again (or its step has a step-level check).
+    Unknown,
+}
+
+/// The file system type blkid sees on a device ("" when none).
+pub fn fs_type(host: &mut dyn Host, dev: &str) -> Result<String, HostError> {
+    let out = host.run(&s(&["blkid", "-p", "-o", "value", "-s", "TYPE", dev]), CHECK_TIMEOUT)?;
+    Ok(out.stdout.trim().to_string())
+}
+
+/// Whether a pool is imported now.
+pub fn pool_imported(host: &mut dyn Host, pool: &str) -> Result<bool, HostError> {
+    Ok(host.run(&s(&["zpool", "list", "-H", "-o", "name", pool]), CHECK_TIMEOUT)?.success())
+}
+
+/// Checks one planned command. `zpool create` of a pool that exists but is exported is
+/// imported here (under the target root): that is how a re-run after a reboot finds it.
+pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostError> {
+    let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["zfs", "create", .., name] => {
+            let out = host.run(&s(&["zfs", "list", "-H", "-o", "name", name]), CHECK_TIMEOUT)?;
+            Ok(if out.success() { Done::Yes(format!("dataset {name} exists")) } else { Done::No })
+        }
+        ["zpool", "create", rest @ ..] => {
+            // the pool name follows `-R <root>`
+            let pool = rest.iter().position(|x| *x == "-R").and_then(|i| rest.get(i + 2)).copied().unwrap_or("");
+            if pool_imported(host, pool)? {
+                return Ok(Done::Yes(format!("pool {pool} is imported")));
+            }
+            let import = host.run(&s(&["zpool", "import", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, pool]), CHECK_TIMEOUT)?;
+            Ok(if import.success() { Done::Yes(format!("pool {pool} existed and was imported")) } else { Done::No })
+        }
+        ["mkfs.vfat", .., dev] => Ok(if fs_type(host, dev)? == "vfat" { Done::Yes(format!("{dev} holds vfat")) } else { Done::No }),
+        ["mkswap", .., dev] => Ok(if fs_type(host, dev)? == "swap" { Done::Yes(format!("{dev} holds swap")) } else { Done::No }),
+        ["zfs", "mount", ds] => {
+            let out = host.run(&s(&["zfs", "get", "-H", "-o", "value", "mounted", ds]), CHECK_TIMEOUT)?;
+            Ok(if out.success() && out.stdout.trim() == "yes" { Done::Yes(format!("{ds} is mounted")) } else { Done::No })
+        }
+        _ => Ok(Done::Unknown),
+    }
+}
+
+/// GPT type GUIDs of the sgdisk codes keel uses.
+fn type_guid(code: &str) -> &'static str {
+    match code {
+        "EF00" => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        "EF02" => "21686148-6449-6E6F-744E-656564454649",
+        "BF01" => "6A898CC3-1DD2-11B2-99A6-080020736631",
+        _ => "",
+    }
+}
+
+#[derive(Deserialize)]
+struct SfdiskDump {
+    partitiontable: SfdiskTable,
+}
+
+#[derive(Deserialize)]
+struct SfdiskTable {
+    label: String,
+    #[serde(default)]
+    partitions: Vec<SfdiskPartition>,
+}
+
+#[derive(Deserialize)]
+struct SfdiskPartition {
+    node: String,
+    start: u64,
+    size: u64,
+    #[serde(rename = "type")]
+    type_guid: String,
+}
+
+/// Compares a disk's partition table (`sfdisk --json`) with the layout. `Ok(None)` when it
+/// matches exactly; otherwise what differs.
+pub fn table_differs(host: &mut dyn Host, dev: &str, layout: &Layout) -> Result<Option<String>, HostError> {
+    let out = host.run(&s(&["sfdisk", "--json", dev]), CHECK_TIMEOUT)?;
+    if !out.success() {
+        return Ok(Some("no partition table".into()));
+    }
+    let dump: SfdiskDump = match serde_json::from_str(&out.stdout) {
+        Ok(d) => d,
+        Err(e) => return Ok(Some(format!("unreadable sfdisk output: {e}"))),
+    };
+    if dump.partitiontable.label != "gpt" {
+        return Ok(Some(format!("{} label, not gpt", dump.partitiontable.label)));
+    }
+    let found = &dump.partitiontable.partitions;
+    if found.len() != layout.partitions.len() {
+        return Ok(Some(format!("{} partitions, the plan has {}", found.len(), layout.partitions.len())));
+    }
+    for want in &layout.partitions {
+        let number = |node: &str| node.trim_start_matches(dev).trim_start_matches('p').parse::<u32>().ok();
+        let Some(p) = found.iter().find(|p| number(&p.node) == Some(want.number)) else {
+            return Ok(Some(format!("partition {} is missing", want.number)));
+        };
+        let size = want.last_sector - want.first_sector + 1;
+        if p.start != want.first_sector || p.size != size || !p.type_guid.eq_ignore_ascii_case(type_guid(want.type_code)) {
+            return Ok(Some(format!(
+                "partition {}: start {} size {} type {} (plan: start {} size {} type {})",
+                want.number, p.start, p.size, p.type_guid, want.first_sector, size, type_guid(want.type_code)
+            )));
+        }
+    }
+    Ok(None)
+}

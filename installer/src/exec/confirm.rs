@@ -1,0 +1,55 @@
+//! The operator's consent to destroy the target disks: typing the host name at a terminal, or,
+//! unattended, `--yes` together with the exact serials.
+
+use super::preflight::Preflight;
+use crate::plan::Plan;
+
+/// The table shown before the question: what will be destroyed.
+pub fn disks_to_destroy(plan: &Plan, pre: &Preflight) -> String {
+    let rows: Vec<[String; 6]> = plan
+        .targets
+        .iter()
+        .map(|t| {
+            let contents = pre.contents.get(&t.serial).cloned().unwrap_or_default();
+            [
+                t.label.clone(),
+                pre.devices.get(&t.by_id).cloned().unwrap_or_else(|| "?".into()),
+                t.model.clone(),
+                t.serial.clone(),
+                t.size_bytes.to_string(),
+                if contents.is_empty() {
+                    if t.existing_partitions.is_empty() { "empty".into() } else { format!("{} partitions, no file systems", t.existing_partitions.len()) }
+                } else {
+                    contents.join(", ")
+                },
+            ]
+        })
+        .collect();
+    crate::table::render(&["DISK", "DEVICE", "MODEL", "SERIAL", "SIZE", "ON IT NOW"], &rows)
+}
+
+/// Unattended consent: the serials given must be exactly the plan's (order free).
+pub fn check_serials(plan: &Plan, given: &[String]) -> Result<(), String> {
+    let mut want = plan.serials();
+    let mut got: Vec<String> = given.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    want.sort();
+    got.sort();
+    if want == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "--confirm-serials {} does not match the disks this plan destroys ({}); nothing was written",
+            if got.is_empty() { "(none)".to_string() } else { got.join(",") },
+            want.join(",")
+        ))
+    }
+}
+
+/// Interactive consent: the operator types the node's host name.
+pub fn check_typed(plan: &Plan, typed: &str) -> Result<(), String> {
+    if typed.trim() == plan.hostname {
+        Ok(())
+    } else {
+        Err(format!("you typed \"{}\", not \"{}\": nothing was written", typed.trim(), plan.hostname))
+    }
+}

@@ -1,0 +1,256 @@
+//! Runs the disk phase of a plan, step by step, through the journal:
+//! a step recorded done is verified (its effect must still be there) and not run again; a step
+//! not recorded is checked first (its effect may exist from a run that died before writing the
+//! journal) and run only if needed. Any failure names the step, the command, its exit code and
+//! the end of its stderr, and leaves the journal saying exactly what was done.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::checks::{command_done, table_differs, Done};
+use super::host::{command_line, Host, HostError};
+use super::journal::{Entry, Journal, JournalError, Record};
+use crate::plan::{Group, Plan, Step, TARGET_ROOT};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop after this step (journal records a pause).
+    pub until: Option<String>,
+    /// Limit for each command.
+    pub command_timeout: Duration,
+    /// Test hook: exit the process right after this step's commands ran, before the journal
+    /// records it done (what a power cut at the worst moment leaves behind).
+    pub crash_after: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { until: None, command_timeout: Duration::from_secs(600), crash_after: None }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("step {step} failed: `{command}` exited with code {code}{}", fmt_tail(.stderr_tail))]
+    Command { step: String, command: String, code: i32, stderr_tail: String },
+    #[error("step {step} failed: {source}")]
+    Host { step: String, source: HostError },
+    #[error("step {step}: {message}")]
+    Check { step: String, message: String },
+    #[error("step {step} is recorded done in the journal, but {what}: the disks changed since. Run with --restart to start over (this wipes the target disks again)")]
+    NoLongerHolds { step: String, what: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+fn fmt_tail(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr ends with:\n  {}", tail.replace('\n', "\n  "))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Paused { after: String },
+    AlreadyFinished,
+}
+
+/// The steps keel executes today: the disk phase. The OS, boot and configuration groups come
+/// with the OS-install work; they are reported as not run.
+pub fn in_disk_phase(step: &Step) -> bool {
+    matches!(step.group, Group::Preflight | Group::Wipe | Group::Partition | Group::Pools | Group::Datasets | Group::Verify)
+        || step.id == "finish.export"
+}
+
+struct Run<'a> {
+    host: &'a mut dyn Host,
+    journal: &'a mut Journal,
+    plan: &'a Plan,
+    opts: &'a Options,
+    progress: &'a mut dyn FnMut(&Entry),
+    /// The target root is mounted (so an error must unmount it).
+    mounted: bool,
+}
+
+impl Run<'_> {
+    fn record(&mut self, r: Record) -> Result<(), ExecError> {
+        let e = self.journal.append(self.host, r)?.clone();
+        (self.progress)(&e);
+        Ok(())
+    }
+
+    fn run_command(&mut self, step: &str, argv: &[String]) -> Result<(), ExecError> {
+        self.record(Record::Command { step: step.to_string(), command: command_line(argv) })?;
+        let out = self.host.run(argv, self.opts.command_timeout).map_err(|source| ExecError::Host { step: step.to_string(), source })?;
+        if !out.success() {
+            // A partition without a ZFS label has nothing to clear: wipefs follows anyway.
+            if argv.get(1).map(String::as_str) == Some("labelclear") {
+                return self.record(Record::Note { message: format!("{step}: `{}` found no label to clear ({})", command_line(argv), out.stderr_tail(1)) });
+            }
+            return Err(ExecError::Command { step: step.to_string(), command: command_line(argv), code: out.code, stderr_tail: out.stderr_tail(5) });
+        }
+        Ok(())
+    }
+
+    /// Step-level check: for partition steps, the whole table.
+    fn table_check(&mut self, step: &Step) -> Result<Option<String>, ExecError> {
+        if !step.id.starts_with("partition.disk-") {
+            return Ok(None);
+        }
+        let t = self.plan.targets.iter().find(|t| step.disks.first() == Some(&t.serial)).expect("partition steps name their disk");
+        let dev = self.host.resolve(Path::new(&t.by_id)).map_err(|source| ExecError::Host { step: step.id.clone(), source })?;
+        table_differs(self.host, &dev.display().to_string(), &self.plan.layout).map_err(|source| ExecError::Host { step: step.id.clone(), source })
+    }
+
+    /// The step's effect is still there (for a step the journal says is done).
+    fn verify(&mut self, step: &Step) -> Result<(), ExecError> {
+        if let Some(diff) = self.table_check(step)? {
+            return Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("the partition table differs ({diff})") });
+        }
+        if step.id == "partition.settle" {
+            return self.wait_for_partitions(step, Duration::ZERO);
+        }
+        for c in &step.commands {
+            if let Done::No = command_done(self.host, c).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
+                // An exported pool from an earlier run of this very install (the journal says so)
+                // may carry another host id after a reboot of the rescue system: import it by force.
+                if let ["zpool", "create", ..] = c.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                    let pool = if step.id == "pools.rpool" { "rpool" } else { "datapool" };
+                    let out = self
+                        .host
+                        .run(&["zpool", "import", "-f", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, pool].map(String::from), self.opts.command_timeout)
+                        .map_err(|source| ExecError::Host { step: step.id.clone(), source })?;
+                    if out.success() {
+                        continue;
+                    }
+                }
+                return Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("`{}` has no effect to show", command_line(c)) });
+            }
+        }
+        Ok(())
+    }
+
+    /// After partitioning: every by-id partition link of the layout resolves to a device.
+    fn wait_for_partitions(&mut self, step: &Step, patience: Duration) -> Result<(), ExecError> {
+        let start = Instant::now();
+        loop {
+            let mut missing = Vec::new();
+            for t in &self.plan.targets {
+                for p in &self.plan.layout.partitions {
+                    let link = t.part(p.number);
+                    if !self.host.exists(Path::new(&link)) {
+                        missing.push(link);
+                    }
+                }
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= patience {
+                return Err(ExecError::Check {
+                    step: step.id.clone(),
+                    message: format!("partition links did not appear: {} (is udev running? `udevadm trigger` may help)", missing.join(", ")),
+                });
+            }
+            self.host.sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn step(&mut self, n: usize, total: usize, step: &Step) -> Result<(), ExecError> {
+        let id = step.id.clone();
+        if self.journal.done().contains(&id) && step.group != Group::Preflight && step.group != Group::Verify {
+            self.verify(step)?;
+            self.after_step(step)?;
+            return self.record(Record::Verified { step: id });
+        }
+        let started = Instant::now();
+        self.record(Record::Start { step: id.clone(), n, total, title: step.title.clone() })?;
+        if step.group == Group::Preflight {
+            // run by preflight::run before the first step; recorded here
+            return self.record(Record::Done { step: id, seconds: started.elapsed().as_secs_f64() });
+        }
+        if let (true, None) = (step.id.starts_with("partition.disk-"), self.table_check(step)?) {
+            return self.record(Record::Skipped { step: id, why: "the partition table already matches the plan".into() });
+        }
+        if step.id == "finish.export" {
+            // The journal copy in the target is closed before the pools go away.
+            self.journal.mirror = None;
+        }
+        for c in &step.commands {
+            // Partitions of the old layout that are gone already need no wiping.
+            if step.group == Group::Wipe && c.last().is_some_and(|p| p.contains("-part")) && !self.host.exists(Path::new(c.last().expect("checked"))) {
+                continue;
+            }
+            match command_done(self.host, c).map_err(|source| ExecError::Host { step: id.clone(), source })? {
+                Done::Yes(why) => {
+                    self.record(Record::Note { message: format!("{id}: skipped `{}`: {why}", command_line(c)) })?;
+                    continue;
+                }
+                Done::No | Done::Unknown => self.run_command(&id, c)?,
+            }
+        }
+        if step.id == "partition.settle" {
+            self.wait_for_partitions(step, Duration::from_secs(30))?;
+        }
+        if self.opts.crash_after.as_deref() == Some(id.as_str()) {
+            eprintln!("keel: KEEL_TEST_CRASH_AFTER={id}: exiting without recording the step (test hook)");
+            std::process::exit(99);
+        }
+        self.after_step(step)?;
+        if step.id == "finish.export" {
+            self.mounted = false;
+        }
+        self.record(Record::Done { step: id, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// Once the root file system is mounted, the journal is mirrored into it.
+    fn after_step(&mut self, step: &Step) -> Result<(), ExecError> {
+        if step.id == "datasets.root" {
+            self.mounted = true;
+            self.journal.mirror_into(self.host, Path::new(TARGET_ROOT))?;
+        }
+        Ok(())
+    }
+}
+
+/// Executes the disk phase of `plan`. Preflight and confirmation must have passed.
+pub fn execute(host: &mut dyn Host, plan: &Plan, journal: &mut Journal, opts: &Options, progress: &mut dyn FnMut(&Entry)) -> Result<Outcome, ExecError> {
+    if journal.finished() {
+        return Ok(Outcome::AlreadyFinished);
+    }
+    let steps: Vec<&Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    let started = Instant::now();
+    let mut run = Run { host, journal, plan, opts, progress, mounted: false };
+    let not_run: Vec<&str> = plan.steps.iter().filter(|s| !in_disk_phase(s)).map(|s| s.id.as_str()).collect();
+    let result = (|| {
+        if !not_run.is_empty() {
+            run.record(Record::Note { message: format!("not run by this keel (OS install comes later): {}", not_run.join(", ")) })?;
+        }
+        for (i, step) in steps.iter().enumerate() {
+            run.step(i + 1, steps.len(), step)?;
+            if run.opts.until.as_deref() == Some(step.id.as_str()) {
+                run.record(Record::Paused { after: step.id.clone() })?;
+                return Ok(Outcome::Paused { after: step.id.clone() });
+            }
+        }
+        run.record(Record::Finished { seconds: started.elapsed().as_secs_f64() })?;
+        Ok(Outcome::Finished)
+    })();
+    if let Err(e) = &result {
+        let step = match e {
+            ExecError::Command { step, .. } | ExecError::Host { step, .. } | ExecError::Check { step, .. } | ExecError::NoLongerHolds { step, .. } => step.clone(),
+            ExecError::Journal(_) => String::new(),
+        };
+        if !step.is_empty() {
+            let _ = run.record(Record::Failed { step, error: e.to_string() });
+        }
+        // Leave nothing mounted: pools stay imported so a re-run continues.
+        if run.mounted {
+            let _ = run.host.run(&["umount".into(), "--recursive".into(), TARGET_ROOT.into()], Duration::from_secs(60));
+        }
+    }
+    result
+}

@@ -1,0 +1,237 @@
+//! The install journal: one JSON object per line, appended and synced as each step starts,
+//! finishes or fails. It lives in the rescue system (`/var/lib/keel/`) and, once the root
+//! file system exists, is mirrored into the target (`/mnt/keel/var/lib/keel/`), so a re-run
+//! after a reboot of the rescue system still finds it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::host::{Host, HostError};
+use crate::plan::Plan;
+
+/// Where, inside the target root, the journal is mirrored.
+pub const TARGET_JOURNAL: &str = "var/lib/keel/install.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Record {
+    /// First line: which install this journal belongs to.
+    Begin { hostname: String, profile_sha256: String, plan_sha256: String, serials: Vec<String>, keel_version: String },
+    Note { message: String },
+    Start { step: String, n: usize, total: usize, title: String },
+    Command { step: String, command: String },
+    /// Found already done by its check (not run again).
+    Skipped { step: String, why: String },
+    Done { step: String, seconds: f64 },
+    /// Recorded done earlier; its check still holds.
+    Verified { step: String },
+    Failed { step: String, error: String },
+    /// Stopped on request after this step (`--until`).
+    Paused { after: String },
+    Finished { seconds: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub ts: String,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path} line {line} is damaged ({why}). keel will not guess what was done: look at the file; to start over (this wipes the target disks again) move it away or pass --restart")]
+    Damaged { path: String, line: usize, why: String },
+    #[error("journal {path} belongs to another install: {what}. Finish that one with its own profile, or pass --restart to start over with this plan (this wipes the target disks again)")]
+    Mismatch { path: String, what: String },
+    #[error("writing the journal: {0}")]
+    Host(#[from] HostError),
+}
+
+pub struct Journal {
+    pub path: PathBuf,
+    /// Copy inside the target root, written once the target is mounted.
+    pub mirror: Option<PathBuf>,
+    pub entries: Vec<Entry>,
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Parses journal text; every line must be a whole, known record, numbered in order.
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>, JournalError> {
+    let damaged = |line: usize, why: String| JournalError::Damaged { path: path.display().to_string(), line, why };
+    let mut entries = Vec::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.ends_with('\n') {
+            return Err(damaged(i + 1, "the last line is cut short (a write was interrupted)".into()));
+        }
+        let e: Entry = serde_json::from_str(line).map_err(|e| damaged(i + 1, e.to_string()))?;
+        if e.seq != i as u64 {
+            return Err(damaged(i + 1, format!("sequence number {} where {} was expected", e.seq, i)));
+        }
+        if (i == 0) != matches!(e.record, Record::Begin { .. }) {
+            return Err(damaged(i + 1, "a journal starts with exactly one begin record".into()));
+        }
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+impl Journal {
+    /// Opens the journal at `path` for `plan`: loads it if it exists and belongs to this
+    /// install, or starts a new one. `restart` moves an existing journal aside first.
+    pub fn open(host: &mut dyn Host, path: &Path, plan: &Plan, restart: bool) -> Result<Journal, JournalError> {
+        let mut j = Journal { path: path.to_path_buf(), mirror: None, entries: Vec::new() };
+        if host.exists(path) {
+            let text = host.read_file(path)?;
+            if restart {
+                let aside = path.with_extension(format!("jsonl.replaced-{}", std::process::id()));
+                host.write_file(&aside, text.as_bytes(), 0o600)?;
+                host.write_file(path, b"", 0o600)?;
+            } else {
+                j.entries = parse(path, &text)?;
+            }
+        }
+        match j.entries.first().map(|e| &e.record) {
+            Some(Record::Begin { hostname, profile_sha256, plan_sha256, serials, .. }) => {
+                let mut what = Vec::new();
+                if hostname != &plan.hostname {
+                    what.push(format!("host {hostname} (journal) vs {} (now)", plan.hostname));
+                }
+                if serials != &plan.serials() {
+                    what.push(format!("disks {} (journal) vs {} (now)", serials.join(","), plan.serials().join(",")));
+                }
+                if profile_sha256 != &plan.profile.sha256 {
+                    what.push(format!("profile sha256 {} (journal) vs {} (now)", &profile_sha256[..12.min(profile_sha256.len())], &plan.profile.sha256[..12]));
+                }
+                if what.is_empty() && plan_sha256 != &plan.digest() {
+                    what.push("the plan differs (layout or steps changed)".into());
+                }
+                if !what.is_empty() {
+                    return Err(JournalError::Mismatch { path: path.display().to_string(), what: what.join("; ") });
+                }
+            }
+            _ => {
+                j.append(host, Record::Begin {
+                    hostname: plan.hostname.clone(),
+                    profile_sha256: plan.profile.sha256.clone(),
+                    plan_sha256: plan.digest(),
+                    serials: plan.serials(),
+                    keel_version: env!("CARGO_PKG_VERSION").to_string(),
+                })?;
+            }
+        }
+        Ok(j)
+    }
+
+    pub fn append(&mut self, host: &mut dyn Host, record: Record) -> Result<&Entry, JournalError> {
+        let entry = Entry { seq: self.entries.len() as u64, ts: now(), record };
+        let mut line = serde_json::to_vec(&entry).expect("records serialize");
+        line.push(b'\n');
+        host.append_file(&self.path, &line)?;
+        if let Some(m) = self.mirror.clone() {
+            host.append_file(&m, &line)?;
+        }
+        self.entries.push(entry);
+        Ok(self.entries.last().expect("just pushed"))
+    }
+
+    /// Starts mirroring into the target: writes the whole journal there, then every new line.
+    pub fn mirror_into(&mut self, host: &mut dyn Host, target_root: &Path) -> Result<(), JournalError> {
+        let m = target_root.join(TARGET_JOURNAL);
+        if self.mirror.as_ref() == Some(&m) {
+            return Ok(());
+        }
+        let text: String = self.entries.iter().map(|e| serde_json::to_string(e).expect("serialize") + "\n").collect();
+        host.write_file(&m, text.as_bytes(), 0o600)?;
+        self.mirror = Some(m);
+        Ok(())
+    }
+
+    /// Steps recorded as done (or found done) and not failed since.
+    pub fn done(&self) -> BTreeSet<String> {
+        let mut done = BTreeSet::new();
+        for e in &self.entries {
+            match &e.record {
+                Record::Done { step, .. } | Record::Skipped { step, .. } | Record::Verified { step } => {
+                    done.insert(step.clone());
+                }
+                Record::Start { step, .. } | Record::Failed { step, .. } => {
+                    done.remove(step);
+                }
+                _ => {}
+            }
+        }
+        done
+    }
+
+    pub fn finished(&self) -> bool {
+        matches!(self.entries.last().map(|e| &e.record), Some(Record::Finished { .. }))
+    }
+}
+
+/// Human summary of a journal for `keel status`.
+pub fn summary(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let line = match &e.record {
+            Record::Begin { hostname, serials, keel_version, .. } => format!("begin install of {hostname} on {} (keel {keel_version})", serials.join(", ")),
+            Record::Note { message } => format!("note: {message}"),
+            Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
+            Record::Command { step, command } => format!("    {step}: $ {command}"),
+            Record::Skipped { step, why } => format!("    {step}: already done ({why})"),
+            Record::Done { step, seconds } => format!("    {step}: done in {seconds:.1}s"),
+            Record::Verified { step } => format!("    {step}: done earlier, still holds"),
+            Record::Failed { step, error } => format!("    {step}: FAILED: {}", error.replace('\n', "\n      ")),
+            Record::Paused { after } => format!("paused after {after} (--until)"),
+            Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
+        };
+        out.push_str(&format!("{}  {line}\n", e.ts));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, rec: &str) -> String {
+        format!("{{\"seq\":{seq},\"ts\":\"2026-11-27T00:00:00.000Z\",{rec}}}\n")
+    }
+
+    const BEGIN: &str = "\"event\":\"begin\",\"hostname\":\"h\",\"profile_sha256\":\"p\",\"plan_sha256\":\"d\",\"serials\":[\"A\"],\"keel_version\":\"0\"";
+
+    #[test]
+    fn parses_and_tracks_done_steps() {
+        let text = line(0, BEGIN)
+            + &line(1, "\"event\":\"start\",\"step\":\"wipe.disk-a\",\"n\":1,\"total\":2,\"title\":\"t\"")
+            + &line(2, "\"event\":\"done\",\"step\":\"wipe.disk-a\",\"seconds\":0.5")
+            + &line(3, "\"event\":\"start\",\"step\":\"partition.disk-a\",\"n\":2,\"total\":2,\"title\":\"t\"");
+        let entries = parse(Path::new("j"), &text).unwrap();
+        let j = Journal { path: "j".into(), mirror: None, entries };
+        assert_eq!(j.done().into_iter().collect::<Vec<_>>(), ["wipe.disk-a"]);
+        assert!(!j.finished());
+    }
+
+    #[test]
+    fn damaged_journals_are_refused_with_the_line() {
+        let cut = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":1").trim_end()[..20];
+        let e = parse(Path::new("j"), &cut).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("cut short"), "{e}");
+        let edited = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":\"fast\"");
+        let e = parse(Path::new("j"), &edited).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let reordered = line(0, BEGIN) + &line(5, "\"event\":\"note\",\"message\":\"m\"");
+        assert!(parse(Path::new("j"), &reordered).unwrap_err().to_string().contains("sequence number 5"));
+        let unknown = line(0, BEGIN) + &line(1, "\"event\":\"teleport\"");
+        assert!(parse(Path::new("j"), &unknown).unwrap_err().to_string().contains("line 2"));
+        let headless = line(0, "\"event\":\"note\",\"message\":\"m\"");
+        assert!(parse(Path::new("j"), &headless).unwrap_err().to_string().contains("begin record"));
+    }
+}

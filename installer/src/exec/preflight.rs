@@ -1,0 +1,165 @@
+//! Everything checked before a disk is touched: root, tools, ZFS, and that every target is the
+//! disk the plan names (by serial), free, and what it holds now.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::checks::fs_type;
+use super::host::{command_line, Host, HostError};
+use crate::hardware::Inventory;
+use crate::plan::{Group, Plan, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("keel install must run as root (the Hetzner rescue system logs you in as root)")]
+    NotRoot,
+    #[error("missing tools: {}. Install them (Debian packages: {}) and run keel again", .missing.join(", "), .packages.join(" "))]
+    MissingTools { missing: Vec<String>, packages: Vec<String> },
+    #[error("ZFS is not available: {why}. Install OpenZFS in the rescue system (on Debian: `apt-get install zfs-dkms zfsutils-linux` from contrib, then `modprobe zfs`) and run keel again")]
+    NoZfs { why: String },
+    #[error("disk {label} (serial {serial}) is not here: {by_id} does not exist. Is the drive present? `keel detect` lists the drives")]
+    TargetMissing { label: String, serial: String, by_id: String },
+    #[error("serial mismatch for disk {label}: {by_id} points to {dev}, whose serial is \"{found}\"; the plan says \"{serial}\". keel writes only to the disks the plan names")]
+    SerialMismatch { label: String, by_id: String, dev: String, found: String, serial: String },
+    #[error("disk {label} ({dev}, serial {serial}) is in use: {usage}. keel never writes to a disk the running system uses: run it from the rescue system, unmount, swapoff or stop what holds it")]
+    InUse { label: String, dev: String, serial: String, usage: String },
+    #[error("ZFS pool {pool} is imported and lives on the target disks ({devices}). Export it (`zpool export {pool}`) or destroy it, then run keel again")]
+    PoolImported { pool: String, devices: String },
+    #[error("the target disks hold data: {found}. They will be destroyed: pass --wipe-existing to confirm that this is intended")]
+    ExistingData { found: String },
+    #[error("preflight: {0}")]
+    Host(#[from] HostError),
+}
+
+/// What preflight learned: the devices behind the plan's by-id paths, and what is on them.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// by-id path -> resolved device (`/dev/nvme0n1`).
+    pub devices: BTreeMap<String, String>,
+    /// Per target serial: what blkid finds on the disk and its partitions (`nvme0n1p3: zfs_member`).
+    pub contents: BTreeMap<String, Vec<String>>,
+    /// Tool versions (first line of each version command).
+    pub versions: Vec<String>,
+    /// Whether pool steps will run (so ZFS was required).
+    pub needs_zfs: bool,
+}
+
+/// Debian package of each tool keel runs.
+fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "sgdisk" => "gdisk",
+        "partprobe" => "parted",
+        "mkfs.vfat" => "dosfstools",
+        "udevadm" => "udev",
+        "zpool" | "zfs" => "zfsutils-linux",
+        "sfdisk" => "fdisk",
+        _ => "util-linux",
+    }
+}
+
+/// Runs every check. `steps` are the steps this run will execute; `wiped` is true when the
+/// journal says the wipe already happened (then what is on the disks is keel's own work).
+pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], wiped: bool, wipe_existing: bool) -> Result<Preflight, PreflightError> {
+    if !host.is_root() {
+        return Err(PreflightError::NotRoot);
+    }
+    let mut report = Preflight { needs_zfs: steps.iter().any(|s| matches!(s.group, Group::Pools | Group::Datasets)), ..Default::default() };
+
+    // Tools: every program the steps run, plus what the checks use.
+    let mut tools: BTreeSet<String> = ["blkid", "sfdisk"].iter().map(|s| s.to_string()).collect();
+    for s in steps.iter().filter(|s| s.group != Group::Preflight) {
+        for c in &s.commands {
+            tools.insert(c[0].clone());
+        }
+    }
+    if report.needs_zfs {
+        tools.extend(["zpool".to_string(), "zfs".to_string()]);
+    }
+    let missing: Vec<String> = tools.iter().filter(|t| !host.has_program(t)).cloned().collect();
+    if missing.iter().any(|t| t == "zpool" || t == "zfs") {
+        return Err(PreflightError::NoZfs { why: "the zpool and zfs commands are missing".into() });
+    }
+    if !missing.is_empty() {
+        let packages: BTreeSet<&str> = missing.iter().map(|t| package_of(t)).collect();
+        return Err(PreflightError::MissingTools { missing, packages: packages.into_iter().map(String::from).collect() });
+    }
+    let timeout = Duration::from_secs(30);
+    for s in steps.iter().filter(|s| s.id == "preflight.tools") {
+        for c in s.commands.iter().filter(|c| c[0] != "zpool" || report.needs_zfs) {
+            let out = host.run(c, timeout)?;
+            let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
+            report.versions.push(format!("{}: {}", command_line(c), text.lines().next().unwrap_or("").trim()));
+        }
+    }
+    if report.needs_zfs && !host.exists(Path::new("/sys/module/zfs")) {
+        let out = host.run(&["modprobe".to_string(), "zfs".to_string()], Duration::from_secs(120))?;
+        if !out.success() {
+            return Err(PreflightError::NoZfs { why: format!("`modprobe zfs` failed: {}", out.stderr_tail(3)) });
+        }
+    }
+
+    // Targets: present, the right serial, free.
+    for t in &plan.targets {
+        let dev = match host.resolve(Path::new(&t.by_id)) {
+            Ok(d) => d,
+            Err(_) => return Err(PreflightError::TargetMissing { label: t.label.clone(), serial: t.serial.clone(), by_id: t.by_id.clone() }),
+        };
+        let name = dev.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dev_path = dev.display().to_string();
+        let disk = live.disk(&name);
+        let found = disk.map(|d| d.serial.clone()).unwrap_or_default();
+        if found != t.serial {
+            return Err(PreflightError::SerialMismatch { label: t.label.clone(), by_id: t.by_id.clone(), dev: dev_path, found, serial: t.serial.clone() });
+        }
+        let disk = disk.expect("serial matched");
+        if disk.in_use() {
+            return Err(PreflightError::InUse {
+                label: t.label.clone(),
+                dev: dev_path,
+                serial: t.serial.clone(),
+                usage: disk.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "),
+            });
+        }
+        // What is on it now: the disk itself and every partition.
+        let mut contents = Vec::new();
+        let mut devs = vec![dev_path.clone()];
+        devs.extend(disk.partitions.iter().map(|p| format!("/dev/{}", p.name)));
+        for d in &devs {
+            let ty = fs_type(host, d)?;
+            if !ty.is_empty() {
+                contents.push(format!("{}: {ty}", d.trim_start_matches("/dev/")));
+            }
+        }
+        report.contents.insert(t.serial.clone(), contents);
+        report.devices.insert(t.by_id.clone(), dev_path);
+    }
+
+    if !wiped {
+        // A pool imported from the targets would be destroyed under its users' feet.
+        if host.has_program("zpool") {
+            let out = host.run(&["zpool".into(), "status".into(), "-P".into()], timeout)?;
+            let mut pool = String::new();
+            let mut on_targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for line in out.stdout.lines() {
+                let l = line.trim();
+                if let Some(p) = l.strip_prefix("pool:") {
+                    pool = p.trim().to_string();
+                } else if let Some(path) = l.split_whitespace().next().filter(|p| p.starts_with("/dev/")) {
+                    let real = host.resolve(Path::new(path)).map(|p| p.display().to_string()).unwrap_or_else(|_| path.to_string());
+                    if report.devices.values().any(|d| real.starts_with(d.as_str())) {
+                        on_targets.entry(pool.clone()).or_default().push(real);
+                    }
+                }
+            }
+            if let Some((pool, devices)) = on_targets.into_iter().next() {
+                return Err(PreflightError::PoolImported { pool, devices: devices.join(", ") });
+            }
+        }
+        let found: Vec<String> = report.contents.values().flatten().cloned().collect();
+        if !found.is_empty() && !wipe_existing {
+            return Err(PreflightError::ExistingData { found: found.join(", ") });
+        }
+    }
+    Ok(report)
+}
