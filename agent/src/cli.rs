@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+
 use clap::{Parser, Subcommand};
 
 /// keel: bare-metal Proxmox VE node provisioning agent.
@@ -62,6 +63,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install the node: preflight, confirmation, then the disk phase of the plan (wipe,
+    /// partition, pools, datasets), journaled so that a re-run continues where the last stopped.
+    Install(InstallArgs),
+    /// Show an install's journal: what was done, what failed, what runs now.
+    Status {
+        /// Folder of the journals (as given to `install`).
+        #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+        journal_dir: PathBuf,
+        /// Keep printing new events until the install finishes, pauses or fails.
+        #[arg(long)]
+        follow: bool,
+        /// Print the journal's JSON lines instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the files an install puts on the node (interfaces, corosync.conf, hosts, sshd,
     /// apt sources, ...) under a staging directory, for review.
     Render {
@@ -72,4 +88,57 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Where journals and logs live in the rescue system.
+pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/keel";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstallArgs {
+    /// Node profile (profiles/*.toml).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Hardware spec to check first (default: the profile's `hardware-spec`).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Inventory root, as for `detect` (tests point it at a tree that describes loop devices).
+    #[arg(long, default_value = "/", hide = true)]
+    pub root: PathBuf,
+    /// Unattended: do not ask. Only valid together with --confirm-serials.
+    #[arg(long)]
+    pub yes: bool,
+    /// Unattended: the serials of the disks to destroy, comma-separated; must match the plan.
+    #[arg(long, value_delimiter = ',')]
+    pub confirm_serials: Vec<String>,
+    /// Proceed although the target disks hold file systems or ZFS pool members.
+    #[arg(long)]
+    pub wipe_existing: bool,
+    /// Run the preflight checks, show what would be destroyed, and stop.
+    #[arg(long)]
+    pub preflight_only: bool,
+    /// Forget the journal of an earlier attempt (kept beside it) and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Stop after this step id (see `keel plan`); a later run continues from there.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Progress output: `plain` lines or one JSON event per line.
+    #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
+    pub progress: ProgressFormat,
+    /// Folder for the journal and the log of detached runs.
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub journal_dir: PathBuf,
+    /// Seconds any single command may take before it is killed.
+    #[arg(long, default_value_t = 600)]
+    pub command_timeout: u64,
+    /// Confirm here, then run in the background (own session, log file), so a dropped SSH
+    /// connection does not stop the install; follow it with `keel status --follow`.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressFormat {
+    Plain,
+    Json,
 }

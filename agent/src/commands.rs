@@ -22,6 +22,8 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Validate { profile } => validate(&profile),
         Command::Plan { profile, spec, root, json } => plan(&profile, spec.as_deref(), &root, json),
         Command::Render { profile, out } => render(&profile, &out),
+        Command::Install(args) => crate::install::install(&args),
+        Command::Status { journal_dir, follow, json } => crate::install::status(&journal_dir, follow, json),
     }
 }
 
@@ -103,8 +105,10 @@ fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
     dir.join("..").join("hardware-specs").join(format!("{name}.toml"))
 }
 
-fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) -> Result<ExitCode> {
-    let Some(l) = load_profile(profile_path)? else { return Ok(ExitCode::from(1)) };
+/// Loads profile and spec, probes the hardware and builds the plan; `Ok(None)` when the
+/// reason was already printed (bad profile or spec, impossible plan).
+pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) -> Result<Option<plan::Plan>> {
+    let Some(l) = load_profile(profile_path)? else { return Ok(None) };
     let spec_path = match (spec_path, &l.profile.hardware_spec) {
         (Some(s), _) => Some(s.to_path_buf()),
         (None, Some(name)) => {
@@ -123,24 +127,27 @@ fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) 
         Ok(s) => s,
         Err(e) => {
             print_diagnostics(&e);
-            return Ok(ExitCode::from(1));
+            return Ok(None);
         }
     };
     let inv = inventory(root)?;
     match plan::build(&inv, &l.profile, spec.as_ref()) {
-        Ok(p) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&p)?);
-            } else {
-                print!("{}", p.human());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(p) => Ok(Some(p)),
         Err(e) => {
             eprintln!("keel: cannot plan {}: {e}", l.profile.node.hostname);
-            Ok(ExitCode::from(1))
+            Ok(None)
         }
     }
+}
+
+fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) -> Result<ExitCode> {
+    let Some(p) = build_plan(profile_path, spec_path, root)? else { return Ok(ExitCode::from(1)) };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print!("{}", p.human());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn render(profile_path: &Path, out: &Path) -> Result<ExitCode> {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod install;
 mod inventory_view;
 
 use std::process::ExitCode;

@@ -1,0 +1,196 @@
+//! `keel install` and `keel status`: plan, preflight, consent, then the engine; and reading
+//! the journal back.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use keel_installer::exec::confirm;
+use keel_installer::exec::engine::{self, in_disk_phase, Options, Outcome};
+use keel_installer::exec::journal::{self, Entry, Journal, Record};
+use keel_installer::exec::preflight;
+use keel_installer::exec::SystemHost;
+use keel_installer::hardware;
+use keel_installer::plan::{Group, Step};
+
+use crate::cli::{InstallArgs, ProgressFormat};
+use crate::commands::build_plan;
+
+fn journal_path(dir: &Path, hostname: &str) -> PathBuf {
+    dir.join(format!("install-{hostname}.jsonl"))
+}
+
+pub fn install(args: &InstallArgs) -> Result<ExitCode> {
+    let Some(plan) = build_plan(&args.profile, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
+    let mut host = SystemHost;
+    let path = journal_path(&args.journal_dir, &plan.hostname);
+    let mut journal = match Journal::open(&mut host, &path, &plan, args.restart) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if journal.finished() && !args.preflight_only {
+        println!("{} is already installed as far as this keel goes (journal {}): nothing to do", plan.hostname, path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let done = journal.done();
+    let steps: Vec<&Step> = plan.steps.iter().filter(|s| in_disk_phase(s) && !done.contains(&s.id)).collect();
+    let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
+    let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
+    let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("keel: preflight refused: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for v in &pre.versions {
+        eprintln!("tool {v}");
+    }
+    eprintln!("\n{} will be installed on these disks; EVERYTHING ON THEM IS DESTROYED:", plan.hostname);
+    eprint!("{}", confirm::disks_to_destroy(&plan, &pre));
+    if args.preflight_only {
+        eprintln!("preflight passed; --preflight-only: nothing was written");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Consent, unless the wipe is behind us (then only keel's own work is on the disks).
+    if !wiped {
+        if args.yes {
+            if let Err(e) = confirm::check_serials(&plan, &args.confirm_serials) {
+                eprintln!("keel: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        } else if !args.confirm_serials.is_empty() {
+            eprintln!("keel: --confirm-serials only counts together with --yes; nothing was written");
+            return Ok(ExitCode::from(1));
+        } else {
+            if !std::io::stdin().is_terminal() {
+                eprintln!("keel: no terminal to ask for confirmation: run it interactively, or unattended with --yes --confirm-serials {}", plan.serials().join(","));
+                return Ok(ExitCode::from(1));
+            }
+            eprint!("Type the host name ({}) to destroy these disks: ", plan.hostname);
+            std::io::stderr().flush().ok();
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if let Err(e) = confirm::check_typed(&plan, &answer) {
+                eprintln!("keel: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+
+    if args.detach {
+        return detach(args, &plan.serials(), &path);
+    }
+
+    let opts = Options {
+        until: args.until.clone(),
+        command_timeout: Duration::from_secs(args.command_timeout),
+        crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
+    };
+    let json = args.progress == ProgressFormat::Json;
+    let mut print = |e: &Entry| print_entry(e, json);
+    match engine::execute(&mut host, &plan, &mut journal, &opts, &mut print) {
+        Ok(Outcome::Finished) => {
+            eprintln!("disk phase of {} complete; journal {}", plan.hostname, path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::Paused { after }) => {
+            eprintln!("paused after {after} (--until); run the same command without --until to continue");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Outcome::AlreadyFinished) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("keel: {e}\nThe journal ({}) records what was done; fix the cause and run the same command again to continue.", path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_entry(e: &Entry, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(e).expect("entries serialize"));
+        return;
+    }
+    let line = match &e.record {
+        Record::Begin { hostname, serials, .. } => format!("install of {hostname} on {}", serials.join(", ")),
+        Record::Note { message } => format!("      note: {message}"),
+        Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
+        Record::Command { command, .. } => format!("      $ {command}"),
+        Record::Skipped { why, .. } => format!("      already done: {why}"),
+        Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
+        Record::Verified { step } => format!("      {step}: done earlier, still holds"),
+        Record::Failed { error, .. } => format!("      FAILED: {error}"),
+        Record::Paused { after } => format!("paused after {after}"),
+        Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
+    };
+    println!("{line}");
+}
+
+/// Re-runs this command in the background, in its own process group, with consent given
+/// (the serials) and output to a log file beside the journal.
+fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let log = journal.with_extension("log");
+    std::fs::create_dir_all(journal.parent().unwrap_or(Path::new("/"))).ok();
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
+    let exe = std::env::current_exe().context("finding keel's own binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("install").arg("--profile").arg(&args.profile).arg("--root").arg(&args.root);
+    if let Some(s) = &args.spec {
+        cmd.arg("--spec").arg(s);
+    }
+    cmd.arg("--yes").arg("--confirm-serials").arg(serials.join(","));
+    if args.wipe_existing {
+        cmd.arg("--wipe-existing");
+    }
+    if let Some(u) = &args.until {
+        cmd.arg("--until").arg(u);
+    }
+    cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string());
+    cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
+    let child = cmd.spawn().context("starting the background install")?;
+    println!(
+        "install running in the background (pid {}); log {}; journal {}\nfollow it with: keel status --follow --journal-dir {}",
+        child.id(),
+        log.display(),
+        journal.display(),
+        args.journal_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(dir: &Path, follow: bool, json: bool) -> Result<ExitCode> {
+    let mut journals: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("install-")))
+        .collect();
+    journals.sort();
+    let Some(path) = journals.last() else { bail!("no install journal in {} (keel install writes install-<host>.jsonl there)", dir.display()) };
+    let mut shown = 0usize;
+    loop {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // While an install runs, its last line may be half written: show whole lines only.
+        let whole = &text[..text.rfind('\n').map(|i| i + 1).unwrap_or(0)];
+        let entries = journal::parse(path, whole)?;
+        for e in &entries[shown.min(entries.len())..] {
+            if json {
+                println!("{}", serde_json::to_string(e)?);
+            } else {
+                print!("{}", journal::summary(std::slice::from_ref(e)));
+            }
+        }
+        shown = entries.len();
+        let ended = matches!(entries.last().map(|e| &e.record), Some(Record::Finished { .. } | Record::Paused { .. } | Record::Failed { .. }));
+        if !follow || ended {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
