@@ -38,7 +38,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let done = journal.done();
-    let steps: Vec<&Step> = plan.steps.iter().filter(|s| in_disk_phase(s) && !done.contains(&s.id)).collect();
+    // The steps this run may execute: not done yet, and not past --until.
+    let last = args.until.as_ref().and_then(|u| plan.steps.iter().position(|s| &s.id == u)).unwrap_or(plan.steps.len());
+    if let Some(u) = &args.until {
+        if last == plan.steps.len() {
+            bail!("--until {u}: no such step in the plan (`keel plan` lists them)");
+        }
+    }
+    let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| in_disk_phase(s) && !done.contains(&s.id)).collect();
     let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
     let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
     let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing) {

@@ -198,6 +198,12 @@ impl FakeHost {
         self.answer_result(prefix, Ok(out));
     }
 
+    /// Replaces every queued answer for `prefix` with `out`.
+    pub fn set(&mut self, prefix: &str, out: Output) {
+        self.answers.retain(|(p, _)| p != prefix);
+        self.answer(prefix, out);
+    }
+
     /// Makes commands starting with `prefix` time out.
     pub fn hang(&mut self, prefix: &str) {
         self.answer_result(prefix, Err("timeout".into()));

@@ -10,3 +10,6 @@ pub mod preflight;
 pub mod journal;
 
 pub use host::{FakeHost, Host, HostError, Output, SystemHost};
+
+#[cfg(test)]
+mod tests;

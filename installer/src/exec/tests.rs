@@ -1,0 +1,281 @@
+//! The engine and preflight against the recording fake host, on the AX41 fixture and the seed
+//! profile: exact commands and order, resume, crash recovery, refusals and error texts.
+
+use std::path::{Path, PathBuf};
+
+use super::engine::{execute, in_disk_phase, Options, Outcome};
+use super::host::{Call, FakeHost, Output};
+use super::journal::{Journal, Record};
+use super::preflight;
+use crate::hardware::{probe, Inventory};
+use crate::plan::{self, Plan};
+use crate::profile::Profile;
+
+fn ws(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn setup(fixture: &str) -> (Inventory, Plan) {
+    let inv = probe(&ws(&format!("tests/fixtures/{fixture}"))).unwrap();
+    let profile = Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile;
+    let plan = plan::build(&inv, &profile, None).unwrap();
+    (inv, plan)
+}
+
+/// A fake rescue system: root, every tool, by-id links to the fixture's devices, empty disks.
+fn host_for(plan: &Plan) -> FakeHost {
+    let mut h = FakeHost { root: true, ..Default::default() };
+    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount"] {
+        h.programs.push(p.into());
+    }
+    for t in &plan.targets {
+        let dev = format!("/dev/{}", t.kernel_name);
+        h.links.insert(t.by_id.clone().into(), dev.clone().into());
+        for p in &plan.layout.partitions {
+            h.links.insert(t.part(p.number).into(), format!("{dev}p{}", p.number).into());
+        }
+    }
+    h.files.insert("/sys/module/zfs".into(), Vec::new());
+    h.answer("sfdisk --json", Output::failed(1, "sfdisk: cannot open: no partition table"));
+    h.answer("zfs list", Output::failed(1, "dataset does not exist"));
+    h.answer("zfs get", Output::ok("no\n"));
+    h.answer("zpool list", Output::failed(1, "no such pool"));
+    h.answer("zpool import", Output::failed(1, "no such pool available for import"));
+    h.answer("zpool status", Output::ok("no pools available\n"));
+    h
+}
+
+/// `sfdisk --json` of a disk partitioned exactly as planned.
+fn sfdisk_json(plan: &Plan, dev: &str) -> String {
+    let guid = |c: &str| match c {
+        "EF00" => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        "EF02" => "21686148-6449-6E6F-744E-656564454649",
+        _ => "6A898CC3-1DD2-11B2-99A6-080020736631",
+    };
+    let parts: Vec<String> = plan
+        .layout
+        .partitions
+        .iter()
+        .map(|p| format!(r#"{{"node":"{dev}p{}","start":{},"size":{},"type":"{}"}}"#, p.number, p.first_sector, p.last_sector - p.first_sector + 1, guid(p.type_code)))
+        .collect();
+    format!(r#"{{"partitiontable":{{"label":"gpt","device":"{dev}","partitions":[{}]}}}}"#, parts.join(","))
+}
+
+fn journal(h: &mut FakeHost, plan: &Plan) -> Journal {
+    Journal::open(h, Path::new("/var/lib/keel/install-pve-node-01.jsonl"), plan, false).unwrap()
+}
+
+fn planned_disk_phase_commands(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter(|s| in_disk_phase(s) && s.group != plan::Group::Preflight)
+        .flat_map(|s| s.commands.iter().map(|c| super::host::command_line(c)))
+        .collect()
+}
+
+#[test]
+fn fresh_install_runs_exactly_the_planned_commands_in_order() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    let mut events = Vec::new();
+    let out = execute(&mut h, &plan, &mut j, &Options::default(), &mut |e| events.push(e.record.clone())).unwrap();
+    assert_eq!(out, Outcome::Finished);
+    // Only the checks (read-only queries) may run besides the planned commands.
+    let checks = ["sfdisk --json", "zfs list", "zfs get -H -o value mounted", "zpool list", "zpool import -d", "blkid"];
+    let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
+    assert_eq!(ran, planned_disk_phase_commands(&plan));
+    // Nothing that writes names a device except through the plan's by-id paths (the
+    // read-only checks look at the resolved devices).
+    let allowed: Vec<String> = plan.targets.iter().map(|t| t.by_id.clone()).collect();
+    for c in &ran {
+        for arg in c.split(' ').filter(|a| a.starts_with("/dev/")) {
+            assert!(arg.starts_with("/dev/zvol/") || allowed.iter().any(|b| arg.starts_with(b.as_str())), "{c}");
+        }
+    }
+    assert!(matches!(events.last(), Some(Record::Finished { .. })));
+    // Mirrored into the target once the root was mounted, closed before export.
+    assert!(h.calls.contains(&Call::Write("/mnt/keel/var/lib/keel/install.jsonl".into())));
+    assert!(j.finished());
+}
+
+#[test]
+fn rerun_after_finish_does_nothing() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    let before = h.commands().len();
+    let mut j2 = journal(&mut h, &plan);
+    assert_eq!(execute(&mut h, &plan, &mut j2, &Options::default(), &mut |_| {}).unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(h.commands().len(), before);
+}
+
+#[test]
+fn resume_verifies_done_steps_and_continues_from_the_first_unfinished() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    let opts = Options { until: Some("partition.format-esp".into()), ..Default::default() };
+    assert_eq!(execute(&mut h, &plan, &mut j, &opts, &mut |_| {}).unwrap(), Outcome::Paused { after: "partition.format-esp".into() });
+    // The disks now carry the planned tables and vfat ESPs.
+    for t in &plan.targets {
+        let dev = format!("/dev/{}", t.kernel_name);
+        h.answer(&format!("sfdisk --json {dev}"), Output::ok(&sfdisk_json(&plan, &dev)));
+        h.answer(&format!("blkid -p -o value -s TYPE {}", t.part(1)), Output::ok("vfat\n"));
+    }
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    let mut events = Vec::new();
+    execute(&mut h, &plan, &mut j, &Options::default(), &mut |e| events.push(e.record.clone())).unwrap();
+    let ran = h.commands();
+    assert!(!ran.iter().any(|c| c.starts_with("wipefs") || c.starts_with("sgdisk") || c.starts_with("mkfs.vfat")), "{ran:?}");
+    assert!(ran.iter().any(|c| c.starts_with("zpool create")));
+    let verified: Vec<&str> = events.iter().filter_map(|r| if let Record::Verified { step } = r { Some(step.as_str()) } else { None }).collect();
+    assert_eq!(verified, ["wipe.disk-a", "wipe.disk-b", "partition.disk-a", "partition.disk-b", "partition.settle", "partition.format-esp"]);
+}
+
+#[test]
+fn a_step_done_but_not_journaled_is_detected_not_redone() {
+    // A run that died after creating the swap zvol but before the journal said so.
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options { until: Some("datasets.root".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    for t in &plan.targets {
+        let dev = format!("/dev/{}", t.kernel_name);
+        h.answer(&format!("sfdisk --json {dev}"), Output::ok(&sfdisk_json(&plan, &dev)));
+        h.answer(&format!("blkid -p -o value -s TYPE {}", t.part(1)), Output::ok("vfat\n"));
+    }
+    h.set("zpool list", Output::ok("pool\n"));
+    h.set("zfs list", Output::ok("dataset\n"));
+    h.set("zfs get", Output::ok("yes\n"));
+    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    let ran = h.commands();
+    assert!(!ran.iter().any(|c| c.starts_with("zfs create") || c.starts_with("mkswap") || c.starts_with("zpool create")), "{ran:?}");
+    assert!(j.entries.iter().any(|e| matches!(&e.record, Record::Note { message } if message.contains("skipped `mkswap") && message.contains("holds swap"))));
+}
+
+#[test]
+fn a_failed_command_names_step_command_code_and_stderr() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.answer("zpool create", Output::failed(1, "noise\ncannot create 'rpool': one or more vdevs refer to the same device"));
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("step pools.rpool failed: `zpool create -f -o ashift=12"), "{err}");
+    assert!(err.contains("exited with code 1") && err.contains("one or more vdevs refer to the same device"), "{err}");
+    assert!(matches!(&j.entries.last().unwrap().record, Record::Failed { step, .. } if step == "pools.rpool"));
+    assert!(!j.done().contains("pools.rpool"));
+}
+
+#[test]
+fn a_hanging_command_is_a_clear_error() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.hang("udevadm settle");
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("partition.settle") && err.contains("did not finish within"), "{err}");
+}
+
+#[test]
+fn journal_says_done_but_the_disk_changed() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options { until: Some("partition.disk-b".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    // someone repartitioned disk A meanwhile (sfdisk still reports no table for it)
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("step partition.disk-a is recorded done") && err.contains("--restart"), "{err}");
+}
+
+#[test]
+fn journal_of_another_install_is_refused() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    journal(&mut h, &plan);
+    let mut other = plan.clone();
+    other.targets[1].serial = "OTHER".into();
+    let err = Journal::open(&mut h, Path::new("/var/lib/keel/install-pve-node-01.jsonl"), &other, false).err().unwrap().to_string();
+    assert!(err.contains("belongs to another install") && err.contains("OTHER"), "{err}");
+}
+
+fn preflight_err(h: &mut FakeHost, plan: &Plan, inv: &Inventory, wipe_existing: bool) -> String {
+    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    match preflight::run(h, plan, inv, &steps, false, wipe_existing) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn preflight_passes_on_empty_disks_and_lists_versions() {
+    let (inv, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.answer("sgdisk --version", Output::ok("GPT fdisk (sgdisk) version 1.0.9\n"));
+    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false).unwrap();
+    assert_eq!(pre.versions[0], "sgdisk --version: GPT fdisk (sgdisk) version 1.0.9");
+    assert_eq!(pre.devices.values().collect::<Vec<_>>(), ["/dev/nvme0n1", "/dev/nvme1n1"]);
+    // nothing was written
+    assert!(!h.calls.iter().any(|c| matches!(c, Call::Write(_) | Call::Append(_))));
+    assert!(!h.commands().iter().any(|c| c.starts_with("sgdisk --") && !c.ends_with("--version")));
+}
+
+#[test]
+fn preflight_refusals() {
+    let (inv, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.root = false;
+    assert!(preflight_err(&mut h, &plan, &inv, false).contains("must run as root"));
+
+    let mut h = host_for(&plan);
+    h.programs.retain(|p| p != "sgdisk");
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("missing tools: sgdisk") && e.contains("gdisk"), "{e}");
+
+    let mut h = host_for(&plan);
+    h.programs.retain(|p| p != "zpool");
+    assert!(preflight_err(&mut h, &plan, &inv, false).contains("ZFS is not available"));
+
+    let mut h = host_for(&plan);
+    h.files.remove(Path::new("/sys/module/zfs"));
+    h.answer("modprobe zfs", Output::failed(1, "modprobe: FATAL: Module zfs not found"));
+    assert!(preflight_err(&mut h, &plan, &inv, false).contains("Module zfs not found"));
+
+    // the by-id link of disk B points at disk A
+    let mut h = host_for(&plan);
+    h.links.insert(plan.targets[1].by_id.clone().into(), "/dev/nvme0n1".into());
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("serial mismatch for disk B") && e.contains("S675NX0T100001"), "{e}");
+
+    let mut h = host_for(&plan);
+    h.links.remove(Path::new(&plan.targets[0].by_id));
+    assert!(preflight_err(&mut h, &plan, &inv, false).contains("disk A (serial S675NX0T100001) is not here"));
+
+    let mut h = host_for(&plan);
+    h.answer("blkid -p -o value -s TYPE /dev/nvme0n1p3", Output::ok("zfs_member\n"));
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("nvme0n1p3: zfs_member") && e.contains("--wipe-existing"), "{e}");
+    assert_eq!(preflight_err(&mut h, &plan, &inv, true), "");
+
+    let mut h = host_for(&plan);
+    h.set("zpool status", Output::ok(&format!("  pool: oldpool\n state: ONLINE\nconfig:\n\tNAME STATE\n\toldpool ONLINE\n\t  {} ONLINE\n", plan.targets[0].part(3))));
+    let e = preflight_err(&mut h, &plan, &inv, true);
+    assert!(e.contains("ZFS pool oldpool is imported"), "{e}");
+}
+
+#[test]
+fn preflight_refuses_a_disk_the_system_booted_from() {
+    // plan made on a rescue system, executed where nvme0n1 holds the running root
+    let (_, plan) = setup("ax41-nvme");
+    let live = probe(&ws("tests/fixtures/ax41-nvme-booted-from-nvme")).unwrap();
+    let mut h = host_for(&plan);
+    let e = preflight_err(&mut h, &plan, &live, true);
+    assert!(e.contains("disk A (/dev/nvme0n1, serial S675NX0T100001) is in use") && e.contains("mounted at /"), "{e}");
+}
