@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # keel's whole test suite: the README's test command, and what .ci/run calls.
 #  1. test dependencies (Debian packages; as root, installed when missing): sshd, corosync,
-#     iproute2/unshare for the corosync check, and Debian's ifupdown2 unpacked (not installed);
+#     iproute2/unshare for the corosync check, the partitioning tools for the loop-device
+#     install tests, and Debian's ifupdown2 unpacked (not installed);
 #  2. the recorded fixtures are exactly what tests/fixtures/make-fixtures.sh generates;
 #  3. cargo test on the whole workspace, with the real-parser checks required (no skipping);
 #  4. the static binary builds, ldd calls it static, and it runs in an empty chroot.
@@ -13,7 +14,9 @@ trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
 
 need=()
 for cmd in /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client /usr/sbin/corosync:corosync \
-           ip:iproute2 unshare:util-linux python3:python3 bc:bc; do
+           ip:iproute2 unshare:util-linux python3:python3 bc:bc /usr/sbin/sgdisk:gdisk \
+           /usr/sbin/mkfs.vfat:dosfstools /usr/sbin/partprobe:parted /usr/sbin/sfdisk:fdisk \
+           /usr/bin/udevadm:udev /usr/sbin/losetup:mount /usr/sbin/mkfs.ext4:e2fsprogs; do
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -69,13 +69,27 @@ pub fn command_line(argv: &[String]) -> String {
     argv.iter().map(|a| crate::plan::shell_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
+/// A program by name on PATH, then in /usr/sbin and /sbin.
+fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
 /// The machine keel runs on.
 pub struct SystemHost;
 
 impl Host for SystemHost {
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
         let command = command_line(argv);
-        let mut child = Command::new(&argv[0])
+        // Root's tools live in sbin, which a non-login PATH may lack.
+        let program = find_program(&argv[0]).unwrap_or_else(|| PathBuf::from(&argv[0]));
+        let mut child = Command::new(program)
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,10 +167,7 @@ impl Host for SystemHost {
     }
 
     fn has_program(&mut self, name: &str) -> bool {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
-            .any(|dir| dir.join(name).is_file())
+        find_program(name).is_some()
     }
 
     fn is_root(&mut self) -> bool {

@@ -75,22 +75,24 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
             format!("partition disk {} ({})", t.label, t.serial),
             "the GPT matches the layout exactly (sgdisk --print)");
         s.disks = vec![t.serial.clone()];
-        // A fresh, empty GPT first: re-running after a partial attempt starts clean.
-        s.commands.push(cmd(&["sgdisk", "--clear", &t.by_id]));
+        // One sgdisk run writes the whole table at once: a fresh, empty GPT (so a re-run after
+        // a partial attempt starts clean), then every partition at its exact sectors.
+        // Alignment 1 lets p4 use the gap before the first MiB; the others start on MiB
+        // boundaries by their sector numbers.
+        let mut c = cmd(&["sgdisk", "--clear"]);
+        if layout.partitions.iter().any(|p| p.first_sector % (crate::size::MIB / layout.logical_block_size as u64) != 0) {
+            c.push("--set-alignment=1".into());
+        }
         for part in &layout.partitions {
             let n = part.number;
-            let mut c = cmd(&["sgdisk"]);
-            if part.first_sector % (crate::size::MIB / layout.logical_block_size as u64) != 0 {
-                c.push("--set-alignment=1".into());
-            }
             c.extend([
                 format!("--new={n}:{}:{}", part.first_sector, part.last_sector),
                 format!("--typecode={n}:{}", part.type_code),
                 format!("--change-name={n}:{}", part.name),
-                t.by_id.clone(),
             ]);
-            s.commands.push(c);
         }
+        c.push(t.by_id.clone());
+        s.commands.push(c);
     }
     let s = b.step("partition.settle", Group::Partition, "kernel re-reads the tables; by-id partition links appear",
         "every -partN link of the layout exists");

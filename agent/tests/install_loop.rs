@@ -1,0 +1,330 @@
+//! `keel install` on real block devices: sparse image files attached as loop devices, with the
+//! real sgdisk, wipefs, partprobe, mkfs.vfat and sfdisk. Needs root. The host kernel has no ZFS,
+//! so these runs stop after the ESPs are formatted (`--until partition.format-esp`); the pool and
+//! dataset steps are covered by the fake-host tests and, for real, by the lab.
+//!
+//! The loop devices get serials through a recorded tree (`--root`, as the fixtures do): its
+//! /proc is the live one, its sys/block/loopN entries link to the live ones plus a `serial`
+//! file, and /dev/disk/by-id links (made here, as udev would) name the devices.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::*;
+
+static LOCK: Mutex<()> = Mutex::new(());
+const SERIALS: [&str; 3] = ["KEELTESTA0001", "KEELTESTB0002", "KEELTESTC0003"];
+const SIZE: &str = "6G";
+const UNTIL: &str = "partition.format-esp";
+
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(out.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn usable() -> bool {
+    let root = sh("id -u") == "0";
+    let tools = ["losetup", "sgdisk", "wipefs", "partprobe", "mkfs.vfat", "sfdisk", "blkid", "udevadm"]
+        .iter()
+        .all(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().unwrap().status.success());
+    if root && tools {
+        return true;
+    }
+    if std::env::var_os("KEEL_REQUIRE_TOOLS").is_some() {
+        panic!("loop-device tests need root and losetup, sgdisk, wipefs, partprobe, mkfs.vfat, sfdisk, blkid, udevadm");
+    }
+    eprintln!("SKIPPED: loop-device tests need root and the partitioning tools");
+    false
+}
+
+/// Three loop devices with serials; A and B are the plan's targets, C is a bystander.
+struct Rig {
+    dir: tempfile::TempDir,
+    loops: Vec<String>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let mut loops = Vec::new();
+        std::fs::create_dir_all("/dev/disk/by-id").unwrap();
+        for (i, serial) in SERIALS.iter().enumerate() {
+            let img = dir.path().join(format!("disk{i}.img"));
+            sh(&format!("truncate -s {SIZE} {}", img.display()));
+            let dev = sh(&format!("losetup -f --show -P {}", img.display()));
+            let link = by_id(serial);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&dev, &link).unwrap();
+            for n in 1..=4 {
+                let part = PathBuf::from(format!("{}-part{n}", link.display()));
+                let _ = std::fs::remove_file(&part);
+                std::os::unix::fs::symlink(format!("{dev}p{n}"), &part).unwrap();
+            }
+            loops.push(dev);
+        }
+        // the bystander carries data that must survive every test
+        sh(&format!("printf 'keel-bystander-%.0s' $(seq 1 4096) | dd of={} conv=notrunc status=none", loops[2]));
+        let rig = Rig { dir, loops };
+        std::fs::create_dir_all(rig.journals()).unwrap();
+        rig
+    }
+
+    fn journals(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
+    /// The recorded tree keel reads the hardware from; rebuilt before each run because the
+    /// partitions change.
+    fn root(&self) -> PathBuf {
+        let root = self.dir.path().join("root");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("sys/block")).unwrap();
+        std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
+        let ids = root.join("dev/disk/by-id");
+        std::fs::create_dir_all(&ids).unwrap();
+        for (dev, serial) in self.loops.iter().zip(SERIALS) {
+            let name = dev.trim_start_matches("/dev/");
+            let live = Path::new("/sys/block").join(name);
+            let rec = root.join("sys/block").join(name);
+            std::fs::create_dir_all(&rec).unwrap();
+            for entry in std::fs::read_dir(&live).unwrap() {
+                let entry = entry.unwrap();
+                let n = entry.file_name().to_string_lossy().into_owned();
+                if n == "serial" || n == "device" {
+                    continue;
+                }
+                std::os::unix::fs::symlink(entry.path(), rec.join(&n)).unwrap();
+            }
+            std::fs::write(rec.join("serial"), format!("{serial}\n")).unwrap();
+            std::os::unix::fs::symlink(dev, ids.join(format!("keel-test-{serial}"))).unwrap();
+        }
+        let nic = root.join("sys/class/net/ens3");
+        std::fs::create_dir_all(&nic).unwrap();
+        std::fs::write(nic.join("address"), "52:54:00:a4:41:01\n").unwrap();
+        std::os::unix::fs::symlink("/sys/devices", nic.join("device")).unwrap();
+        root
+    }
+
+    fn profile(&self) -> PathBuf {
+        let lab = std::fs::read_to_string(workspace().join("profiles/lab-node-01.toml")).unwrap();
+        let text = lab
+            .replace("hardware-spec = \"qemu-lab\"\n", "")
+            .replace("serials = []", &format!("serials = [\"{}\", \"{}\"]", SERIALS[0], SERIALS[1]));
+        let p = self.dir.path().join("loop-node.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn keel(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
+        let root = self.root();
+        let profile = self.profile();
+        let journals = self.journals();
+        let mut args = vec!["install", "--profile", profile.to_str().unwrap(), "--root", root.to_str().unwrap(), "--journal-dir", journals.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_keel")).args(&args).envs(env.iter().copied()).current_dir(workspace()).output().unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(!run.stderr.contains("panicked"), "keel panicked:\n{}", run.stderr);
+        run
+    }
+
+    fn install(&self, extra: &[&str]) -> Run {
+        let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+        let mut args = vec!["--yes", "--confirm-serials", confirm.as_str(), "--until", UNTIL];
+        args.extend_from_slice(extra);
+        self.keel(&args, &[])
+    }
+
+    /// Partition geometry, types, partition UUIDs and ESP file system UUIDs of A and B.
+    fn state(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for dev in &self.loops[..2] {
+            let dump: serde_json::Value = serde_json::from_str(&sh(&format!("sfdisk --json {dev}"))).unwrap();
+            for p in dump["partitiontable"]["partitions"].as_array().unwrap() {
+                out.push(format!("{} {} {} {} {}", p["node"], p["start"], p["size"], p["type"], p["uuid"]));
+            }
+            out.push(sh(&format!("blkid -p -o value -s UUID {dev}p1")));
+        }
+        out
+    }
+
+    /// Geometry and types only (what any two correct runs share).
+    fn layout(&self) -> Vec<String> {
+        self.state().iter().map(|l| l.split(' ').take(4).collect::<Vec<_>>().join(" ")).filter(|l| l.contains(' ')).collect()
+    }
+
+    fn bystander(&self) -> String {
+        sh(&format!("dd if={} bs=1M count=1 status=none | sha256sum", self.loops[2]))
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for (dev, serial) in self.loops.iter().zip(SERIALS) {
+            let _ = Command::new("umount").arg(format!("{dev}p1")).output();
+            let _ = Command::new("losetup").args(["-d", dev]).output();
+            let link = by_id(serial);
+            let _ = std::fs::remove_file(&link);
+            for n in 1..=4 {
+                let _ = std::fs::remove_file(format!("{}-part{n}", link.display()));
+            }
+        }
+    }
+}
+
+fn by_id(serial: &str) -> PathBuf {
+    PathBuf::from(format!("/dev/disk/by-id/keel-test-{serial}"))
+}
+
+/// The layout `keel plan` promises, as "node start size type" lines.
+fn planned_layout(rig: &Rig) -> Vec<String> {
+    let root = rig.root();
+    let profile = rig.profile();
+    let run = keel(&["plan", "--profile", profile.to_str().unwrap(), "--root", root.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let guid = |c: &str| match c {
+        "EF00" => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        "EF02" => "21686148-6449-6E6F-744E-656564454649",
+        _ => "6A898CC3-1DD2-11B2-99A6-080020736631",
+    };
+    let mut parts: Vec<&serde_json::Value> = plan["layout"]["partitions"].as_array().unwrap().iter().collect();
+    parts.sort_by_key(|p| p["number"].as_u64());
+    let mut out = Vec::new();
+    for dev in &rig.loops[..2] {
+        for p in &parts {
+            let size = p["last_sector"].as_u64().unwrap() - p["first_sector"].as_u64().unwrap() + 1;
+            out.push(format!("\"{dev}p{}\" {} {} \"{}\"", p["number"], p["first_sector"], size, guid(p["type_code"].as_str().unwrap())));
+        }
+    }
+    out
+}
+
+#[test]
+fn install_partitions_exactly_as_planned_and_a_rerun_changes_nothing() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !usable() {
+        return;
+    }
+    let rig = Rig::new();
+    let bystander = rig.bystander();
+
+    let pre = rig.keel(&["--preflight-only", "--until", UNTIL], &[]);
+    assert_eq!(pre.code, 0, "{}", pre.stderr);
+    assert!(pre.stderr.contains("KEELTESTA0001") && pre.stderr.contains("nothing was written"), "{}", pre.stderr);
+    assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "preflight wrote a table");
+
+    let first = rig.install(&[]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(rig.layout(), planned_layout(&rig));
+    for dev in &rig.loops[..2] {
+        assert_eq!(sh(&format!("blkid -p -o value -s TYPE {dev}p1")), "vfat");
+    }
+    let state = rig.state();
+
+    let again = rig.install(&[]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(rig.state(), state, "a re-run changed the disks");
+    assert!(again.stdout.contains("done earlier, still holds"), "{}", again.stdout);
+    assert!(!again.stdout.contains("$ sgdisk") && !again.stdout.contains("$ mkfs.vfat"), "{}", again.stdout);
+
+    let status = keel(&["status", "--journal-dir", rig.journals().to_str().unwrap()]);
+    assert_eq!(status.code, 0);
+    assert!(status.stdout.contains("paused after partition.format-esp"), "{}", status.stdout);
+    assert_eq!(rig.bystander(), bystander, "a disk outside the plan was written");
+}
+
+#[test]
+fn a_run_killed_after_any_step_resumes_to_the_same_state() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !usable() {
+        return;
+    }
+    let reference = {
+        let rig = Rig::new();
+        assert_eq!(rig.install(&[]).code, 0);
+        rig.layout()
+    };
+    for step in ["wipe.disk-a", "wipe.disk-b", "partition.disk-a", "partition.disk-b", "partition.settle", "partition.format-esp"] {
+        let rig = Rig::new();
+        let bystander = rig.bystander();
+        let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+        let crashed = rig.keel(&["--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[("KEEL_TEST_CRASH_AFTER", step)]);
+        assert_eq!(crashed.code, 99, "crash after {step}: {}", crashed.stderr);
+        let esp_before = sh(&format!("blkid -p -o value -s UUID {}p1 || true", rig.loops[0]));
+        let resumed = rig.install(&[]);
+        assert_eq!(resumed.code, 0, "resume after a crash in {step}:\n{}\n{}", resumed.stdout, resumed.stderr);
+        assert_eq!(rig.layout(), reference, "after a crash in {step}");
+        if step == "partition.format-esp" {
+            // the file systems made before the crash were found, not made again
+            assert_eq!(sh(&format!("blkid -p -o value -s UUID {}p1", rig.loops[0])), esp_before);
+            assert!(resumed.stdout.contains("holds vfat"), "{}", resumed.stdout);
+        }
+        assert_eq!(rig.bystander(), bystander);
+    }
+}
+
+#[test]
+fn refusals_write_nothing() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !usable() {
+        return;
+    }
+    let rig = Rig::new();
+    let bystander = rig.bystander();
+    let blank = |rig: &Rig| Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty();
+
+    // no terminal and no --yes
+    let r = rig.keel(&["--until", UNTIL], &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no terminal to ask for confirmation"), "{}", r.stderr);
+    // --yes with the wrong serials, or without any
+    let r = rig.keel(&["--yes", "--confirm-serials", "KEELTESTA0001,KEELTESTC0003", "--until", UNTIL], &[]);
+    assert!(r.code == 1 && r.stderr.contains("does not match the disks this plan destroys"), "{}", r.stderr);
+    let r = rig.keel(&["--yes", "--until", UNTIL], &[]);
+    assert!(r.code == 1 && r.stderr.contains("--confirm-serials (none)"), "{}", r.stderr);
+    assert!(blank(&rig));
+
+    // disk B's by-id link points at the bystander: serial mismatch
+    let link = by_id(SERIALS[1]);
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&rig.loops[2], &link).unwrap();
+    let r = rig.install(&[]);
+    assert!(r.code == 1 && r.stderr.contains("serial mismatch for disk B") && r.stderr.contains("KEELTESTC0003"), "{}", r.stderr);
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&rig.loops[1], &link).unwrap();
+    assert!(blank(&rig));
+
+    // a file system on a target needs --wipe-existing; mounted, it is refused outright
+    sh(&format!("mkfs.ext4 -q -F -L OLD {}", rig.loops[0]));
+    let r = rig.install(&[]);
+    assert!(r.code == 1 && r.stderr.contains("hold data") && r.stderr.contains("ext4") && r.stderr.contains("--wipe-existing"), "{}", r.stderr);
+    let mnt = rig.dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    sh(&format!("mount {} {}", rig.loops[0], mnt.display()));
+    let r = rig.install(&["--wipe-existing"]);
+    sh(&format!("umount {}", mnt.display()));
+    assert!(r.code == 1 && r.stderr.contains("is in use") && r.stderr.contains("mounted at"), "{}", r.stderr);
+    assert_eq!(sh(&format!("blkid -p -o value -s LABEL {}", rig.loops[0])), "OLD", "a refused run touched disk A");
+    let r = rig.install(&["--wipe-existing"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // a journal from another plan, and a damaged journal
+    let other = rig.profile();
+    let text = std::fs::read_to_string(&other).unwrap().replace("esp-size = \"256MiB\"", "esp-size = \"512MiB\"");
+    std::fs::write(&other, text).unwrap();
+    let journal = rig.journals().join("install-lab-node-01.jsonl");
+    let mut damaged = std::fs::read_to_string(&journal).unwrap();
+    damaged.push_str("{\"seq\": 99, \"ev");
+    std::fs::write(&journal, damaged).unwrap();
+    let r = rig.install(&[]);
+    assert!(r.code == 1 && r.stderr.contains("is damaged") && r.stderr.contains("cut short"), "{}", r.stderr);
+    assert_eq!(rig.bystander(), bystander);
+}
