@@ -11,11 +11,12 @@ use keel_installer::exec::confirm;
 use keel_installer::exec::engine::{self, in_disk_phase, Options, Outcome};
 use keel_installer::exec::journal::{self, Entry, Journal, Record};
 use keel_installer::exec::preflight;
-use keel_installer::exec::SystemHost;
 use keel_installer::hardware;
 use keel_installer::plan::{Group, Step};
 
-use crate::cli::{InstallArgs, ProgressFormat};
+use crate::cli::InstallArgs;
+use crate::logging_host::LoggingHost;
+use crate::progress::Progress;
 use crate::commands::build_plan;
 
 fn journal_path(dir: &Path, hostname: &str) -> PathBuf {
@@ -24,8 +25,15 @@ fn journal_path(dir: &Path, hostname: &str) -> PathBuf {
 
 pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let Some(plan) = build_plan(&args.profile, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
-    let mut host = SystemHost;
     let path = journal_path(&args.journal_dir, &plan.hostname);
+    let mut host = LoggingHost::new(&path.with_extension("log"));
+    if !args.restart {
+        match journal::recover_from_target(&mut host, &plan, &path) {
+            Ok(Some(msg)) => eprintln!("keel: {msg}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("keel: looking for a journal on the target disks: {e} (continuing without)"),
+        }
+    }
     let mut journal = match Journal::open(&mut host, &path, &plan, args.restart) {
         Ok(j) => j,
         Err(e) => {
@@ -100,8 +108,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         command_timeout: Duration::from_secs(args.command_timeout),
         crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
     };
-    let json = args.progress == ProgressFormat::Json;
-    let mut print = |e: &Entry| print_entry(e, json);
+    let mut progress = Progress::new(args.progress);
+    let mut print = |e: &Entry| progress.event(e);
     match engine::execute(&mut host, &plan, &mut journal, &opts, &mut print) {
         Ok(Outcome::Finished) => {
             eprintln!("disk phase of {} complete; journal {}", plan.hostname, path.display());
@@ -119,31 +127,11 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
 }
 
-fn print_entry(e: &Entry, json: bool) {
-    if json {
-        println!("{}", serde_json::to_string(e).expect("entries serialize"));
-        return;
-    }
-    let line = match &e.record {
-        Record::Begin { hostname, serials, .. } => format!("install of {hostname} on {}", serials.join(", ")),
-        Record::Note { message } => format!("      note: {message}"),
-        Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
-        Record::Command { command, .. } => format!("      $ {command}"),
-        Record::Skipped { why, .. } => format!("      already done: {why}"),
-        Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
-        Record::Verified { step } => format!("      {step}: done earlier, still holds"),
-        Record::Failed { error, .. } => format!("      FAILED: {error}"),
-        Record::Paused { after } => format!("paused after {after}"),
-        Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
-    };
-    println!("{line}");
-}
-
 /// Re-runs this command in the background, in its own process group, with consent given
 /// (the serials) and output to a log file beside the journal.
 fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
-    let log = journal.with_extension("log");
+    let log = journal.with_extension("out");
     std::fs::create_dir_all(journal.parent().unwrap_or(Path::new("/"))).ok();
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
     let exe = std::env::current_exe().context("finding keel's own binary")?;
@@ -163,7 +151,7 @@ fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<Exit
     cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
     let child = cmd.spawn().context("starting the background install")?;
     println!(
-        "install running in the background (pid {}); log {}; journal {}\nfollow it with: keel status --follow --journal-dir {}",
+        "install running in the background (pid {}); output {}; journal {}\nfollow it with: keel status --follow --journal-dir {}",
         child.id(),
         log.display(),
         journal.display(),

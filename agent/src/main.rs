@@ -4,6 +4,8 @@
 mod cli;
 mod commands;
 mod install;
+mod logging_host;
+mod progress;
 mod inventory_view;
 
 use std::process::ExitCode;

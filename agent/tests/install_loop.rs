@@ -328,3 +328,26 @@ fn refusals_write_nothing() {
     assert!(r.code == 1 && r.stderr.contains("is damaged") && r.stderr.contains("cut short"), "{}", r.stderr);
     assert_eq!(rig.bystander(), bystander);
 }
+
+#[test]
+fn a_detached_install_survives_its_caller_and_status_follows_it() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !usable() {
+        return;
+    }
+    let rig = Rig::new();
+    let started = rig.install(&["--detach"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    assert!(started.stdout.contains("install running in the background") && started.stdout.contains("keel status --follow"), "{}", started.stdout);
+    // the caller is gone; the install goes on and `status --follow` returns when it pauses
+    let follow = std::thread::spawn({
+        let dir = rig.journals();
+        move || keel(&["status", "--follow", "--journal-dir", dir.to_str().unwrap()])
+    });
+    let status = follow.join().unwrap();
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains("paused after partition.format-esp"), "{}", status.stdout);
+    assert_eq!(rig.layout(), planned_layout(&rig));
+    let log = std::fs::read_to_string(rig.journals().join("install-lab-node-01.log")).unwrap();
+    assert!(log.contains("$ sgdisk --clear") && log.contains("exit 0"), "{log}");
+}

@@ -235,3 +235,45 @@ mod tests {
         assert!(parse(Path::new("j"), &headless).unwrap_err().to_string().contains("begin record"));
     }
 }
+
+/// After a reboot of the rescue system its journal is gone, but the target keeps a copy once
+/// the root file system exists. If `path` is missing and the plan's target disks carry `rpool`,
+/// import it (no mounts but the root, under the target root), and copy the journal back.
+/// Returns what was done, or `None` when there was nothing to recover.
+pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Result<Option<String>, HostError> {
+    use crate::plan::TARGET_ROOT;
+    use std::time::Duration;
+    let t = Duration::from_secs(120);
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if host.exists(path) || !host.has_program("zpool") || plan.targets.is_empty() {
+        return Ok(None);
+    }
+    let imported = host.run(&argv(&["zpool", "list", "-H", "-o", "name", "rpool"]), t)?.success();
+    if !imported {
+        let scan = host.run(&argv(&["zpool", "import", "-d", "/dev/disk/by-id"]), t)?;
+        if !scan.stdout.lines().any(|l| l.trim() == "pool: rpool") {
+            return Ok(None);
+        }
+        // The pool was last used by this rescue system before its reboot (another host id).
+        let import = host.run(&argv(&["zpool", "import", "-f", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, "rpool"]), t)?;
+        if !import.success() {
+            return Ok(None);
+        }
+    }
+    // Only a pool on the plan's own disks counts.
+    let status = host.run(&argv(&["zpool", "status", "-P", "rpool"]), t)?;
+    if !plan.targets.iter().all(|d| status.stdout.contains(&d.part(2))) {
+        if !imported {
+            host.run(&argv(&["zpool", "export", "rpool"]), t)?;
+        }
+        return Ok(None);
+    }
+    host.run(&argv(&["zfs", "mount", "rpool/ROOT/pve-1"]), t)?;
+    let copy = Path::new(TARGET_ROOT).join(TARGET_JOURNAL);
+    if !host.exists(&copy) {
+        return Ok(None);
+    }
+    let text = host.read_file(&copy)?;
+    host.write_file(path, text.as_bytes(), 0o600)?;
+    Ok(Some(format!("the journal was missing here; recovered it from {} on the target's rpool", copy.display())))
+}

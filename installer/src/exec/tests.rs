@@ -279,3 +279,39 @@ fn preflight_refuses_a_disk_the_system_booted_from() {
     let e = preflight_err(&mut h, &plan, &live, true);
     assert!(e.contains("disk A (/dev/nvme0n1, serial S675NX0T100001) is in use") && e.contains("mounted at /"), "{e}");
 }
+
+#[test]
+fn a_lost_rescue_journal_is_recovered_from_the_target() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options { until: Some("datasets.swap".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    // the rescue system rebooted: its journal is gone, the copy in the target remains
+    let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
+    let copy = h.files.get(Path::new("/mnt/keel/var/lib/keel/install.jsonl")).cloned().expect("mirrored");
+    h.files.remove(rescue);
+    h.calls.clear();
+    h.set("zpool list", Output::failed(1, "no such pool"));
+    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n     id: 42\n  state: ONLINE\n"));
+    h.set("zpool import -f", Output::ok(""));
+    let status = format!("  pool: rpool\n\t{}\n\t{}\n", plan.targets[0].part(2), plan.targets[1].part(2));
+    h.set("zpool status -P rpool", Output::ok(&status));
+    let msg = super::journal::recover_from_target(&mut h, &plan, rescue).unwrap().expect("recovered");
+    assert!(msg.contains("recovered it from /mnt/keel/var/lib/keel/install.jsonl"), "{msg}");
+    assert_eq!(h.files.get(rescue), Some(&copy));
+    assert!(h.commands().contains(&"zpool import -f -d /dev/disk/by-id -N -R /mnt/keel rpool".to_string()));
+    let j = journal(&mut h, &plan);
+    assert!(j.done().contains("datasets.swap"));
+}
+
+#[test]
+fn a_pool_on_other_disks_is_not_taken_for_ours() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n"));
+    h.set("zpool import -f", Output::ok(""));
+    h.set("zpool status -P rpool", Output::ok("  pool: rpool\n\t/dev/disk/by-id/nvme-OTHER-part2\n"));
+    let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
+    assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
+    assert!(h.commands().contains(&"zpool export rpool".to_string()), "the foreign pool is exported again");
+}
