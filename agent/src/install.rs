@@ -66,7 +66,11 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     for v in &pre.versions {
         eprintln!("tool {v}");
     }
-    eprintln!("\n{} will be installed on these disks; EVERYTHING ON THEM IS DESTROYED:", plan.hostname);
+    if wiped {
+        eprintln!("\nresuming the install of {} from its journal {} (the disks were wiped by it already):", plan.hostname, path.display());
+    } else {
+        eprintln!("\n{} will be installed on these disks; EVERYTHING ON THEM IS DESTROYED:", plan.hostname);
+    }
     eprint!("{}", confirm::disks_to_destroy(&plan, &pre));
     if args.preflight_only {
         eprintln!("preflight passed; --preflight-only: nothing was written");
@@ -116,7 +120,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Ok(Outcome::Paused { after }) => {
-            eprintln!("paused after {after} (--until); run the same command without --until to continue");
+            eprintln!("stopped after {after} as asked (--until); run the same command without --until to continue");
             Ok(ExitCode::SUCCESS)
         }
         Ok(Outcome::AlreadyFinished) => Ok(ExitCode::SUCCESS),

@@ -10,7 +10,10 @@ pub fn disks_to_destroy(plan: &Plan, pre: &Preflight) -> String {
         .targets
         .iter()
         .map(|t| {
-            let contents = pre.contents.get(&t.serial).cloned().unwrap_or_default();
+            let mut contents = pre.contents.get(&t.serial).cloned().unwrap_or_default();
+            if let Some(table) = pre.tables.get(&t.serial).filter(|t| !t.is_empty()) {
+                contents.insert(0, format!("{table} partition table"));
+            }
             [
                 t.label.clone(),
                 pre.devices.get(&t.by_id).cloned().unwrap_or_else(|| "?".into()),

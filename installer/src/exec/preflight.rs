@@ -39,6 +39,8 @@ pub struct Preflight {
     pub devices: BTreeMap<String, String>,
     /// Per target serial: what blkid finds on the disk and its partitions (`nvme0n1p3: zfs_member`).
     pub contents: BTreeMap<String, Vec<String>>,
+    /// Per target serial: the partition table type (`gpt`, `dos`), if any.
+    pub tables: BTreeMap<String, String>,
     /// Tool versions (first line of each version command).
     pub versions: Vec<String>,
     /// Whether pool steps will run (so ZFS was required).
@@ -131,6 +133,8 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
                 contents.push(format!("{}: {ty}", d.trim_start_matches("/dev/")));
             }
         }
+        let table = host.run(&["blkid".into(), "-p".into(), "-o".into(), "value".into(), "-s".into(), "PTTYPE".into(), dev_path.clone()], timeout)?;
+        report.tables.insert(t.serial.clone(), table.stdout.trim().to_string());
         report.contents.insert(t.serial.clone(), contents);
         report.devices.insert(t.by_id.clone(), dev_path);
     }
