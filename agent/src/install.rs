@@ -111,6 +111,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         until: args.until.clone(),
         command_timeout: Duration::from_secs(args.command_timeout),
         crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
+        zfs_checked: pre.needs_zfs,
     };
     let mut progress = Progress::new(args.progress);
     let mut print = |e: &Entry| progress.event(e);

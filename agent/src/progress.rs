@@ -62,7 +62,7 @@ fn line(r: &Record) -> String {
         Record::Note { message } => format!("      note: {message}"),
         Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
         Record::Command { command, .. } => format!("      $ {command}"),
-        Record::Skipped { why, .. } => format!("      already done: {why}"),
+        Record::Skipped { why, .. } => format!("      skipped: {why}"),
         Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
         Record::Verified { step } => format!("      {step}: done earlier, still holds"),
         Record::Failed { error, .. } => format!("      FAILED: {error}"),

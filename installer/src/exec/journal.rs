@@ -185,7 +185,7 @@ pub fn summary(entries: &[Entry]) -> String {
             Record::Note { message } => format!("note: {message}"),
             Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
             Record::Command { step, command } => format!("    {step}: $ {command}"),
-            Record::Skipped { step, why } => format!("    {step}: already done ({why})"),
+            Record::Skipped { step, why } => format!("    {step}: skipped ({why})"),
             Record::Done { step, seconds } => format!("    {step}: done in {seconds:.1}s"),
             Record::Verified { step } => format!("    {step}: done earlier, still holds"),
             Record::Failed { step, error } => format!("    {step}: FAILED: {}", error.replace('\n', "\n      ")),
