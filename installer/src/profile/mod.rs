@@ -63,7 +63,9 @@ pub struct Disks {
     pub bios_boot: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Pool and dataset properties, read straight from TOML and checked by `validate`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Zfs {
     pub ashift: u32,
     pub compression: String,
@@ -88,7 +90,9 @@ impl Zfs {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Debian/Proxmox sources and boot loader, read straight from TOML and checked by `validate`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Os {
     pub suite: String,
     pub debian_mirror: String,

@@ -11,8 +11,9 @@ pub struct RawProfile {
     pub hardware_spec: Option<String>,
     pub node: RawNode,
     pub disks: RawDisks,
-    pub zfs: RawZfs,
-    pub os: RawOs,
+    /// Already the model's shape (strings checked in place by `validate`).
+    pub zfs: super::Zfs,
+    pub os: super::Os,
     pub network: RawNetwork,
     pub cluster: RawCluster,
     /// Already the model's shape: every field is checked in place by `validate`.
@@ -47,17 +48,6 @@ pub struct RawDisks {
     pub bios_boot: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct RawZfs {
-    pub ashift: u32,
-    pub compression: String,
-    pub atime: String,
-    pub xattr: String,
-    pub dnodesize: String,
-    pub normalization: String,
-    pub datapool_datasets: Vec<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -75,15 +65,6 @@ pub enum Bootloader {
     Grub,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct RawOs {
-    pub suite: String,
-    pub debian_mirror: String,
-    pub debian_security_mirror: String,
-    pub pve_repository: PveRepository,
-    pub bootloader: Bootloader,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

@@ -493,16 +493,12 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         hardware_spec: raw.hardware_spec,
         node: Node { hostname: n.hostname.clone(), domain: n.domain.clone(), timezone: n.timezone.clone(), hosts_address },
         disks: Disks { count: d.count, serials: d.serials.clone(), esp_size, rpool_size, swap_size, datapool_min_size, bios_boot: d.bios_boot },
-        zfs: Zfs {
-            ashift: z.ashift,
-            compression: z.compression.clone(),
-            atime: z.atime.clone(),
-            xattr: z.xattr.clone(),
-            dnodesize: z.dnodesize.clone(),
-            normalization: z.normalization.clone(),
-            datapool_datasets: z.datapool_datasets.clone(),
+        zfs: raw.zfs.clone(),
+        os: Os {
+            debian_mirror: o.debian_mirror.trim_end_matches('/').to_string(),
+            debian_security_mirror: o.debian_security_mirror.trim_end_matches('/').to_string(),
+            ..o.clone()
         },
-        os: Os { suite: o.suite.clone(), debian_mirror: o.debian_mirror.trim_end_matches('/').to_string(), debian_security_mirror: o.debian_security_mirror.trim_end_matches('/').to_string(), pve_repository: o.pve_repository, bootloader: o.bootloader },
         network: Network {
             uplink: Uplink { mac: uplink_mac, ipv4, ipv4_gateway, ipv6, ipv6_gateway },
             guest_bridge: GuestBridge { name: g.name.clone(), address: guest_addr, masquerade: g.masquerade, vlans },
