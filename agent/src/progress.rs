@@ -35,7 +35,7 @@ impl Progress {
             println!("{}", serde_json::to_string(e).expect("entries serialize"));
             return;
         }
-        let line = line(&e.record);
+        let line = e.record.describe();
         match &self.bar {
             None => println!("{line}"),
             Some(bar) => {
@@ -53,20 +53,5 @@ impl Progress {
                 bar.println(line);
             }
         }
-    }
-}
-
-fn line(r: &Record) -> String {
-    match r {
-        Record::Begin { hostname, serials, .. } => format!("install of {hostname} on {}", serials.join(", ")),
-        Record::Note { message } => format!("      note: {message}"),
-        Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
-        Record::Command { command, .. } => format!("      $ {command}"),
-        Record::Skipped { why, .. } => format!("      skipped: {why}"),
-        Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
-        Record::Verified { step } => format!("      {step}: done earlier, still holds"),
-        Record::Failed { error, .. } => format!("      FAILED: {error}"),
-        Record::Paused { after } => format!("paused after {after}"),
-        Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
     }
 }

@@ -176,25 +176,27 @@ impl Journal {
     }
 }
 
-/// Human summary of a journal for `keel status`.
-pub fn summary(entries: &[Entry]) -> String {
-    let mut out = String::new();
-    for e in entries {
-        let line = match &e.record {
+impl Record {
+    /// One line for people: `keel status` and the progress output of `keel install`.
+    pub fn describe(&self) -> String {
+        match self {
             Record::Begin { hostname, serials, keel_version, .. } => format!("begin install of {hostname} on {} (keel {keel_version})", serials.join(", ")),
-            Record::Note { message } => format!("note: {message}"),
+            Record::Note { message } => format!("      note: {message}"),
             Record::Start { step, n, total, title } => format!("[{n}/{total}] {step}: {title}"),
-            Record::Command { step, command } => format!("    {step}: $ {command}"),
-            Record::Skipped { step, why } => format!("    {step}: skipped ({why})"),
-            Record::Done { step, seconds } => format!("    {step}: done in {seconds:.1}s"),
-            Record::Verified { step } => format!("    {step}: done earlier, still holds"),
-            Record::Failed { step, error } => format!("    {step}: FAILED: {}", error.replace('\n', "\n      ")),
+            Record::Command { command, .. } => format!("      $ {command}"),
+            Record::Skipped { why, .. } => format!("      skipped: {why}"),
+            Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
+            Record::Verified { step } => format!("      {step}: done earlier, still holds"),
+            Record::Failed { step, error } => format!("      {step} FAILED: {}", error.replace('\n', "\n        ")),
             Record::Paused { after } => format!("paused after {after} (--until)"),
             Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
-        };
-        out.push_str(&format!("{}  {line}\n", e.ts));
+        }
     }
-    out
+}
+
+/// Human summary of a journal for `keel status`: each record with its time.
+pub fn summary(entries: &[Entry]) -> String {
+    entries.iter().map(|e| format!("{}  {}\n", e.ts, e.record.describe())).collect()
 }
 
 #[cfg(test)]
