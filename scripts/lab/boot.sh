@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Boots the lab guest once and runs one scenario in it:
+#   boot.sh WORKDIR SCENARIO [SERIAL...]
+# WORKDIR keeps the NVMe disks (one 8 GiB qcow2 per serial, made if missing) between boots, so a
+# scenario can power the guest off and the next boot continue on the same disks. The root disk
+# is the cached image in snapshot mode: like a rescue system, every boot starts pristine and
+# forgets /var/lib/keel. Results land in WORKDIR/results-SCENARIO (output.txt, rc, journal/),
+# the console in WORKDIR/console-SCENARIO.log. Exit code: the scenario's (124 on timeout).
+# Environment: KEEL_LAB_MAC (NIC MAC), KEEL_LAB_DGRAM=LOCALPORT:REMOTEPORT (link to another
+# guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
+# KEEL_LAB_TIMEOUT (seconds, default 900).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=${1:?usage: boot.sh WORKDIR SCENARIO [SERIAL...]}
+scenario=${2:?usage: boot.sh WORKDIR SCENARIO [SERIAL...]}
+shift 2
+serials=("$@")
+[ ${#serials[@]} -gt 0 ] || serials=(LABNVME0001 LABNVME0002)
+timeout_s=${KEEL_LAB_TIMEOUT:-900}
+image=$(bash "$here/image.sh")
+mkdir -p "$work"
+bin="$repo/target/x86_64-unknown-linux-gnu/release/keel"
+[ -x "$bin" ] || bash "$repo/scripts/build-static.sh" >/dev/null
+
+# payload: keel, profiles, specs, lab-init and scenarios on a small ext4 disk (no loop mount)
+payload="$work/payload"
+rm -rf "$payload"
+mkdir -p "$payload"
+cp "$bin" "$payload/keel"
+cp -r "$repo/profiles" "$repo/hardware-specs" "$here/scenarios" "$payload/"
+cp "$here/lab-init" "$payload/lab-init"
+rm -f "$work/payload.img"
+truncate -s 64M "$work/payload.img"
+mkfs.ext4 -q -F -d "$payload" "$work/payload.img"
+rm -f "$work/results.img"
+truncate -s 64M "$work/results.img"
+
+nvme=()
+for i in "${!serials[@]}"; do
+  disk="$work/nvme-${serials[$i]}.qcow2"
+  [ -f "$disk" ] || qemu-img create -q -f qcow2 "$disk" 8G
+  nvme+=(-drive "file=$disk,if=none,id=n$i,format=qcow2" -device "nvme,serial=${serials[$i]},drive=n$i")
+done
+
+# one NIC with a fixed MAC: user-mode networking that reaches nothing (restrict=on), or, for
+# two guests that talk to each other, a UDP datagram link on the host's loopback
+mac=${KEEL_LAB_MAC:-52:54:00:a4:41:01}
+if [ -n "${KEEL_LAB_DGRAM:-}" ]; then
+  net=(-netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=${KEEL_LAB_DGRAM%:*},remote.type=inet,remote.host=127.0.0.1,remote.port=${KEEL_LAB_DGRAM#*:}"
+       -device "e1000,netdev=net0,mac=$mac")
+else
+  net=(-nic "user,model=e1000,mac=$mac,restrict=on")
+fi
+
+console="$work/console-$scenario.log"
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
+  -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+  -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3" \
+  -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on" \
+  -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
+  -drive "file=$work/results.img,format=raw,if=virtio" \
+  "${nvme[@]}" \
+  -uuid 11111111-2222-3333-4444-555555555555 \
+  -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \
+  -smbios type=2,manufacturer=Hetzner,product=LabBoard \
+  "${net[@]}" \
+  </dev/null >"$console" 2>&1
+qrc=$?
+set -e
+secs=$(( $(date +%s) - start ))
+results="$work/results-$scenario"
+rm -rf "$results"
+mkdir -p "$results"
+tar xf "$work/results.img" -C "$results" 2>/dev/null || true
+if [ $qrc = 124 ] || [ $qrc = 137 ]; then
+  echo "lab: $scenario: the guest did not finish within ${timeout_s}s (console: $console)" >&2
+  tail -20 "$console" >&2
+  exit 124
+fi
+if [ ! -f "$results/rc" ]; then
+  echo "lab: $scenario: no result from the guest after ${secs}s (QEMU exit $qrc; console: $console)" >&2
+  tail -30 "$console" >&2
+  exit 125
+fi
+rc=$(cat "$results/rc")
+echo "lab: $scenario: exit $rc, ${secs}s wall (guest scenario $(cat "$results/seconds")s)"
+exit "$rc"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Every lab scenario, each in a fresh QEMU guest that looks like an AX41 to keel (two NVMe
+# drives with serials, SMBIOS Hetzner/AX41-NVMe, one NIC with a fixed MAC, BIOS boot):
+#   detect-check   detect; check passes qemu-lab.toml and fails ax41-nvme.toml as expected
+#   disk-phase     keel install's disk phase, verified (tables, pools, properties, datasets,
+#                  swap); run again: nothing changes
+#   crash-resume   power cut in the middle of the dataset steps, boot again (the rescue system
+#                  forgot its journal), run again: resumes from the journal on rpool, same state
+#   one-drive      a drive missing: refused before anything is written (disk image unchanged)
+#   other-serial   a drive with another serial: refused, disks unchanged
+#   network        two guests on one loopback link: the rendered .link file and interfaces
+#                  applied with ifupdown2; vmbr0 VLAN-aware with 10/20/30/40, vmbr1 on the
+#                  vSwitch VLAN 4000 with MTU 1400; each pings the other over vmbr1
+# Prints each scenario's wall time and a closing "lab: N passed, M failed" line.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+work=${KEEL_LAB_WORK:-/tmp/keel-lab}
+rm -rf "$work"
+mkdir -p "$work"
+t0=$(date +%s)
+image=$(bash "$here/image.sh") || { echo "lab: the guest image could not be built"; echo "lab: 0 passed, 1 failed"; exit 1; }
+echo "lab: image $image ($(head -2 "$image/done" | tr '\n' ' ')) ready after $(( $(date +%s) - t0 ))s"
+bash "$here/../build-static.sh" >/dev/null || { echo "lab: static build failed"; exit 1; }
+
+passed=0
+failed=0
+result() { # name rc seconds
+  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "lab: PASS $1 (${3}s)"; else failed=$((failed + 1)); echo "lab: FAIL $1 (${3}s)"; fi
+}
+show() { # print a scenario's output for the log
+  sed 's/^/    /' "$1/results-$2/output.txt" 2>/dev/null | tail -80
+}
+run() { # name workdir scenario serials...
+  local name=$1 dir=$2 scenario=$3
+  shift 3
+  local s=$(date +%s)
+  bash "$here/boot.sh" "$dir" "$scenario" "$@"
+  local rc=$?
+  show "$dir" "$scenario"
+  return $rc
+}
+
+s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
+s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
+
+s=$(date +%s)
+run crash "$work/crash" crash && run resume "$work/crash" resume
+result crash-resume $? $(( $(date +%s) - s ))
+
+refuse_unchanged() { # name serials...: refuse scenario; the disk images must not change
+  local name=$1 dir="$work/$1"
+  shift
+  mkdir -p "$dir"
+  for serial in "$@"; do qemu-img create -q -f qcow2 "$dir/nvme-$serial.qcow2" 8G; done
+  local before after
+  before=$(cd "$dir" && sha256sum nvme-*.qcow2)
+  run "$name" "$dir" refuse "$@"
+  local rc=$?
+  after=$(cd "$dir" && sha256sum nvme-*.qcow2)
+  if [ "$before" != "$after" ]; then echo "    FAIL: a refused run changed the disk images"; rc=1; fi
+  return $rc
+}
+s=$(date +%s); refuse_unchanged one-drive LABNVME0001; result one-drive $? $(( $(date +%s) - s ))
+s=$(date +%s); refuse_unchanged other-serial LABNVME0001 LABNVME0009; result other-serial $? $(( $(date +%s) - s ))
+
+# two guests on one loopback UDP link: each applies its rendered network and pings the other
+s=$(date +%s)
+KEEL_LAB_DGRAM=47001:47002 KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 \
+  bash "$here/boot.sh" "$work/net1" network >"$work/net1.out" 2>&1 &
+n1=$!
+KEEL_LAB_DGRAM=47002:47001 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 \
+  bash "$here/boot.sh" "$work/net2" network >"$work/net2.out" 2>&1
+r2=$?
+wait $n1
+r1=$?
+for n in 1 2; do cat "$work/net$n.out"; show "$work/net$n" network; done
+[ $r1 = 0 ] && [ $r2 = 0 ]
+result network-two-nodes $? $(( $(date +%s) - s ))
+
+echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
+echo "lab: $passed passed, $failed failed"
+[ "$failed" = 0 ]

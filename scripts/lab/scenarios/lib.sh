@@ -1,0 +1,65 @@
+# Helpers for lab scenarios (sourced; cwd is the payload: ./keel, profiles/, hardware-specs/).
+SERIALS=LABNVME0001,LABNVME0002
+JOURNALS=/var/lib/keel
+failures=0
+
+check() { # check "what" command...: runs the command, reports ok/FAIL
+  what=$1
+  shift
+  if "$@" >/tmp/check.out 2>&1; then
+    echo "ok    $what"
+  else
+    echo "FAIL  $what"
+    sed 's/^/      /' /tmp/check.out | tail -15
+    failures=$((failures + 1))
+  fi
+}
+
+equals() { # equals "what" expected actual
+  if [ "$2" = "$3" ]; then echo "ok    $1 = $2"; else echo "FAIL  $1: expected '$2', found '$3'"; failures=$((failures + 1)); fi
+}
+
+install_lab() { # the disk phase of lab-node-01, unattended
+  ./keel install --profile profiles/lab-node-01.toml --yes --confirm-serials "$SERIALS" \
+    --journal-dir "$JOURNALS" --progress plain "$@"
+}
+
+# What a correct disk phase leaves: tables as planned, both pools mirrored on the by-id p2/p3
+# partitions with every seed property, the datasets and the swap zvol.
+verify_disk_phase() {
+  ./keel plan --profile profiles/lab-node-01.toml --json >/tmp/plan.json 2>/dev/null
+  for serial in LABNVME0001 LABNVME0002; do
+    dev=$(readlink -f /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_$serial)
+    want=$(awk -F'[:,]' '/"number"/ {n=$2} /"first_sector"/ {f=$2} /"last_sector"/ {print n+0, f+0, $2-f+1}' /tmp/plan.json | sort -n)
+    have=$(sfdisk --json "$dev" | awk -F'[:,]' '/"node"/ {gsub(/[" ]/, "", $2); n=$2; sub(/.*p/, "", n)} /"start"/ {s=$2} /"size"/ {print n+0, s+0, $2+0}' | sort -n)
+    equals "partition table of $serial (number start size)" "$want" "$have"
+  done
+  zpool import -d /dev/disk/by-id -N -R /mnt/keel rpool >/dev/null 2>&1
+  zpool import -d /dev/disk/by-id -N -R /mnt/keel datapool >/dev/null 2>&1
+  for pool in rpool datapool; do
+    part=2; [ $pool = datapool ] && part=3
+    equals "$pool health" ONLINE "$(zpool get -H -o value health $pool)"
+    equals "$pool ashift" 12 "$(zpool get -H -o value ashift $pool)"
+    equals "$pool mirror members (by-id p$part)" 2 "$(zpool status -P $pool | grep -c "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME000[12]-part$part ")"
+    check "$pool is a mirror" sh -c "zpool status $pool | grep -q mirror-0"
+    for prop in compression=lz4 atime=off xattr=sa dnodesize=auto normalization=formD mountpoint=none; do
+      equals "$pool ${prop%%=*}" "${prop#*=}" "$(zfs get -H -o value ${prop%%=*} $pool)"
+    done
+  done
+  equals "rpool bootfs" rpool/ROOT/pve-1 "$(zpool get -H -o value bootfs rpool)"
+  for ds in rpool/ROOT rpool/ROOT/pve-1 datapool/ct datapool/vm datapool/backups datapool/templates; do
+    check "dataset $ds exists" zfs list -H -o name $ds
+  done
+  equals "swap zvol size" 536870912 "$(zfs get -H -p -o value volsize rpool/swap)"
+  equals "swap signature" swap "$(blkid -p -o value -s TYPE /dev/zvol/rpool/swap)"
+  for serial in LABNVME0001 LABNVME0002; do
+    equals "ESP of $serial" vfat "$(blkid -p -o value -s TYPE /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_$serial-part1)"
+  done
+  zpool export datapool
+  zpool export rpool
+}
+
+finish() {
+  echo "scenario: $failures check(s) failed"
+  [ "$failures" = 0 ]
+}
