@@ -5,7 +5,10 @@
 #     install tests, and Debian's ifupdown2 unpacked (not installed);
 #  2. the recorded fixtures are exactly what tests/fixtures/make-fixtures.sh generates;
 #  3. cargo test on the whole workspace, with the real-parser checks required (no skipping);
-#  4. the static binary builds, ldd calls it static, and it runs in an empty chroot.
+#  4. the static binary builds, ldd calls it static, and it runs in an empty chroot;
+#  5. the lab (scripts/lab/run-all.sh, root): QEMU guests with real NVMe serials and ZFS run
+#     keel's disk phase, crash/resume, refusals and the rendered network. The guest image is
+#     built once (about 7 minutes) and cached in /var/cache/keel-lab. KEEL_SKIP_LAB=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=${KEEL_TOOLS_DIR:-/tmp/keel-test-tools}
@@ -65,4 +68,16 @@ cp -a profiles hardware-specs "$root/"
 chroot "$root" /keel plan --profile /profiles/pve-node-01.toml --root /fixture >/dev/null 2>&1 \
   || { echo "the static binary failed to plan inside an empty chroot" >&2; exit 1; }
 echo "static keel plans inside an empty chroot: ok"
+
+if [ "${KEEL_SKIP_LAB:-}" = 1 ]; then
+  echo "== lab: skipped (KEEL_SKIP_LAB=1)"
+else
+  echo "== lab"
+  lablog=$(mktemp)
+  cleanup+=("rm -f '$lablog'")
+  lab_start=$(date +%s)
+  bash scripts/lab/run-all.sh 2>&1 | tee "$lablog"
+  echo "lab took $(( $(date +%s) - lab_start ))s"
+  passed=$(( passed + $(sed -n 's/^lab: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$lablog") ))
+fi
 echo "tests: $passed passed, $failed failed"

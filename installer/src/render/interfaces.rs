@@ -75,7 +75,8 @@ pub fn render(p: &Profile) -> String {
     let _ = writeln!(out, "\n# Cluster bridge: corosync and migration.");
     let _ = writeln!(out, "auto {}\niface {} inet static", c.name, c.name);
     let _ = writeln!(out, "\taddress {}", c.address);
-    // The bridge takes its MTU from its port (ifupdown2 warns when it is set on the bridge too).
-    let _ = writeln!(out, "\tbridge-ports {port}\n\tbridge-stp off\n\tbridge-fd 0");
+    // The MTU goes on the bridge too: ifupdown2's syntax check says a bridge inherits it from
+    // its ports, but the lab shows vmbr1 staying at 1500 without it (scripts/lab, network).
+    let _ = writeln!(out, "\tbridge-ports {port}\n\tbridge-stp off\n\tbridge-fd 0\n\tmtu {}", c.mtu);
     out
 }

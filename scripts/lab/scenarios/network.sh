@@ -25,6 +25,7 @@ udevadm trigger --action=add --subsystem-match=net --sysname-match="$nic"
 udevadm settle
 check "the .link file renamed $nic to nic0 (matched by MAC)" ip link show nic0
 cp /tmp/r/etc/network/interfaces /etc/network/interfaces
+mkdir -p /run/network # ifupdown2 keeps its lock and state there (networking.service makes it)
 ifup -a >/tmp/ifup.txt 2>&1
 equals "ifup -a exit code" 0 "$?"
 cat /tmp/ifup.txt
