@@ -9,10 +9,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=${KEEL_LAB_WORK:-/tmp/keel-lab}/provision
 rm -rf "$work"
 start=$(date +%s)
+echo "keel lab: preparing the guest image (cached after the first run) and the static keel binary"
+bash "$here/image.sh" >/dev/null
+mkdir -p "$work"
+: >"$work/console-disk-phase.log"
+bash "$here/boot.sh" "$work" disk-phase &
+boot=$!
+# follow the guest's console (keel's progress as it happens) until the guest is gone
+tail -n +1 -f --pid=$boot "$work/console-disk-phase.log" | sed -un '/=== lab: scenario/,$p'
 set +e
-bash "$here/boot.sh" "$work" disk-phase
+wait $boot
 rc=$?
 set -e
-cat "$work/results-disk-phase/output.txt" 2>/dev/null
 echo "provisioned a simulated AX41 in $(( $(date +%s) - start ))s (exit $rc); guest console: $work/console-disk-phase.log"
 exit $rc
