@@ -14,6 +14,15 @@ cd "$(dirname "$0")/.."
 tools=${KEEL_TOOLS_DIR:-/tmp/keel-test-tools}
 cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+t0=$(date +%s)
+t_last=
+phase() { # prints how long the previous phase took, then the next one's title
+  local now
+  now=$(date +%s)
+  [ -z "$t_last" ] || echo "   (took $((now - t_last))s)"
+  t_last=$now
+  echo "== $*"
+}
 
 need=()
 for cmd in /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client /usr/sbin/corosync:corosync \
@@ -27,7 +36,7 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing test dependencies: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
     exit 1
   fi
-  echo "== installing test dependencies: ${need[*]}"
+  phase "installing test dependencies: ${need[*]}"
   # Package scripts must not start sshd or corosync on this machine.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -42,7 +51,7 @@ if [ ! -x "$tools/ifupdown2/bin/ifup" ]; then
   bash scripts/ci/fetch-ifupdown2.sh "$tools/ifupdown2"
 fi
 
-echo "== fixtures match their generator"
+phase "fixtures match their generator"
 bash tests/fixtures/make-fixtures.sh >/dev/null
 if [ -n "$(git status --porcelain -- tests/fixtures)" ]; then
   git status --porcelain -- tests/fixtures | head -20 >&2
@@ -50,7 +59,7 @@ if [ -n "$(git status --porcelain -- tests/fixtures)" ]; then
   exit 1
 fi
 
-echo "== cargo test"
+phase "cargo test"
 export KEEL_REQUIRE_TOOLS=1 KEEL_IFUP="$tools/ifupdown2/bin/ifup"
 log=$(mktemp)
 cleanup+=("rm -f '$log'")
@@ -58,7 +67,7 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 
-echo "== static binary"
+phase "static binary"
 bash scripts/build-static.sh
 root=$(mktemp -d)
 cleanup+=("rm -rf '$root'")
@@ -70,9 +79,9 @@ chroot "$root" /keel plan --profile /profiles/pve-node-01.toml --root /fixture >
 echo "static keel plans inside an empty chroot: ok"
 
 if [ "${KEEL_SKIP_LAB:-}" = 1 ]; then
-  echo "== lab: skipped (KEEL_SKIP_LAB=1)"
+  phase "lab: skipped (KEEL_SKIP_LAB=1)"
 else
-  echo "== lab"
+  phase "lab"
   lablog=$(mktemp)
   cleanup+=("rm -f '$lablog'")
   lab_start=$(date +%s)
@@ -80,4 +89,5 @@ else
   echo "lab took $(( $(date +%s) - lab_start ))s"
   passed=$(( passed + $(sed -n 's/^lab: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$lablog") ))
 fi
+phase "done after $(( $(date +%s) - t0 ))s"
 echo "tests: $passed passed, $failed failed"
