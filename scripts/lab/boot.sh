@@ -8,7 +8,7 @@
 # the console in WORKDIR/console-SCENARIO.log. Exit code: the scenario's (124 on timeout).
 # Environment: KEEL_LAB_MAC (NIC MAC), KEEL_LAB_DGRAM=LOCALPORT:REMOTEPORT (link to another
 # guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
-# KEEL_LAB_TIMEOUT (seconds, default 900).
+# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -53,10 +53,14 @@ else
   net=(-nic "user,model=e1000,mac=$mac,restrict=on")
 fi
 
+# firmware: SeaBIOS (legacy BIOS, the AX41 default) or OVMF (UEFI) with KEEL_LAB_UEFI=1
+firmware=()
+[ "${KEEL_LAB_UEFI:-}" = 1 ] && firmware=(-bios /usr/share/ovmf/OVMF.fd)
+
 console="$work/console-$scenario.log"
 start=$(date +%s)
 set +e
-timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot \
+timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
   -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
   -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3" \
   -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on" \

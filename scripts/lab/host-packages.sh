@@ -2,7 +2,7 @@
 # Host packages for the lab: QEMU from bookworm-backports (the image's qemu-utils comes from
 # there too), debootstrap. Adds Debian contrib + backports beside the existing mirror.
 set -euo pipefail
-if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null; then exit 0; fi
+if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null && [ -f /usr/share/ovmf/OVMF.fd ]; then exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "installing QEMU needs root" >&2; exit 1; }
 uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
 if [ ! -f /etc/apt/sources.list.d/keel-lab.sources ]; then
@@ -17,5 +17,5 @@ fi
 apt-get update -qq 2>/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-data seabios ipxe-qemu qemu-utils >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap e2fsprogs >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap e2fsprogs ovmf >/dev/null
 echo "lab host packages: $(qemu-system-x86_64 --version | head -1)"

@@ -2,6 +2,7 @@
 # Every lab scenario, each in a fresh QEMU guest that looks like an AX41 to keel (two NVMe
 # drives with serials, SMBIOS Hetzner/AX41-NVMe, one NIC with a fixed MAC, BIOS boot):
 #   detect-check   detect; check passes qemu-lab.toml and fails ax41-nvme.toml as expected
+#   detect-uefi    the same guest booted through OVMF: keel detects UEFI, check and plan pass
 #   disk-phase     keel install's disk phase, verified (tables, pools, properties, datasets,
 #                  swap); run again: nothing changes
 #   crash-resume   power cut in the middle of the dataset steps, boot again (the rescue system
@@ -41,6 +42,7 @@ run() { # name workdir scenario serials...
 }
 
 s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
+s=$(date +%s); KEEL_LAB_UEFI=1 run detect-uefi "$work/uefi" detect-uefi; result detect-uefi $? $(( $(date +%s) - s ))
 s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
 
 s=$(date +%s)
