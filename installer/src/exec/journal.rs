@@ -276,6 +276,13 @@ pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Res
         return Ok(None);
     }
     let text = host.read_file(&copy)?;
+    // An install that reached its export is complete (the copy is closed right there): the
+    // disks hold a finished system, not an install to resume. Leave the pool as found.
+    if text.contains("\"event\":\"start\",\"step\":\"finish.export\"") {
+        host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
+        host.run(&argv(&["zpool", "export", "rpool"]), t)?;
+        return Ok(None);
+    }
     host.write_file(path, text.as_bytes(), 0o600)?;
     Ok(Some(format!("the journal was missing here; recovered it from {} on the target's rpool", copy.display())))
 }

@@ -315,3 +315,22 @@ fn a_pool_on_other_disks_is_not_taken_for_ours() {
     assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
     assert!(h.commands().contains(&"zpool export rpool".to_string()), "the foreign pool is exported again");
 }
+
+#[test]
+fn a_completed_install_on_the_disks_is_not_resumed() {
+    // DR over a node keel installed before: its rpool carries the journal of a finished install
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
+    h.files.remove(rescue);
+    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n"));
+    h.set("zpool import -f", Output::ok(""));
+    let status = format!("  pool: rpool\n\t{}\n\t{}\n", plan.targets[0].part(2), plan.targets[1].part(2));
+    h.set("zpool status -P rpool", Output::ok(&status));
+    h.calls.clear();
+    assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
+    assert!(!h.files.contains_key(rescue));
+    assert!(h.commands().contains(&"zpool export rpool".to_string()), "{:?}", h.commands());
+}
