@@ -5,6 +5,8 @@
 #   detect-uefi    the same guest booted through OVMF: keel detects UEFI, check and plan pass
 #   disk-phase     keel install's disk phase, verified (tables, pools, properties, datasets,
 #                  swap); run again: nothing changes
+#   reinstall      next boot on the same disks (DR over a keel-installed node): refused without
+#                  --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   crash-resume   power cut in the middle of the dataset steps, boot again (the rescue system
 #                  forgot its journal), run again: resumes from the journal on rpool, same state
 #   one-drive      a drive missing: refused before anything is written (disk image unchanged)
@@ -44,6 +46,7 @@ run() { # name workdir scenario serials...
 s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
 s=$(date +%s); KEEL_LAB_UEFI=1 run detect-uefi "$work/uefi" detect-uefi; result detect-uefi $? $(( $(date +%s) - s ))
 s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
+s=$(date +%s); run reinstall "$work/disk" reinstall; result reinstall $? $(( $(date +%s) - s ))
 
 s=$(date +%s)
 run crash "$work/crash" crash && run resume "$work/crash" resume
