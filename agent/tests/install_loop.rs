@@ -26,6 +26,13 @@ fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The loop devices and by-id links are shared: one test at a time. `None` when the tests
+/// cannot run here (not root, tools missing) and KEEL_REQUIRE_TOOLS is not set.
+fn exclusive() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    usable().then_some(guard)
+}
+
 fn usable() -> bool {
     let root = sh("id -u") == "0";
     let tools = ["losetup", "sgdisk", "wipefs", "partprobe", "mkfs.vfat", "sfdisk", "blkid", "udevadm"]
@@ -209,10 +216,7 @@ fn planned_layout(rig: &Rig) -> Vec<String> {
 
 #[test]
 fn install_partitions_exactly_as_planned_and_a_rerun_changes_nothing() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !usable() {
-        return;
-    }
+    let Some(_g) = exclusive() else { return };
     let rig = Rig::new();
     let bystander = rig.bystander();
 
@@ -243,10 +247,7 @@ fn install_partitions_exactly_as_planned_and_a_rerun_changes_nothing() {
 
 #[test]
 fn a_run_killed_after_any_step_resumes_to_the_same_state() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !usable() {
-        return;
-    }
+    let Some(_g) = exclusive() else { return };
     let reference = {
         let rig = Rig::new();
         assert_eq!(rig.install(&[]).code, 0);
@@ -273,10 +274,7 @@ fn a_run_killed_after_any_step_resumes_to_the_same_state() {
 
 #[test]
 fn refusals_write_nothing() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !usable() {
-        return;
-    }
+    let Some(_g) = exclusive() else { return };
     let rig = Rig::new();
     let bystander = rig.bystander();
     let blank = |rig: &Rig| Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty();
@@ -331,10 +329,7 @@ fn refusals_write_nothing() {
 
 #[test]
 fn a_detached_install_survives_its_caller_and_status_follows_it() {
-    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !usable() {
-        return;
-    }
+    let Some(_g) = exclusive() else { return };
     let rig = Rig::new();
     let started = rig.install(&["--detach"]);
     assert_eq!(started.code, 0, "{}", started.stderr);

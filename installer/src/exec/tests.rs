@@ -61,6 +61,15 @@ fn sfdisk_json(plan: &Plan, dev: &str) -> String {
     format!(r#"{{"partitiontable":{{"label":"gpt","device":"{dev}","partitions":[{}]}}}}"#, parts.join(","))
 }
 
+/// The disks now carry the planned tables and vfat ESPs (what the partition steps leave).
+fn partitioned(h: &mut FakeHost, plan: &Plan) {
+    for t in &plan.targets {
+        let dev = format!("/dev/{}", t.kernel_name);
+        h.answer(&format!("sfdisk --json {dev}"), Output::ok(&sfdisk_json(plan, &dev)));
+        h.answer(&format!("blkid -p -o value -s TYPE {}", t.part(1)), Output::ok("vfat\n"));
+    }
+}
+
 fn journal(h: &mut FakeHost, plan: &Plan) -> Journal {
     Journal::open(h, Path::new("/var/lib/keel/install-pve-node-01.jsonl"), plan, false).unwrap()
 }
@@ -118,12 +127,7 @@ fn resume_verifies_done_steps_and_continues_from_the_first_unfinished() {
     let mut j = journal(&mut h, &plan);
     let opts = Options { until: Some("partition.format-esp".into()), ..Default::default() };
     assert_eq!(execute(&mut h, &plan, &mut j, &opts, &mut |_| {}).unwrap(), Outcome::Paused { after: "partition.format-esp".into() });
-    // The disks now carry the planned tables and vfat ESPs.
-    for t in &plan.targets {
-        let dev = format!("/dev/{}", t.kernel_name);
-        h.answer(&format!("sfdisk --json {dev}"), Output::ok(&sfdisk_json(&plan, &dev)));
-        h.answer(&format!("blkid -p -o value -s TYPE {}", t.part(1)), Output::ok("vfat\n"));
-    }
+    partitioned(&mut h, &plan);
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     let mut events = Vec::new();
@@ -142,11 +146,7 @@ fn a_step_done_but_not_journaled_is_detected_not_redone() {
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &Options { until: Some("datasets.root".into()), ..Default::default() }, &mut |_| {}).unwrap();
-    for t in &plan.targets {
-        let dev = format!("/dev/{}", t.kernel_name);
-        h.answer(&format!("sfdisk --json {dev}"), Output::ok(&sfdisk_json(&plan, &dev)));
-        h.answer(&format!("blkid -p -o value -s TYPE {}", t.part(1)), Output::ok("vfat\n"));
-    }
+    partitioned(&mut h, &plan);
     h.set("zpool list", Output::ok("pool\n"));
     h.set("zfs list", Output::ok("dataset\n"));
     h.set("zfs get", Output::ok("yes\n"));
