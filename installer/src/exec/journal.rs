@@ -199,45 +199,6 @@ pub fn summary(entries: &[Entry]) -> String {
     entries.iter().map(|e| format!("{}  {}\n", e.ts, e.record.describe())).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(seq: u64, rec: &str) -> String {
-        format!("{{\"seq\":{seq},\"ts\":\"2026-11-27T00:00:00.000Z\",{rec}}}\n")
-    }
-
-    const BEGIN: &str = "\"event\":\"begin\",\"hostname\":\"h\",\"profile_sha256\":\"p\",\"plan_sha256\":\"d\",\"serials\":[\"A\"],\"keel_version\":\"0\"";
-
-    #[test]
-    fn parses_and_tracks_done_steps() {
-        let text = line(0, BEGIN)
-            + &line(1, "\"event\":\"start\",\"step\":\"wipe.disk-a\",\"n\":1,\"total\":2,\"title\":\"t\"")
-            + &line(2, "\"event\":\"done\",\"step\":\"wipe.disk-a\",\"seconds\":0.5")
-            + &line(3, "\"event\":\"start\",\"step\":\"partition.disk-a\",\"n\":2,\"total\":2,\"title\":\"t\"");
-        let entries = parse(Path::new("j"), &text).unwrap();
-        let j = Journal { path: "j".into(), mirror: None, entries };
-        assert_eq!(j.done().into_iter().collect::<Vec<_>>(), ["wipe.disk-a"]);
-        assert!(!j.finished());
-    }
-
-    #[test]
-    fn damaged_journals_are_refused_with_the_line() {
-        let cut = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":1").trim_end()[..20];
-        let e = parse(Path::new("j"), &cut).unwrap_err().to_string();
-        assert!(e.contains("line 2") && e.contains("cut short"), "{e}");
-        let edited = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":\"fast\"");
-        let e = parse(Path::new("j"), &edited).unwrap_err().to_string();
-        assert!(e.contains("line 2"), "{e}");
-        let reordered = line(0, BEGIN) + &line(5, "\"event\":\"note\",\"message\":\"m\"");
-        assert!(parse(Path::new("j"), &reordered).unwrap_err().to_string().contains("sequence number 5"));
-        let unknown = line(0, BEGIN) + &line(1, "\"event\":\"teleport\"");
-        assert!(parse(Path::new("j"), &unknown).unwrap_err().to_string().contains("line 2"));
-        let headless = line(0, "\"event\":\"note\",\"message\":\"m\"");
-        assert!(parse(Path::new("j"), &headless).unwrap_err().to_string().contains("begin record"));
-    }
-}
-
 /// After a reboot of the rescue system its journal is gone, but the target keeps a copy once
 /// the root file system exists. If `path` is missing and the plan's target disks carry `rpool`,
 /// import it (no mounts but the root, under the target root), and copy the journal back.
@@ -285,4 +246,43 @@ pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Res
     }
     host.write_file(path, text.as_bytes(), 0o600)?;
     Ok(Some(format!("the journal was missing here; recovered it from {} on the target's rpool", copy.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, rec: &str) -> String {
+        format!("{{\"seq\":{seq},\"ts\":\"2026-11-27T00:00:00.000Z\",{rec}}}\n")
+    }
+
+    const BEGIN: &str = "\"event\":\"begin\",\"hostname\":\"h\",\"profile_sha256\":\"p\",\"plan_sha256\":\"d\",\"serials\":[\"A\"],\"keel_version\":\"0\"";
+
+    #[test]
+    fn parses_and_tracks_done_steps() {
+        let text = line(0, BEGIN)
+            + &line(1, "\"event\":\"start\",\"step\":\"wipe.disk-a\",\"n\":1,\"total\":2,\"title\":\"t\"")
+            + &line(2, "\"event\":\"done\",\"step\":\"wipe.disk-a\",\"seconds\":0.5")
+            + &line(3, "\"event\":\"start\",\"step\":\"partition.disk-a\",\"n\":2,\"total\":2,\"title\":\"t\"");
+        let entries = parse(Path::new("j"), &text).unwrap();
+        let j = Journal { path: "j".into(), mirror: None, entries };
+        assert_eq!(j.done().into_iter().collect::<Vec<_>>(), ["wipe.disk-a"]);
+        assert!(!j.finished());
+    }
+
+    #[test]
+    fn damaged_journals_are_refused_with_the_line() {
+        let cut = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":1").trim_end()[..20];
+        let e = parse(Path::new("j"), &cut).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("cut short"), "{e}");
+        let edited = line(0, BEGIN) + &line(1, "\"event\":\"done\",\"step\":\"x\",\"seconds\":\"fast\"");
+        let e = parse(Path::new("j"), &edited).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let reordered = line(0, BEGIN) + &line(5, "\"event\":\"note\",\"message\":\"m\"");
+        assert!(parse(Path::new("j"), &reordered).unwrap_err().to_string().contains("sequence number 5"));
+        let unknown = line(0, BEGIN) + &line(1, "\"event\":\"teleport\"");
+        assert!(parse(Path::new("j"), &unknown).unwrap_err().to_string().contains("line 2"));
+        let headless = line(0, "\"event\":\"note\",\"message\":\"m\"");
+        assert!(parse(Path::new("j"), &headless).unwrap_err().to_string().contains("begin record"));
+    }
 }

@@ -53,7 +53,7 @@ impl Tree<'_> {
         let mut names: Vec<String> = fs::read_dir(self.path(rel))
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        names.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        names.sort_by_key(|a| natural_key(a));
         names
     }
 
@@ -455,7 +455,7 @@ mod tests {
     #[test]
     fn natural_order() {
         let mut v = vec!["nvme10n1", "nvme2n1", "nvme1n1"];
-        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        v.sort_by_key(|a| natural_key(a));
         assert_eq!(v, ["nvme1n1", "nvme2n1", "nvme10n1"]);
     }
 
