@@ -33,8 +33,6 @@ cp "$here/lab-init" "$payload/lab-init"
 rm -f "$work/payload.img"
 truncate -s 64M "$work/payload.img"
 mkfs.ext4 -q -F -d "$payload" "$work/payload.img"
-rm -f "$work/results.img"
-truncate -s 64M "$work/results.img"
 
 nvme=()
 for i in "${!serials[@]}"; do
@@ -58,27 +56,40 @@ firmware=()
 [ "${KEEL_LAB_UEFI:-}" = 1 ] && firmware=(-bios /usr/share/ovmf/OVMF.fd)
 
 console="$work/console-$scenario.log"
-start=$(date +%s)
-set +e
-timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
-  -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-  -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3" \
-  -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on" \
-  -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
-  -drive "file=$work/results.img,format=raw,if=virtio" \
-  "${nvme[@]}" \
-  -uuid 11111111-2222-3333-4444-555555555555 \
-  -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \
-  -smbios type=2,manufacturer=Hetzner,product=LabBoard \
-  "${net[@]}" \
-  </dev/null >"$console" 2>&1
-qrc=$?
-set -e
-secs=$(( $(date +%s) - start ))
 results="$work/results-$scenario"
-rm -rf "$results"
-mkdir -p "$results"
-tar xf "$work/results.img" -C "$results" 2>/dev/null || true
+start=$(date +%s)
+# QEMU's TCG has been seen to abort on its own assertion (iotlb_to_section) while booting, before
+# the guest ran anything: such a crash of the emulator (SIGABRT/SIGSEGV, no result) gets one
+# more boot, said in the log. A scenario's own failure or a timeout is never retried.
+for attempt in 1 2; do
+  rm -f "$work/results.img"
+  truncate -s 64M "$work/results.img"
+  set +e
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
+    -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+    -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3" \
+    -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on" \
+    -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
+    -drive "file=$work/results.img,format=raw,if=virtio" \
+    "${nvme[@]}" \
+    -uuid 11111111-2222-3333-4444-555555555555 \
+    -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \
+    -smbios type=2,manufacturer=Hetzner,product=LabBoard \
+    "${net[@]}" \
+    </dev/null >"$console" 2>&1
+  qrc=$?
+  set -e
+  rm -rf "$results"
+  mkdir -p "$results"
+  tar xf "$work/results.img" -C "$results" 2>/dev/null || true
+  if { [ $qrc = 134 ] || [ $qrc = 139 ]; } && [ ! -f "$results/rc" ] && [ $attempt = 1 ]; then
+    echo "lab: $scenario: QEMU itself crashed (exit $qrc: $(grep -m1 -a 'Assertion\|Segmentation' "$console" || echo no message)); booting once more" >&2
+    cp "$console" "$console.crashed"
+    continue
+  fi
+  break
+done
+secs=$(( $(date +%s) - start ))
 if [ $qrc = 124 ] || [ $qrc = 137 ]; then
   echo "lab: $scenario: the guest did not finish within ${timeout_s}s (console: $console)" >&2
   tail -20 "$console" >&2
