@@ -4,7 +4,9 @@
 set -euo pipefail
 if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null && [ -f /usr/share/ovmf/OVMF.fd ]; then exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "installing QEMU needs root" >&2; exit 1; }
-uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+[ -n "$uri" ] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+[ -n "$uri" ] || { echo "no Debian mirror found in /etc/apt (debian.sources or sources.list)" >&2; exit 1; }
 if [ ! -f /etc/apt/sources.list.d/keel-lab.sources ]; then
   cat >/etc/apt/sources.list.d/keel-lab.sources <<SRC
 Types: deb
