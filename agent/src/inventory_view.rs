@@ -30,7 +30,7 @@ pub fn human(inv: &Inventory) -> String {
                 d.firmware_rev.clone(),
                 d.size_bytes.to_string(),
                 format!("{}/{}", d.logical_block_size, d.physical_block_size),
-                if d.in_use() { d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ") } else { "free".into() },
+                if d.in_use() { d.usage_summary() } else { "free".into() },
             ]
         })
         .collect();
@@ -55,7 +55,7 @@ pub fn human(inv: &Inventory) -> String {
                 d.name.clone(),
                 format!("{:?}", d.kind).to_lowercase(),
                 d.size_bytes.to_string(),
-                if d.in_use() { d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ") } else { "free".into() },
+                if d.in_use() { d.usage_summary() } else { "free".into() },
             ]
         })
         .collect();

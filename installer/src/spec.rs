@@ -169,7 +169,7 @@ impl Spec {
             let label = format!("{} free", d.name);
             let ok = !d.in_use();
             row(&label, "not mounted, swap, held or booted from".into(),
-                if ok { "free".into() } else { d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ") }, ok,
+                if ok { "free".into() } else { d.usage_summary() }, ok,
                 if ok { String::new() } else { "in use by the running system: run keel from the rescue system, not from an installed node".into() });
         }
         let ok = inv.nics.len() as u32 >= self.min_nics;

@@ -37,6 +37,15 @@ pub fn pool_imported(host: &mut dyn Host, pool: &str) -> Result<bool, HostError>
     Ok(host.run(&s(&["zpool", "list", "-H", "-o", "name", pool]), CHECK_TIMEOUT)?.success())
 }
 
+/// The pool a planned `zpool create` makes: the name follows `-R <root>`.
+pub fn created_pool(argv: &[String]) -> Option<&str> {
+    if argv.get(..2)? != ["zpool", "create"] {
+        return None;
+    }
+    let r = argv.iter().position(|x| x == "-R")?;
+    argv.get(r + 2).map(String::as_str)
+}
+
 /// Checks one planned command. `zpool create` of a pool that exists but is exported is
 /// imported here (under the target root): that is how a re-run after a reboot finds it.
 pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostError> {
@@ -46,9 +55,8 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let out = host.run(&s(&["zfs", "list", "-H", "-o", "name", name]), CHECK_TIMEOUT)?;
             Ok(if out.success() { Done::Yes(format!("dataset {name} exists")) } else { Done::No })
         }
-        ["zpool", "create", rest @ ..] => {
-            // the pool name follows `-R <root>`
-            let pool = rest.iter().position(|x| *x == "-R").and_then(|i| rest.get(i + 2)).copied().unwrap_or("");
+        ["zpool", "create", ..] => {
+            let pool = created_pool(argv).unwrap_or("");
             if pool_imported(host, pool)? {
                 return Ok(Done::Yes(format!("pool {pool} is imported")));
             }

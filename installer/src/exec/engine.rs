@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::checks::{command_done, table_differs, Done};
+use super::checks::{command_done, created_pool, table_differs, Done};
 use super::host::{command_line, Host, HostError};
 use super::journal::{Entry, Journal, JournalError, Record};
 use crate::plan::{Group, Plan, Step, TARGET_ROOT};
@@ -119,8 +119,7 @@ impl Run<'_> {
             if let Done::No = command_done(self.host, c).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
                 // An exported pool from an earlier run of this very install (the journal says so)
                 // may carry another host id after a reboot of the rescue system: import it by force.
-                if let ["zpool", "create", ..] = c.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-                    let pool = if step.id == "pools.rpool" { "rpool" } else { "datapool" };
+                if let Some(pool) = created_pool(c) {
                     let out = self
                         .host
                         .run(&["zpool", "import", "-f", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, pool].map(String::from), self.opts.command_timeout)

@@ -120,7 +120,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
                 label: t.label.clone(),
                 dev: dev_path,
                 serial: t.serial.clone(),
-                usage: disk.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "),
+                usage: disk.usage_summary(),
             });
         }
         // What is on it now: the disk itself and every partition.

@@ -130,6 +130,11 @@ impl Disk {
     pub fn in_use(&self) -> bool {
         !self.usage.is_empty()
     }
+
+    /// Everything that uses the disk, for messages ("nvme0n1p2 mounted at / (ext4); ...").
+    pub fn usage_summary(&self) -> String {
+        self.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -238,7 +238,7 @@ pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<
             kind: d.kind,
             size_bytes: d.size_bytes,
             why: if d.in_use() {
-                format!("in use: {}", d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "))
+                format!("in use: {}", d.usage_summary())
             } else if d.kind == DiskKind::Nvme {
                 "not a target of this profile".into()
             } else {
@@ -294,7 +294,7 @@ fn select_targets<'a>(inv: &'a Inventory, profile: &Profile) -> Result<Vec<&'a D
         let free: Vec<&Disk> = inv.nvme_disks().filter(|d| !d.in_use()).collect();
         if free.len() != count {
             let busy: Vec<String> = inv.nvme_disks().filter(|d| d.in_use()).map(|d| {
-                format!("{} in use: {}", d.name, d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; "))
+                format!("{} in use: {}", d.name, d.usage_summary())
             }).collect();
             return Err(PlanError::Disks(format!(
                 "the profile wants {count} target disk(s) and {} free NVMe drive(s) were found [{}]{}; {}",
@@ -318,7 +318,7 @@ fn select_targets<'a>(inv: &'a Inventory, profile: &Profile) -> Result<Vec<&'a D
                 return Err(PlanError::Disks(format!(
                     "pinned disk {} is in use: {}; keel never writes to a disk the running system uses",
                     describe(d),
-                    d.usage.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")
+                    d.usage_summary()
                 )));
             }
             v.push(d);
