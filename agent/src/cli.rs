@@ -78,6 +78,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check an installed node (or a mounted target) against its profile: pools, properties,
+    /// datasets, boot loaders on every drive, rendered files; on a running node also bridges,
+    /// VLANs and corosync quorum. Prints a table; exit 1 when a check fails.
+    Verify {
+        /// The profile the node was installed from (keel keeps a copy there).
+        #[arg(long, default_value = "/etc/keel/profile.toml")]
+        profile: PathBuf,
+        /// Root of the installed system (`/mnt/keel` for a mounted target).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// A drive is missing on purpose: a degraded mirror is a warning, not a failure.
+        #[arg(long)]
+        allow_degraded: bool,
+        /// Fail unless corosync is quorate with every node of the profile.
+        #[arg(long)]
+        expect_quorum: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the files an install puts on the node (interfaces, corosync.conf, hosts, sshd,
     /// apt sources, ...) under a staging directory, for review.
     Render {

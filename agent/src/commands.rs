@@ -24,6 +24,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Render { profile, out } => render(&profile, &out),
         Command::Install(args) => crate::install::install(&args),
         Command::Status { journal_dir, follow, json } => crate::install::status(&journal_dir, follow, json),
+        Command::Verify { profile, root, allow_degraded, expect_quorum, json } => verify(&profile, &root, allow_degraded, expect_quorum, json),
     }
 }
 
@@ -107,7 +108,7 @@ fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
 
 /// Loads profile and spec, probes the hardware and builds the plan; `Ok(None)` when the
 /// reason was already printed (bad profile or spec, impossible plan).
-pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) -> Result<Option<plan::Plan>> {
+pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) -> Result<Option<(Profile, plan::Plan)>> {
     let Some(l) = load_profile(profile_path)? else { return Ok(None) };
     let spec_path = match (spec_path, &l.profile.hardware_spec) {
         (Some(s), _) => Some(s.to_path_buf()),
@@ -132,7 +133,7 @@ pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) ->
     };
     let inv = inventory(root)?;
     match plan::build(&inv, &l.profile, spec.as_ref()) {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok(Some((l.profile, p))),
         Err(e) => {
             eprintln!("keel: cannot plan {}: {e}", l.profile.node.hostname);
             Ok(None)
@@ -141,7 +142,7 @@ pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) ->
 }
 
 fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) -> Result<ExitCode> {
-    let Some(p) = build_plan(profile_path, spec_path, root)? else { return Ok(ExitCode::from(1)) };
+    let Some((_, p)) = build_plan(profile_path, spec_path, root)? else { return Ok(ExitCode::from(1)) };
     if json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else {
@@ -171,4 +172,25 @@ fn render(profile_path: &Path, out: &Path) -> Result<ExitCode> {
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("setting mode of {}", path.display()))
+}
+
+fn verify(profile: &Path, root: &Path, allow_degraded: bool, expect_quorum: bool, json: bool) -> Result<ExitCode> {
+    use keel_installer::verify;
+    let l = match Profile::load_installed(profile) {
+        Ok(l) => l,
+        Err(e) => {
+            print_diagnostics(&e);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let opts = verify::Options { root: root.to_path_buf(), allow_degraded, expect_quorum };
+    let mut host = keel_installer::exec::SystemHost;
+    let rows = verify::run(&mut host, &l.profile, &opts);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"schema": "keel.verify/v1", "host": l.profile.node.hostname, "root": root, "checks": rows}))?);
+    } else {
+        println!("keel verify: {} (root {}, profile {})", l.profile.node.hostname, root.display(), profile.display());
+        print!("{}", verify::table(&rows));
+    }
+    Ok(if rows.iter().any(|r| r.status == verify::Status::Fail) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use keel_installer::exec::confirm;
-use keel_installer::exec::engine::{self, in_disk_phase, Options, Outcome};
+use keel_installer::exec::engine::{self, runs_now, Options, Outcome};
 use keel_installer::exec::journal::{self, Entry, Journal, Record};
 use keel_installer::exec::preflight;
 use keel_installer::hardware;
@@ -24,7 +24,7 @@ fn journal_path(dir: &Path, hostname: &str) -> PathBuf {
 }
 
 pub fn install(args: &InstallArgs) -> Result<ExitCode> {
-    let Some(plan) = build_plan(&args.profile, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
+    let Some((profile, plan)) = build_plan(&args.profile, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
     let path = journal_path(&args.journal_dir, &plan.hostname);
     let mut host = LoggingHost::new(&path.with_extension("log"));
     if !args.restart {
@@ -53,7 +53,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             bail!("--until {u}: no such step in the plan (`keel plan` lists them)");
         }
     }
-    let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| in_disk_phase(s) && !done.contains(&s.id)).collect();
+    let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| runs_now(s) && !done.contains(&s.id)).collect();
     let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
     let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
     let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing) {
@@ -112,12 +112,13 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         command_timeout: Duration::from_secs(args.command_timeout),
         crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
         zfs_checked: pre.needs_zfs,
+        self_exe: std::env::current_exe().context("finding keel's own binary")?,
     };
     let mut progress = Progress::new(args.progress);
     let mut print = |e: &Entry| progress.event(e);
-    match engine::execute(&mut host, &plan, &mut journal, &opts, &mut print) {
+    match engine::execute(&mut host, &plan, &profile, &mut journal, &opts, &mut print) {
         Ok(Outcome::Finished) => {
-            eprintln!("disk phase of {} complete; journal {}", plan.hostname, path.display());
+            eprintln!("{} is installed; journal {}", plan.hostname, path.display());
             Ok(ExitCode::SUCCESS)
         }
         Ok(Outcome::Paused { after }) => {

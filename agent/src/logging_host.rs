@@ -51,6 +51,12 @@ impl Host for LoggingHost {
     fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
         self.inner.read_file(path)
     }
+    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
+        self.inner.read_bytes(path)
+    }
+    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
+        self.inner.read_head(path, n)
+    }
     fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
         self.write(&format!("{} write {} ({} bytes, mode {mode:o})\n", keel_installer::exec::journal::now(), path.display(), content.len()));
         self.inner.write_file(path, content, mode)

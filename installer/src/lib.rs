@@ -10,4 +10,5 @@ pub mod render;
 pub mod size;
 pub mod source;
 pub mod spec;
+pub mod verify;
 pub mod table;

@@ -2,6 +2,7 @@
 //! file system) is recognised by what it creates, so a re-run detects it instead of redoing it;
 //! the partition step is recognised by the whole table matching the plan.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -69,8 +70,39 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let out = host.run(&s(&["zfs", "get", "-H", "-o", "value", "mounted", ds]), CHECK_TIMEOUT)?;
             Ok(if out.success() && out.stdout.trim() == "yes" { Done::Yes(format!("{ds} is mounted")) } else { Done::No })
         }
+        ["debootstrap", .., target, _mirror] => {
+            let has_os = host.exists(&Path::new(target).join("etc/debian_version"));
+            let unfinished = host.exists(&Path::new(target).join("debootstrap"));
+            Ok(if has_os && !unfinished { Done::Yes(format!("{target} holds a finished debootstrap")) } else { Done::No })
+        }
+        ["mount", .., dir] => {
+            let out = host.run(&s(&["mountpoint", "-q", dir]), CHECK_TIMEOUT)?;
+            Ok(if out.success() { Done::Yes(format!("{dir} is mounted")) } else { Done::No })
+        }
+        ["chroot", root, "env", rest @ ..] if rest.windows(2).any(|w| w == ["apt-get", "install"]) => {
+            let at = rest.iter().position(|a| *a == "install").expect("checked");
+            let pkgs: Vec<&str> = rest[at + 1..].iter().copied().filter(|a| !a.starts_with('-') && !a.starts_with("Dpkg::")).collect();
+            let missing = not_installed(host, root, &pkgs)?;
+            Ok(if missing.is_empty() { Done::Yes(format!("{} installed", pkgs.join(", "))) } else { Done::No })
+        }
+        ["chroot", root, "zgenhostid"] => {
+            Ok(if host.exists(&Path::new(root).join("etc/hostid")) { Done::Yes("the host id exists".into()) } else { Done::No })
+        }
+        ["chroot", root, "useradd", .., name] => {
+            let out = host.run(&s(&["chroot", root, "id", "-u", name]), CHECK_TIMEOUT)?;
+            Ok(if out.success() { Done::Yes(format!("user {name} exists")) } else { Done::No })
+        }
         _ => Ok(Done::Unknown),
     }
+}
+
+/// Which of `pkgs` dpkg inside `root` does not report as installed.
+pub fn not_installed(host: &mut dyn Host, root: &str, pkgs: &[&str]) -> Result<Vec<String>, HostError> {
+    let mut argv = s(&["chroot", root, "dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\\n"]);
+    argv.extend(pkgs.iter().map(|p| p.to_string()));
+    let out = host.run(&argv, CHECK_TIMEOUT)?;
+    let installed: Vec<&str> = out.stdout.lines().filter(|l| l.ends_with(" installed")).filter_map(|l| l.split(' ').next()).collect();
+    Ok(pkgs.iter().filter(|p| !installed.contains(p)).map(|p| p.to_string()).collect())
 }
 
 /// GPT type GUIDs of the sgdisk codes keel uses.

@@ -4,13 +4,15 @@
 //! journal) and run only if needed. Any failure names the step, the command, its exit code and
 //! the end of its stderr, and leaves the journal saying exactly what was done.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::checks::{command_done, created_pool, table_differs, Done};
 use super::host::{command_line, Host, HostError};
 use super::journal::{Entry, Journal, JournalError, Record};
-use crate::plan::{Group, Plan, Step, TARGET_ROOT};
+use crate::plan::{Group, Plan, Step, SELF_EXE, TARGET_ROOT};
+use crate::profile::Profile;
+use crate::verify;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -23,11 +25,19 @@ pub struct Options {
     pub crash_after: Option<String>,
     /// Whether preflight checked ZFS (it does when pool or dataset steps will run).
     pub zfs_checked: bool,
+    /// keel's own executable (copied into the target).
+    pub self_exe: PathBuf,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { until: None, command_timeout: Duration::from_secs(600), crash_after: None, zfs_checked: true }
+        Options {
+            until: None,
+            command_timeout: Duration::from_secs(600),
+            crash_after: None,
+            zfs_checked: true,
+            self_exe: PathBuf::from("/proc/self/exe"),
+        }
     }
 }
 
@@ -60,11 +70,10 @@ pub enum Outcome {
     AlreadyFinished,
 }
 
-/// The steps keel executes today: the disk phase. The OS, boot and configuration groups come
-/// with the OS-install work; they are reported as not run.
-pub fn in_disk_phase(step: &Step) -> bool {
-    matches!(step.group, Group::Preflight | Group::Wipe | Group::Partition | Group::Pools | Group::Datasets | Group::Verify)
-        || step.id == "finish.export"
+/// The steps keel executes: all of them but the registry report, which comes with the
+/// registry (it is reported as not run).
+pub fn runs_now(step: &Step) -> bool {
+    step.id != "finish.report"
 }
 
 struct Run<'a> {
@@ -73,6 +82,7 @@ struct Run<'a> {
     plan: &'a Plan,
     opts: &'a Options,
     progress: &'a mut dyn FnMut(&Entry),
+    profile: &'a Profile,
     /// The target root is mounted (so an error must unmount it).
     mounted: bool,
 }
@@ -117,6 +127,11 @@ impl Run<'_> {
         }
         for c in &step.commands {
             if let Done::No = command_done(self.host, c).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
+                // Mounts do not survive a reboot of the rescue system: made again.
+                if is_mount(c) {
+                    self.run_command(&step.id, c)?;
+                    continue;
+                }
                 // An exported pool from an earlier run of this very install (the journal says so)
                 // may carry another host id after a reboot of the rescue system: import it by force.
                 if let Some(pool) = created_pool(c) {
@@ -131,7 +146,62 @@ impl Run<'_> {
                 return Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("`{}` has no effect to show", command_line(c)) });
             }
         }
+        self.check_checksums(step)?;
+        self.write_files(step)?;
         Ok(())
+    }
+
+    /// Files of the step: written unless already there with the planned content.
+    fn write_files(&mut self, step: &Step) -> Result<(), ExecError> {
+        let herr = |source| ExecError::Host { step: step.id.clone(), source };
+        for f in &step.files {
+            let path = PathBuf::from(format!("{TARGET_ROOT}{}", f.path));
+            if self.host.exists(&path) && sha256_of(&self.host.read_bytes(&path).map_err(herr)?) == f.sha256 {
+                continue;
+            }
+            self.host.write_file(&path, f.content.as_bytes(), f.mode).map_err(herr)?;
+            self.record(Record::Note { message: format!("{}: wrote {} ({} bytes)", step.id, path.display(), f.content.len()) })?;
+        }
+        for c in &step.copies {
+            let from = if c.from == SELF_EXE { self.opts.self_exe.clone() } else { PathBuf::from(&c.from) };
+            let to = PathBuf::from(format!("{TARGET_ROOT}{}", c.to));
+            let bytes = self.host.read_bytes(&from).map_err(herr)?;
+            if self.host.exists(&to) && self.host.read_bytes(&to).map_err(herr)? == bytes {
+                continue;
+            }
+            self.host.write_file(&to, &bytes, c.mode).map_err(herr)?;
+            self.record(Record::Note { message: format!("{}: copied {} to {}", step.id, from.display(), to.display()) })?;
+        }
+        Ok(())
+    }
+
+    /// Every fetched file has its pinned SHA-512; one that does not is removed.
+    fn check_checksums(&mut self, step: &Step) -> Result<(), ExecError> {
+        for c in &step.checksums {
+            let path = PathBuf::from(&c.path);
+            let bytes = self.host.read_bytes(&path).map_err(|source| ExecError::Host { step: step.id.clone(), source })?;
+            let found = sha512_of(&bytes);
+            if found != c.sha512 {
+                let _ = self.host.run(&["rm".into(), "-f".into(), c.path.clone()], Duration::from_secs(10));
+                return Err(ExecError::Check {
+                    step: step.id.clone(),
+                    message: format!(
+                        "{} from {} has SHA-512 {found}, the profile pins {} (os.pve-key-sha512). The file was removed and nothing was installed: check the URL and the published checksum",
+                        c.path, c.source, c.sha512
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every checksum of the step already holds (the fetch need not run again).
+    fn checksums_hold(&mut self, step: &Step) -> bool {
+        !step.checksums.is_empty()
+            && step.checksums.iter().all(|c| {
+                let p = PathBuf::from(&c.path);
+                self.host.exists(&p) && self.host.read_bytes(&p).map(|b| sha512_of(&b) == c.sha512).unwrap_or(false)
+            })
     }
 
     /// After partitioning: every by-id partition link of the layout resolves to a device.
@@ -179,10 +249,18 @@ impl Run<'_> {
         if let (true, None) = (step.id.starts_with("partition.disk-"), self.table_check(step)?) {
             return self.record(Record::Skipped { step: id, why: "the partition table already matches the plan".into() });
         }
+        if step.id == "verify.target" {
+            return self.verify_target(step, started);
+        }
+        if self.checksums_hold(step) {
+            return self.record(Record::Skipped { step: id, why: "the fetched files are there with their pinned SHA-512".into() });
+        }
         if step.id == "finish.export" {
             // The journal copy in the target is closed before the pools go away.
             self.journal.mirror = None;
         }
+        // files come first: the commands read them (debconf answers, policy-rc.d, keys to chown)
+        self.write_files(step)?;
         for c in &step.commands {
             // Partitions of the old layout that are gone already need no wiping.
             if step.group == Group::Wipe && c.last().is_some_and(|p| p.contains("-part")) && !self.host.exists(Path::new(c.last().expect("checked"))) {
@@ -199,6 +277,7 @@ impl Run<'_> {
         if step.id == "partition.settle" {
             self.wait_for_partitions(step, Duration::from_secs(30))?;
         }
+        self.check_checksums(step)?;
         if self.opts.crash_after.as_deref() == Some(id.as_str()) {
             eprintln!("keel: KEEL_TEST_CRASH_AFTER={id}: exiting without recording the step (test hook)");
             std::process::exit(99);
@@ -208,6 +287,20 @@ impl Run<'_> {
             self.mounted = false;
         }
         self.record(Record::Done { step: id, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// `keel verify` on the mounted target: every check must pass.
+    fn verify_target(&mut self, step: &Step, started: Instant) -> Result<(), ExecError> {
+        let opts = verify::Options { root: PathBuf::from(TARGET_ROOT), ..Default::default() };
+        let checks = verify::run(self.host, self.profile, &opts);
+        for c in &checks {
+            self.record(Record::Note { message: format!("verify: {} {}: {}", c.status.word(), c.name, c.detail) })?;
+        }
+        let failed: Vec<String> = checks.iter().filter(|c| c.status == verify::Status::Fail).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+        if !failed.is_empty() {
+            return Err(ExecError::Check { step: step.id.clone(), message: format!("{} check(s) failed:\n  {}", failed.len(), failed.join("\n  ")) });
+        }
+        self.record(Record::Done { step: step.id.clone(), seconds: started.elapsed().as_secs_f64() })
     }
 
     /// Once the root file system is mounted, the journal is mirrored into it.
@@ -221,17 +314,17 @@ impl Run<'_> {
 }
 
 /// Executes the disk phase of `plan`. Preflight and confirmation must have passed.
-pub fn execute(host: &mut dyn Host, plan: &Plan, journal: &mut Journal, opts: &Options, progress: &mut dyn FnMut(&Entry)) -> Result<Outcome, ExecError> {
+pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mut Journal, opts: &Options, progress: &mut dyn FnMut(&Entry)) -> Result<Outcome, ExecError> {
     if journal.finished() {
         return Ok(Outcome::AlreadyFinished);
     }
-    let steps: Vec<&Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    let steps: Vec<&Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
     let started = Instant::now();
-    let mut run = Run { host, journal, plan, opts, progress, mounted: false };
-    let not_run: Vec<&str> = plan.steps.iter().filter(|s| !in_disk_phase(s)).map(|s| s.id.as_str()).collect();
+    let mut run = Run { host, journal, plan, opts, progress, profile, mounted: false };
+    let not_run: Vec<&str> = plan.steps.iter().filter(|s| !runs_now(s)).map(|s| s.id.as_str()).collect();
     let result = (|| {
         if !not_run.is_empty() {
-            run.record(Record::Note { message: format!("not run by this keel (OS install comes later): {}", not_run.join(", ")) })?;
+            run.record(Record::Note { message: format!("not run by this keel (the registry comes later): {}", not_run.join(", ")) })?;
         }
         for (i, step) in steps.iter().enumerate() {
             run.step(i + 1, steps.len(), step)?;
@@ -257,4 +350,19 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, journal: &mut Journal, opts: &O
         }
     }
     result
+}
+
+/// Commands that establish a mount: repeated when a resumed install finds them gone.
+fn is_mount(argv: &[String]) -> bool {
+    matches!(argv.first().map(String::as_str), Some("mount")) || argv.get(..2).is_some_and(|a| a == ["zfs", "mount"])
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::profile::hex_digest(&Sha256::digest(bytes))
+}
+
+fn sha512_of(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha512};
+    crate::profile::hex_digest(&Sha512::digest(bytes))
 }

@@ -51,6 +51,9 @@ pub trait Host {
     /// Runs a command (no shell) with captured output; kills it after `timeout`.
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError>;
     fn read_file(&mut self, path: &Path) -> Result<String, HostError>;
+    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError>;
+    /// The first `n` bytes of a file or device (boot code on a disk).
+    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError>;
     fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError>;
     fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError>;
     /// True if the path exists (following symlinks).
@@ -134,6 +137,17 @@ impl Host for SystemHost {
         std::fs::read_to_string(path).map_err(|err| HostError::Io { path: path.display().to_string(), err })
     }
 
+    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
+        std::fs::read(path).map_err(|err| HostError::Io { path: path.display().to_string(), err })
+    }
+
+    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
+        let io = |err| HostError::Io { path: path.display().to_string(), err };
+        let mut buf = Vec::with_capacity(n);
+        std::fs::File::open(path).map_err(io)?.take(n as u64).read_to_end(&mut buf).map_err(io)?;
+        Ok(buf)
+    }
+
     fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
         use std::os::unix::fs::PermissionsExt;
         let io = |err| HostError::Io { path: path.display().to_string(), err };
@@ -201,6 +215,8 @@ pub struct FakeHost {
     pub links: std::collections::BTreeMap<PathBuf, PathBuf>,
     pub programs: Vec<String>,
     pub root: bool,
+    /// (command-line prefix, file, content): running such a command creates the file.
+    pub effects: Vec<(String, PathBuf, Vec<u8>)>,
 }
 
 impl FakeHost {
@@ -237,6 +253,11 @@ impl Host for FakeHost {
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
         let line = command_line(argv);
         self.calls.push(Call::Run(line.clone()));
+        for (prefix, path, content) in &self.effects {
+            if line.starts_with(prefix.as_str()) {
+                self.files.insert(path.clone(), content.clone());
+            }
+        }
         // longest matching prefix wins
         let best = self
             .answers
@@ -256,6 +277,16 @@ impl Host for FakeHost {
             .get(path)
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .ok_or_else(|| HostError::Io { path: path.display().to_string(), err: std::io::ErrorKind::NotFound.into() })
+    }
+
+    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
+        self.files.get(path).cloned().ok_or_else(|| HostError::Io { path: path.display().to_string(), err: std::io::ErrorKind::NotFound.into() })
+    }
+
+    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
+        let mut b = self.read_bytes(path)?;
+        b.truncate(n);
+        Ok(b)
     }
 
     fn write_file(&mut self, path: &Path, content: &[u8], _mode: u32) -> Result<(), HostError> {

@@ -56,6 +56,9 @@ fn package_of(tool: &str) -> &'static str {
         "udevadm" => "udev",
         "zpool" | "zfs" => "zfsutils-linux",
         "sfdisk" => "fdisk",
+        "debootstrap" => "debootstrap",
+        "curl" => "curl",
+        "chroot" | "cp" | "mkdir" | "rm" | "ln" => "coreutils",
         _ => "util-linux",
     }
 }
@@ -77,6 +80,9 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
     }
     if report.needs_zfs {
         tools.extend(["zpool".to_string(), "zfs".to_string()]);
+    }
+    if tools.contains("mount") {
+        tools.insert("mountpoint".into());
     }
     let missing: Vec<String> = tools.iter().filter(|t| !host.has_program(t)).cloned().collect();
     if missing.iter().any(|t| t == "zpool" || t == "zfs") {

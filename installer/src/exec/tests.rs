@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::engine::{execute, in_disk_phase, Options, Outcome};
+use super::engine::{execute as engine_execute, runs_now, Options, Outcome};
 use super::host::{Call, FakeHost, Output};
 use super::journal::{Journal, Record};
 use super::preflight;
@@ -15,17 +15,44 @@ fn ws(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// What the fake "download" of the Proxmox key yields; the test plans pin its SHA-512.
+const TEST_KEY: &[u8] = b"test release key";
+/// Stands for keel's binary in the fake.
+const TEST_EXE: &str = "/usr/local/bin/keel";
+
+fn profile() -> Profile {
+    Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile
+}
+
 fn setup(fixture: &str) -> (Inventory, Plan) {
     let inv = probe(&ws(&format!("tests/fixtures/{fixture}"))).unwrap();
-    let profile = Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile;
-    let plan = plan::build(&inv, &profile, None).unwrap();
+    let mut plan = plan::build(&inv, &profile(), None).unwrap();
+    for s in &mut plan.steps {
+        for c in &mut s.checksums {
+            use sha2::{Digest, Sha512};
+            c.sha512 = crate::profile::hex_digest(&Sha512::digest(TEST_KEY));
+        }
+    }
     (inv, plan)
+}
+
+fn opts() -> Options {
+    Options { self_exe: TEST_EXE.into(), ..Default::default() }
+}
+
+fn until(step: &str) -> Options {
+    Options { until: Some(step.into()), ..opts() }
+}
+
+/// The engine on the seed profile (the one `setup` plans with).
+fn execute(h: &mut FakeHost, plan: &Plan, j: &mut Journal, o: &Options, progress: &mut dyn FnMut(&super::journal::Entry)) -> Result<Outcome, super::engine::ExecError> {
+    engine_execute(h, plan, &profile(), j, o, progress)
 }
 
 /// A fake rescue system: root, every tool, by-id links to the fixture's devices, empty disks.
 fn host_for(plan: &Plan) -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
-    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount"] {
+    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm"] {
         h.programs.push(p.into());
     }
     for t in &plan.targets {
@@ -42,6 +69,25 @@ fn host_for(plan: &Plan) -> FakeHost {
     h.answer("zpool list", Output::failed(1, "no such pool"));
     h.answer("zpool import", Output::failed(1, "no such pool available for import"));
     h.answer("zpool status", Output::ok("no pools available\n"));
+    // what the OS steps leave and the checks of `verify.target` see
+    let key = plan.steps.iter().flat_map(|s| &s.checksums).next().expect("the key step").path.clone();
+    h.effects.push(("curl ".into(), key.into(), TEST_KEY.to_vec()));
+    h.effects.push(("debootstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
+    h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
+    h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
+    h.answer("mountpoint -q", Output::failed(32, ""));
+    h.answer("chroot /mnt/keel dpkg-query", Output::failed(1, "no packages found"));
+    h.answer("chroot /mnt/keel id -u", Output::failed(1, "no such user"));
+    h.answer("zpool list -H -o health", Output::ok("ONLINE\n"));
+    let members = |n: u32| plan.targets.iter().map(|t| format!("\t    {} ONLINE 0 0 0\n", t.part(n))).collect::<String>();
+    h.answer("zpool status -P rpool", Output::ok(&format!("  pool: rpool\nconfig:\n\trpool ONLINE\n\t  mirror-0 ONLINE\n{}", members(2))));
+    h.answer("zpool status -P datapool", Output::ok(&format!("  pool: datapool\nconfig:\n\tdatapool ONLINE\n\t  mirror-0 ONLINE\n{}", members(3))));
+    h.answer("zpool get -H -o value ashift", Output::ok("12\n"));
+    h.answer("zpool get -H -o value bootfs", Output::ok("rpool/ROOT/pve-1\n"));
+    for (prop, value) in profile().zfs.fs_properties() {
+        h.answer(&format!("zfs get -H -o value {prop}"), Output::ok(&format!("{value}\n")));
+    }
+    h.answer("zfs list -H -o name -t", Output::ok("rpool/ROOT/pve-1\nrpool/swap\ndatapool/ct\ndatapool/vm\ndatapool/backups\ndatapool/templates\n"));
     h
 }
 
@@ -74,10 +120,10 @@ fn journal(h: &mut FakeHost, plan: &Plan) -> Journal {
     Journal::open(h, Path::new("/var/lib/keel/install-pve-node-01.jsonl"), plan, false).unwrap()
 }
 
-fn planned_disk_phase_commands(plan: &Plan) -> Vec<String> {
+fn planned_commands(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
-        .filter(|s| in_disk_phase(s) && s.group != plan::Group::Preflight)
+        .filter(|s| runs_now(s) && s.group != plan::Group::Preflight)
         .flat_map(|s| s.commands.iter().map(|c| super::host::command_line(c)))
         .collect()
 }
@@ -88,12 +134,13 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
     let mut events = Vec::new();
-    let out = execute(&mut h, &plan, &mut j, &Options::default(), &mut |e| events.push(e.record.clone())).unwrap();
+    let out = execute(&mut h, &plan, &mut j, &opts(), &mut |e| events.push(e.record.clone())).unwrap();
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
-    let checks = ["sfdisk --json", "zfs list", "zfs get -H -o value mounted", "zpool list", "zpool import -d", "blkid"];
+    let checks = ["sfdisk --json", "zfs list", "zfs get -H -o value", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
+        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status"];
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
-    assert_eq!(ran, planned_disk_phase_commands(&plan));
+    assert_eq!(ran, planned_commands(&plan));
     // Nothing that writes names a device except through the plan's by-id paths (the
     // read-only checks look at the resolved devices).
     let allowed: Vec<String> = plan.targets.iter().map(|t| t.by_id.clone()).collect();
@@ -113,10 +160,10 @@ fn rerun_after_finish_does_nothing() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
     let before = h.commands().len();
     let mut j2 = journal(&mut h, &plan);
-    assert_eq!(execute(&mut h, &plan, &mut j2, &Options::default(), &mut |_| {}).unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(execute(&mut h, &plan, &mut j2, &opts(), &mut |_| {}).unwrap(), Outcome::AlreadyFinished);
     assert_eq!(h.commands().len(), before);
 }
 
@@ -125,13 +172,12 @@ fn resume_verifies_done_steps_and_continues_from_the_first_unfinished() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    let opts = Options { until: Some("partition.format-esp".into()), ..Default::default() };
-    assert_eq!(execute(&mut h, &plan, &mut j, &opts, &mut |_| {}).unwrap(), Outcome::Paused { after: "partition.format-esp".into() });
+    assert_eq!(execute(&mut h, &plan, &mut j, &until("partition.format-esp"), &mut |_| {}).unwrap(), Outcome::Paused { after: "partition.format-esp".into() });
     partitioned(&mut h, &plan);
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     let mut events = Vec::new();
-    execute(&mut h, &plan, &mut j, &Options::default(), &mut |e| events.push(e.record.clone())).unwrap();
+    execute(&mut h, &plan, &mut j, &opts(), &mut |e| events.push(e.record.clone())).unwrap();
     let ran = h.commands();
     assert!(!ran.iter().any(|c| c.starts_with("wipefs") || c.starts_with("sgdisk") || c.starts_with("mkfs.vfat")), "{ran:?}");
     assert!(ran.iter().any(|c| c.starts_with("zpool create")));
@@ -145,7 +191,7 @@ fn a_step_done_but_not_journaled_is_detected_not_redone() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options { until: Some("datasets.root".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &until("datasets.root"), &mut |_| {}).unwrap();
     partitioned(&mut h, &plan);
     h.set("zpool list", Output::ok("pool\n"));
     h.set("zfs list", Output::ok("dataset\n"));
@@ -153,7 +199,7 @@ fn a_step_done_but_not_journaled_is_detected_not_redone() {
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
     let ran = h.commands();
     assert!(!ran.iter().any(|c| c.starts_with("zfs create") || c.starts_with("mkswap") || c.starts_with("zpool create")), "{ran:?}");
     assert!(j.entries.iter().any(|e| matches!(&e.record, Record::Note { message } if message.contains("skipped `mkswap") && message.contains("holds swap"))));
@@ -165,7 +211,7 @@ fn a_failed_command_names_step_command_code_and_stderr() {
     let mut h = host_for(&plan);
     h.answer("zpool create", Output::failed(1, "noise\ncannot create 'rpool': one or more vdevs refer to the same device"));
     let mut j = journal(&mut h, &plan);
-    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.starts_with("step pools.rpool failed: `zpool create -f -o ashift=12"), "{err}");
     assert!(err.contains("exited with code 1") && err.contains("one or more vdevs refer to the same device"), "{err}");
     assert!(matches!(&j.entries.last().unwrap().record, Record::Failed { step, .. } if step == "pools.rpool"));
@@ -178,7 +224,7 @@ fn a_hanging_command_is_a_clear_error() {
     let mut h = host_for(&plan);
     h.hang("udevadm settle");
     let mut j = journal(&mut h, &plan);
-    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("partition.settle") && err.contains("did not finish within"), "{err}");
 }
 
@@ -187,10 +233,10 @@ fn journal_says_done_but_the_disk_changed() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options { until: Some("partition.disk-b".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &until("partition.disk-b"), &mut |_| {}).unwrap();
     // someone repartitioned disk A meanwhile (sfdisk still reports no table for it)
     let mut j = journal(&mut h, &plan);
-    let err = execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap_err().to_string();
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("step partition.disk-a is recorded done") && err.contains("--restart"), "{err}");
 }
 
@@ -206,7 +252,7 @@ fn journal_of_another_install_is_refused() {
 }
 
 fn preflight_err(h: &mut FakeHost, plan: &Plan, inv: &Inventory, wipe_existing: bool) -> String {
-    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
     match preflight::run(h, plan, inv, &steps, false, wipe_existing) {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
@@ -218,7 +264,7 @@ fn preflight_passes_on_empty_disks_and_lists_versions() {
     let (inv, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     h.answer("sgdisk --version", Output::ok("GPT fdisk (sgdisk) version 1.0.9\n"));
-    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| in_disk_phase(s)).collect();
+    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
     let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false).unwrap();
     assert_eq!(pre.versions[0], "sgdisk --version: GPT fdisk (sgdisk) version 1.0.9");
     assert_eq!(pre.devices.values().collect::<Vec<_>>(), ["/dev/nvme0n1", "/dev/nvme1n1"]);
@@ -285,7 +331,7 @@ fn a_lost_rescue_journal_is_recovered_from_the_target() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options { until: Some("datasets.swap".into()), ..Default::default() }, &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &until("datasets.swap"), &mut |_| {}).unwrap();
     // the rescue system rebooted: its journal is gone, the copy in the target remains
     let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
     let copy = h.files.get(Path::new("/mnt/keel/var/lib/keel/install.jsonl")).cloned().expect("mirrored");
@@ -322,7 +368,7 @@ fn a_completed_install_on_the_disks_is_not_resumed() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
-    execute(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
     let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
     h.files.remove(rescue);
     h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n"));
@@ -333,4 +379,59 @@ fn a_completed_install_on_the_disks_is_not_resumed() {
     assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
     assert!(!h.files.contains_key(rescue));
     assert!(h.commands().contains(&"zpool export rpool".to_string()), "{:?}", h.commands());
+}
+
+#[test]
+fn a_wrong_release_key_stops_before_any_package_is_installed() {
+    let (_, mut plan) = setup("ax41-nvme");
+    for s in &mut plan.steps {
+        for c in &mut s.checksums {
+            c.sha512 = "0".repeat(128);
+        }
+    }
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("step os.pve-key: /mnt/keel/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg from https://enterprise.proxmox.com/debian/proxmox-release-bookworm.gpg has SHA-512 "), "{err}");
+    assert!(err.contains("the profile pins 0000") && err.contains("nothing was installed"), "{err}");
+    let ran = h.commands();
+    assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get")), "{ran:?}");
+    assert!(ran.contains(&"rm -f /mnt/keel/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg".to_string()));
+    assert!(matches!(&j.entries.last().unwrap().record, Record::Failed { step, .. } if step == "os.pve-key"));
+}
+
+#[test]
+fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &until("os.packages"), &mut |_| {}).unwrap();
+    // the rescue system rebooted: pools exported, nothing mounted; the packages are installed
+    partitioned(&mut h, &plan);
+    h.set("zpool list -H -o name", Output::ok("pool\n"));
+    h.set("zfs list -H -o name", Output::ok("dataset\n"));
+    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile()).iter().map(|p| format!("{p} installed\n")).collect::<String>()));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
+    let ran = h.commands();
+    for fs in ["dev", "proc", "sys"] {
+        assert!(ran.contains(&format!("mount --make-private --rbind /{fs} /mnt/keel/{fs}")), "{fs} bound again: {ran:?}");
+    }
+    assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get install") || c.starts_with("curl")), "{ran:?}");
+    assert!(ran.iter().any(|c| c.contains("keel-boot-sync install") || c.contains("proxmox-boot-tool init")), "{ran:?}");
+}
+
+#[test]
+fn a_failing_verify_fails_the_install_with_the_checks() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.set("zfs get -H -o value compression", Output::ok("off\n"));
+    h.set("zpool list -H -o health", Output::ok("DEGRADED\n"));
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("step verify.target: "), "{err}");
+    assert!(err.contains("rpool compression: expected lz4, found off") && err.contains("rpool health: DEGRADED"), "{err}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("zpool export")), "pools stay imported for a look");
 }

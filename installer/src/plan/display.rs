@@ -86,11 +86,17 @@ impl Plan {
             if !s.disks.is_empty() {
                 let _ = writeln!(o, "       disks: {}", s.disks.join(", "));
             }
-            for c in &s.commands {
-                let _ = writeln!(o, "       $ {}", c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+            for c in &s.copies {
+                let _ = writeln!(o, "       copy {} to {}{} (mode {:o})", c.from, self.target_root, c.to, c.mode);
             }
             for f in &s.files {
                 let _ = writeln!(o, "       write {}{} (mode {:o}, sha256 {})", self.target_root, f.path, f.mode, &f.sha256[..16]);
+            }
+            for c in &s.commands {
+                let _ = writeln!(o, "       $ {}", c.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+            }
+            for c in &s.checksums {
+                let _ = writeln!(o, "       check {} has sha512 {}...", c.path, &c.sha512[..16]);
             }
         }
         if !self.warnings.is_empty() {

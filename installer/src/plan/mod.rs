@@ -6,6 +6,9 @@ pub mod layout;
 pub mod display;
 mod steps;
 
+/// The packages `os.packages` installs for a profile.
+pub use steps::packages as steps_packages;
+
 use serde::Serialize;
 
 use crate::hardware::{Disk, DiskKind, Inventory};
@@ -143,7 +146,34 @@ pub struct Step {
     pub commands: Vec<Vec<String>>,
     /// Files written under the target root.
     pub files: Vec<RenderedFile>,
+    /// Files copied into the target root as they are (keys, the profile, keel itself).
+    pub copies: Vec<FileCopy>,
+    /// Files the step's commands fetch, and the SHA-512 each must have.
+    pub checksums: Vec<Checksum>,
 }
+
+/// A file copied from the system keel runs on into the target (`to` is relative to the
+/// target root). `from` = [`SELF_EXE`] is keel's own binary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileCopy {
+    pub from: String,
+    pub to: String,
+    pub mode: u32,
+}
+
+/// A fetched file and the SHA-512 it must have.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checksum {
+    pub path: String,
+    pub sha512: String,
+    pub source: String,
+}
+
+/// Stands for keel's own executable in a [`FileCopy`].
+pub const SELF_EXE: &str = "<keel>";
+
+/// Where the installed node keeps the profile it was installed from (`keel verify` reads it).
+pub const INSTALLED_PROFILE: &str = "/etc/keel/profile.toml";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PlanError {

@@ -1,8 +1,8 @@
 //! The steps of an install, in order. Each names what it writes and how "already done" is
 //! recognised; the executor (`exec`) runs them through the `Host` layer.
 
-use super::{Group, Layout, Step, TargetDisk, TARGET_ROOT};
-use crate::hardware::{FirmwareMode, Inventory};
+use super::{Checksum, FileCopy, Group, Layout, Step, TargetDisk, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
+use crate::hardware::Inventory;
 use crate::profile::{Bootloader, Profile};
 use crate::render;
 
@@ -31,9 +31,33 @@ impl Builder {
             disks: Vec::new(),
             commands: Vec::new(),
             files: Vec::new(),
+            copies: Vec::new(),
+            checksums: Vec::new(),
         });
         self.steps.last_mut().expect("just pushed")
     }
+}
+
+/// Packages debootstrap adds to its minimal base; the rest comes with apt in `os.packages`.
+pub const DEBOOTSTRAP_INCLUDE: &[&str] = &["systemd-sysv", "udev", "kmod", "locales", "ca-certificates"];
+
+/// Answers for package questions (postfix: local only), read by debconf-set-selections.
+const DEBCONF_SEED: &str = "/var/cache/keel/debconf-selections";
+
+/// What `os.packages` installs: Proxmox VE as its documentation installs it on Debian 12,
+/// plus ZFS boot support, and GRUB's binaries when the profile boots with plain GRUB.
+pub fn packages(p: &Profile) -> Vec<&'static str> {
+    let mut v = vec!["proxmox-default-kernel", "proxmox-ve", "postfix", "open-iscsi", "chrony", "zfsutils-linux",
+        "zfs-initramfs", "ifupdown2", "openssh-server", "sudo"];
+    if p.os.bootloader == Bootloader::Grub {
+        v.extend(["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"]);
+    }
+    v
+}
+
+/// Files the package steps need: written with the APT sources, before any package.
+fn for_apt(path: &str) -> bool {
+    path.starts_with("/etc/apt/") || path == "/etc/resolv.conf"
 }
 
 pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory) -> Vec<Step> {
@@ -152,40 +176,54 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
     }
 
     // --- OS: Debian 12 + Proxmox VE
-    let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
-        "the target has /etc/debian_version and a working dpkg database");
-    s.commands = vec![cmd(&[
-        "debootstrap", "--arch=amd64", "--components=main,contrib", "--include=locales,zfsutils-linux,zfs-initramfs,openssh-server,ifupdown2,gnupg,curl,ca-certificates",
-        &p.os.suite, TARGET_ROOT, &p.os.debian_mirror,
-    ])];
-    let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, Proxmox release key",
-        "the files match their digests");
-    s.files = render::node_files(p).into_iter().filter(|f| f.path.starts_with("/etc/apt/")).collect();
-    s.commands = vec![cmd(&[
-        "curl", "-fsSLo", &format!("{TARGET_ROOT}/etc/apt/trusted.gpg.d/proxmox-release-{}.gpg", p.os.suite),
-        &format!("https://enterprise.proxmox.com/debian/proxmox-release-{}.gpg", p.os.suite),
-    ])];
-    let s = b.step("os.proxmox-ve", Group::Os, "Proxmox VE packages; Debian's kernel and os-prober removed",
-        "dpkg reports proxmox-ve installed");
-    let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
-        "proxmox-default-kernel", "proxmox-ve", "postfix", "open-iscsi", "chrony", "zfs-initramfs"]);
-    if p.os.bootloader == Bootloader::Grub {
-        install.push(if inv.firmware == FirmwareMode::Uefi { "grub-efi-amd64".into() } else { "grub-pc".into() });
-    }
+    let key_path = format!("{TARGET_ROOT}{}", p.os.pve_key_path());
+    let s = b.step("os.pve-key", Group::Os, "fetch the Proxmox release key and check it against the pinned SHA-512",
+        "the key file is there and its SHA-512 equals os.pve-key-sha512 (a mismatch stops the install before any package is installed)");
     s.commands = vec![
-        chroot(&["apt-get", "update"]),
+        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/apt/trusted.gpg.d")]),
+        cmd(&["curl", "--fail", "--silent", "--show-error", "--location", "--retry", "3", "--output", &key_path, &p.os.pve_key_url()]),
+    ];
+    s.checksums = vec![Checksum { path: key_path.clone(), sha512: p.os.pve_key_sha512(), source: p.os.pve_key_url() }];
+    let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
+        "the target has /etc/debian_version and debootstrap's work folder is gone (it removes it when it succeeds)");
+    let mut c = cmd(&["debootstrap", "--arch=amd64", "--variant=minbase", "--components=main,contrib"]);
+    if let Some(k) = &p.os.debian_keyring {
+        c.push(format!("--keyring={k}"));
+    }
+    c.push(format!("--include={}", DEBOOTSTRAP_INCLUDE.join(",")));
+    c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), p.os.debian_mirror.clone()]);
+    s.commands = vec![c];
+    let s = b.step("os.chroot", Group::Os, "bind /dev, /proc and /sys into the target for the steps that run inside it",
+        "each is a mount point under the target (re-bound after a reboot of the rescue system)");
+    for fs in ["dev", "proc", "sys"] {
+        s.commands.push(cmd(&["mount", "--make-private", "--rbind", &format!("/{fs}"), &format!("{TARGET_ROOT}/{fs}")]));
+    }
+    let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, name resolution for apt", "the files match their digests");
+    s.files = render::node_files(p).into_iter().filter(|f| for_apt(&f.path)).collect();
+    let s = b.step("os.packages", Group::Os,
+        "Proxmox VE, its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed",
+        "dpkg reports every package installed");
+    s.files = vec![
+        render::file("/usr/sbin/policy-rc.d", 0o755, "#!/bin/sh\n# keel: no service starts inside the target while it is installed\nexit 101\n".into()),
+        render::file(DEBCONF_SEED, 0o644, render::debconf_seed(p)),
+    ];
+    let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "--yes", "--quiet",
+        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]);
+    install.extend(packages(p).into_iter().map(String::from));
+    s.commands = vec![
+        chroot(&["debconf-set-selections", DEBCONF_SEED]),
+        chroot(&["apt-get", "update", "--quiet"]),
         install,
-        chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-y", "linux-image-amd64", "os-prober"]),
+        // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
+        chroot(&["dpkg", "--purge", "linux-image-amd64", "os-prober"]),
+        cmd(&["rm", "-f", &format!("{TARGET_ROOT}/usr/sbin/policy-rc.d")]),
     ];
 
-    // --- configuration files
-    let s = b.step("config.files", Group::Config,
-        "network, corosync, hosts, sshd, SSH keys, name pinning", "every file matches its digest");
-    s.files = render::node_files(p).into_iter().filter(|f| !f.path.starts_with("/etc/apt/")).collect();
-    let s = b.step("config.system", Group::Config, "time zone, host id, users", "host id and users exist");
+    // --- configuration
+    let s = b.step("config.system", Group::Config, "time zone, host id, users", "the host id file and the users exist");
     s.commands = vec![
         chroot(&["ln", "-sf", &format!("/usr/share/zoneinfo/{}", p.node.timezone), "/etc/localtime"]),
-        chroot(&["zgenhostid", "-f"]),
+        chroot(&["zgenhostid"]),
     ];
     for u in &p.users {
         let mut c = chroot(&["useradd", "--create-home", "--shell", "/bin/bash"]);
@@ -194,13 +232,34 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
         }
         c.push(u.name.clone());
         s.commands.push(c);
+    }
+    let s = b.step("config.files", Group::Config,
+        "network, corosync, hosts, sshd, SSH keys, name pinning, boot sync, the profile", "every file matches its digest");
+    s.files = render::node_files(p).into_iter().filter(|f| !for_apt(&f.path)).collect();
+    s.files.extend(render::boot::files(p, &targets.iter().map(|t| t.by_id.clone()).collect::<Vec<_>>()));
+    s.files.push(render::file("/etc/timezone", 0o644, format!("{}\n", p.node.timezone)));
+    if let Some(key) = &p.cluster.authkey_file {
+        s.copies.push(FileCopy { from: key.display().to_string(), to: "/etc/corosync/authkey".into(), mode: 0o400 });
+    }
+    s.copies.push(FileCopy { from: p.path.clone(), to: INSTALLED_PROFILE.into(), mode: 0o600 });
+    s.copies.push(FileCopy { from: SELF_EXE.into(), to: "/usr/local/sbin/keel".into(), mode: 0o755 });
+    for u in &p.users {
         s.commands.push(chroot(&["chown", "-R", &format!("{0}:{0}", u.name), &format!("/home/{}/.ssh", u.name)]));
     }
 
     // --- boot: both drives bootable
+    let s = b.step("boot.zfs", Group::Boot, "pool cache file and host id into the target, initramfs rebuilt with them",
+        "never skipped: the commands are safe to repeat");
+    s.commands = vec![
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
+        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
+        cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
+        chroot(&["update-initramfs", "-u", "-k", "all"]),
+    ];
     let s = b.step("boot.loader", Group::Boot, match p.os.bootloader {
         Bootloader::ProxmoxBootTool => "proxmox-boot-tool on every ESP (boots from either drive)".to_string(),
-        Bootloader::Grub => "GRUB on every drive (boots from either drive)".to_string(),
+        Bootloader::Grub => "GRUB on every drive, kernels on every ESP (boots from either drive)".to_string(),
     }, "every ESP / drive carries the boot loader for the installed kernel");
     s.disks = serials.clone();
     match p.os.bootloader {
@@ -212,20 +271,15 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
             s.commands.push(chroot(&["proxmox-boot-tool", "refresh"]));
         }
         Bootloader::Grub => {
-            for t in targets {
-                s.commands.push(chroot(&["grub-install", &t.by_id]));
-            }
-            s.commands.push(chroot(&["update-grub"]));
+            s.commands.push(chroot(&[render::boot::SYNC_SCRIPT, "install"]));
         }
     }
-    s.commands.push(chroot(&["update-initramfs", "-u", "-k", "all"]));
+    let _ = inv;
 
     // --- verify and finish
-    let s = b.step("verify.pools", Group::Verify, "pools ONLINE and mirrored, seed properties set", "never skipped");
-    s.commands = vec![
-        cmd(&["zpool", "status", "-x", "rpool", "datapool"]),
-        cmd(&["zfs", "get", "-H", "-p", "-o", "name,property,value", "compression,atime,xattr,dnodesize,normalization", "rpool", "datapool"]),
-    ];
+    b.step("verify.target", Group::Verify,
+        "keel verify on the mounted target: pools, properties, datasets, boot loaders on every drive, files",
+        "never skipped: runs every time");
     let s = b.step("finish.export", Group::Finish, "unmount the target and export both pools cleanly",
         "neither pool is imported");
     s.commands = vec![

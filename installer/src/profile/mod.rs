@@ -99,6 +99,55 @@ pub struct Os {
     pub debian_security_mirror: String,
     pub pve_repository: PveRepository,
     pub bootloader: Bootloader,
+    /// Proxmox VE package repository base URL (default: Proxmox's own, per `pve-repository`).
+    #[serde(default)]
+    pub pve_mirror: Option<String>,
+    /// Where the Proxmox release key is fetched from (default: Proxmox's URL for the suite).
+    #[serde(default)]
+    pub pve_key_url: Option<String>,
+    /// SHA-512 of that key; a mismatch stops the install before any package is installed.
+    /// Default: the published value for bookworm's key ([`PVE_KEY_SHA512_BOOKWORM`]).
+    #[serde(default)]
+    pub pve_key_sha512: Option<String>,
+    /// Keyring debootstrap checks the Debian mirror with (a path on the install system);
+    /// default: debootstrap's own (debian-archive-keyring).
+    #[serde(default)]
+    pub debian_keyring: Option<String>,
+    /// Extra kernel arguments after the ZFS root ones (such as a serial console).
+    #[serde(default)]
+    pub kernel_args: Vec<String>,
+    /// HTTP proxy for APT on the installed node (`Acquire::http::Proxy`).
+    #[serde(default)]
+    pub apt_proxy: Option<String>,
+}
+
+/// SHA-512 of `proxmox-release-bookworm.gpg` as Proxmox publishes it ("Install Proxmox VE on
+/// Debian 12 Bookworm").
+pub const PVE_KEY_SHA512_BOOKWORM: &str =
+    "7da6fe34168adc6e479327ba517796d4702fa2f8b4f0a9833f5ea6e6b48f6507a6da403a274fe201595edc86a84463d50383d07f64bdde2e3658108db7d6dc87";
+
+impl Os {
+    pub fn pve_mirror(&self) -> String {
+        match (&self.pve_mirror, self.pve_repository) {
+            (Some(m), _) => m.clone(),
+            (None, PveRepository::NoSubscription) => "http://download.proxmox.com/debian/pve".into(),
+            (None, PveRepository::Enterprise) => "https://enterprise.proxmox.com/debian/pve".into(),
+        }
+    }
+
+    pub fn pve_key_url(&self) -> String {
+        self.pve_key_url.clone().unwrap_or_else(|| format!("https://enterprise.proxmox.com/debian/proxmox-release-{}.gpg", self.suite))
+    }
+
+    /// Validation guarantees a value (the default exists for bookworm only).
+    pub fn pve_key_sha512(&self) -> String {
+        self.pve_key_sha512.clone().unwrap_or_else(|| PVE_KEY_SHA512_BOOKWORM.to_string())
+    }
+
+    /// Where the key lives on the node.
+    pub fn pve_key_path(&self) -> String {
+        format!("/etc/apt/trusted.gpg.d/proxmox-release-{}.gpg", self.suite)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +218,9 @@ pub struct Cluster {
     pub crypto_hash: String,
     pub two_node: bool,
     pub nodes: Vec<ClusterNode>,
+    /// The shared corosync authkey (resolved against the profile's folder), identical on every
+    /// node; never generated per node.
+    pub authkey_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,7 +279,15 @@ impl Profile {
     /// Parses and validates; every problem is reported with file:line:column and the field.
     pub fn from_source(src: &SourceFile) -> Result<Loaded, SourceError> {
         let raw: raw::RawProfile = src.deserialize()?;
-        validate::validate(src, raw)
+        validate::validate(src, raw, true)
+    }
+
+    /// The copy an installed node keeps (`/etc/keel/profile.toml`): validated the same way,
+    /// except that files it names (the corosync key) stayed where the install ran.
+    pub fn load_installed(path: &std::path::Path) -> Result<Loaded, SourceError> {
+        let src = SourceFile::read(path)?;
+        let raw: raw::RawProfile = src.deserialize()?;
+        validate::validate(&src, raw, false)
     }
 
     /// This node's entry in the cluster node list (validation guarantees it exists).

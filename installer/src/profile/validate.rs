@@ -124,7 +124,7 @@ fn one_of(p: &mut Problems, field: &str, value: &str, allowed: &[&str]) {
     }
 }
 
-pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, SourceError> {
+pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> Result<Loaded, SourceError> {
     let mut p = Problems::default();
 
     if raw.version != 1 {
@@ -222,6 +222,32 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
     for (field, url) in [("os.debian-mirror", &o.debian_mirror), ("os.debian-security-mirror", &o.debian_security_mirror)] {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             p.err(field, format!("\"{url}\" is not an http(s) URL"), "write the mirror's base URL, such as \"http://mirror.hetzner.com/debian/packages\"");
+        }
+    }
+    for (field, url) in [("os.pve-mirror", &o.pve_mirror), ("os.pve-key-url", &o.pve_key_url), ("os.apt-proxy", &o.apt_proxy)] {
+        if let Some(url) = url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                p.err(field, format!("\"{url}\" is not an http(s) URL"), "write a full URL starting with http:// or https://");
+            }
+        }
+    }
+    match &o.pve_key_sha512 {
+        Some(h) if h.len() != 128 || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
+            p.err("os.pve-key-sha512", format!("\"{h}\" is not a SHA-512 (128 hex digits)"), "write the output of `sha512sum` for the key, as Proxmox publishes it");
+        }
+        None if o.suite != "bookworm" || o.pve_key_url.is_some() => {
+            p.err("os.pve-key-url", "no pve-key-sha512 pins this key", "add os.pve-key-sha512 with the key's SHA-512: keel never installs an unpinned repository key");
+        }
+        _ => {}
+    }
+    if let Some(k) = &o.debian_keyring {
+        if !k.starts_with('/') {
+            p.err("os.debian-keyring", format!("\"{k}\" is not an absolute path"), "the keyring's path on the system keel runs on, such as /usr/share/keyrings/debian-archive-keyring.gpg");
+        }
+    }
+    for (i, a) in o.kernel_args.iter().enumerate() {
+        if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == '"') {
+            p.err(format!("os.kernel-args[{i}]"), format!("\"{a}\" is not one kernel argument"), "one argument per string, no spaces or quotes");
         }
     }
 
@@ -474,6 +500,18 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         p.err("ssh.allow-users", "nobody would be allowed to log in", "list the users, such as [\"deploy\", \"admin\"]");
     }
 
+    // the shared corosync key: a file beside the profile (or an absolute path)
+    let authkey_file = cl.authkey_file.as_ref().map(|f| {
+        let path = src.path.parent().unwrap_or(std::path::Path::new(".")).join(f);
+        match std::fs::metadata(&path) {
+            _ if !check_files => {}
+            Ok(m) if (128..=4096).contains(&m.len()) => {}
+            Ok(m) => p.err("cluster.authkey-file", format!("{} holds {} bytes", path.display(), m.len()), "a corosync authkey is 128 to 4096 bytes: make one with `corosync-keygen -k FILE` once and give every node the same file"),
+            Err(e) => p.err("cluster.authkey-file", format!("{}: {e}", path.display()), "the path is relative to the profile's folder; make the key once with `corosync-keygen -k FILE` and share it between the nodes"),
+        }
+        path
+    });
+
     // registry
     let registry = raw.registry.as_ref().map(|r| {
         if !(r.url.starts_with("https://") || r.url.starts_with("http://")) {
@@ -513,6 +551,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
             crypto_hash: cl.crypto_hash.clone(),
             two_node: cl.two_node,
             nodes,
+            authkey_file,
         },
         ssh: raw.ssh,
         users,

@@ -11,10 +11,15 @@ pub fn render_debian(p: &Profile) -> String {
 }
 
 pub fn render_pve(p: &Profile) -> String {
-    let suite = &p.os.suite;
+    let (suite, mirror) = (&p.os.suite, p.os.pve_mirror());
     let line = match p.os.pve_repository {
-        PveRepository::NoSubscription => format!("deb http://download.proxmox.com/debian/pve {suite} pve-no-subscription"),
-        PveRepository::Enterprise => format!("deb https://enterprise.proxmox.com/debian/pve {suite} pve-enterprise"),
+        PveRepository::NoSubscription => format!("deb {mirror} {suite} pve-no-subscription"),
+        PveRepository::Enterprise => format!("deb {mirror} {suite} pve-enterprise"),
     };
     format!("{}{line}\n", super::header(p, "Proxmox VE 8 package repository"))
+}
+
+/// `Acquire::http::Proxy` for the node, when the profile sets one.
+pub fn render_proxy(p: &Profile) -> Option<String> {
+    p.os.apt_proxy.as_ref().map(|proxy| format!("{}Acquire::http::Proxy \"{proxy}\";\n", super::header(p, "APT proxy").replace('#', "//")))
 }

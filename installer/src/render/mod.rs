@@ -3,6 +3,7 @@
 //! installer.
 
 mod apt;
+pub mod boot;
 mod corosync;
 mod hosts;
 mod interfaces;
@@ -11,7 +12,7 @@ mod sshd;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::profile::{Bootloader, ClusterLink, Profile};
+use crate::profile::{ClusterLink, Profile};
 
 /// Names the installed system gives its NICs, pinned by MAC with systemd `.link` files, so the
 /// interfaces file never depends on kernel names that can change (`enp35s0` vs `eno1`).
@@ -26,6 +27,29 @@ pub struct RenderedFile {
     #[serde(skip)]
     pub content: String,
     pub sha256: String,
+}
+
+/// A rendered file (digest computed).
+pub fn file(path: &str, mode: u32, content: String) -> RenderedFile {
+    RenderedFile::new(path, mode, content)
+}
+
+/// Answers for package questions during the install (postfix delivers locally only).
+pub fn debconf_seed(p: &Profile) -> String {
+    format!(
+        "postfix postfix/main_mailer_type select Local only\npostfix postfix/mailname string {}.{}\n",
+        p.node.hostname, p.node.domain
+    )
+}
+
+/// The kernel command line: the ZFS root, then the profile's extra arguments.
+pub fn kernel_cmdline(p: &Profile) -> String {
+    let mut c = ROOT_CMDLINE.to_string();
+    for a in &p.os.kernel_args {
+        c.push(' ');
+        c.push_str(a);
+    }
+    c
 }
 
 impl RenderedFile {
@@ -71,14 +95,11 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
         RenderedFile::new("/etc/apt/sources.list", 0o644, apt::render_debian(profile)),
         RenderedFile::new("/etc/apt/sources.list.d/pve.list", 0o644, apt::render_pve(profile)),
     ]);
-    files.push(match profile.os.bootloader {
-        Bootloader::ProxmoxBootTool => RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{ROOT_CMDLINE}\n")),
-        Bootloader::Grub => RenderedFile::new(
-            "/etc/default/grub.d/keel.cfg",
-            0o644,
-            format!("{}GRUB_CMDLINE_LINUX=\"{ROOT_CMDLINE}\"\n", header(profile, "ZFS root for GRUB")),
-        ),
-    });
+    if let Some(proxy) = apt::render_proxy(profile) {
+        files.push(RenderedFile::new("/etc/apt/apt.conf.d/90keel-proxy", 0o644, proxy));
+    }
+    // proxmox-boot-tool and keel-boot-sync (GRUB) both read the command line from here
+    files.push(RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{}\n", kernel_cmdline(profile))));
     if !profile.root_ssh_keys.is_empty() {
         files.push(RenderedFile::new("/root/.ssh/authorized_keys", 0o600, authorized_keys(profile, &profile.root_ssh_keys)));
     }

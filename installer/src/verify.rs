@@ -1,0 +1,353 @@
+//! `keel verify`: checks an installed node (root `/`) or a mounted target (`/mnt/keel`) against
+//! its profile: pools healthy and mirrored, the seed's properties, the datasets, a boot loader
+//! and identical boot files on every drive, every rendered file unchanged, and on a running
+//! node the bridges, VLANs and corosync quorum. Every check is a row: ok, WARN or FAIL.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::exec::host::Host;
+use crate::profile::{Bootloader, Profile};
+use crate::render;
+
+const T: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The installed system's root: `/` on the node, the target root during an install.
+    pub root: PathBuf,
+    /// A drive is missing on purpose (booted from one drive): a DEGRADED mirror is a WARN.
+    pub allow_degraded: bool,
+    /// Fewer cluster members than the profile lists is a FAIL (else a WARN).
+    pub expect_quorum: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { root: PathBuf::from("/"), allow_degraded: false, expect_quorum: false }
+    }
+}
+
+struct Checks<'a> {
+    host: &'a mut dyn Host,
+    rows: Vec<Check>,
+}
+
+impl Checks<'_> {
+    fn add(&mut self, name: impl Into<String>, status: Status, detail: impl Into<String>) {
+        self.rows.push(Check { name: name.into(), status, detail: detail.into() });
+    }
+
+    fn equal(&mut self, name: impl Into<String>, want: &str, found: &str) {
+        if want == found {
+            self.add(name, Status::Ok, found.to_string());
+        } else {
+            self.add(name, Status::Fail, format!("expected {want}, found {}", if found.is_empty() { "nothing" } else { found }));
+        }
+    }
+
+    /// stdout of a command, or None (with the reason) when it failed.
+    fn out(&mut self, argv: &[&str]) -> Result<String, String> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        match self.host.run(&argv, T) {
+            Ok(o) if o.success() => Ok(o.stdout),
+            Ok(o) => Err(format!("`{}` exited {}: {}", argv.join(" "), o.code, o.stderr_tail(1))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    crate::profile::hex_digest(&Sha256::digest(bytes))
+}
+
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// Runs every check. Never fails itself: what cannot be checked is a FAIL row saying why.
+pub fn run(host: &mut dyn Host, p: &Profile, opts: &Options) -> Vec<Check> {
+    let mut c = Checks { host, rows: Vec::new() };
+    let disks = pools(&mut c, p, opts);
+    datasets(&mut c, p);
+    files(&mut c, p, &opts.root, &disks);
+    boot(&mut c, p, &opts.root, &disks);
+    if opts.root == Path::new("/") {
+        network(&mut c, p);
+        quorum(&mut c, p, opts.expect_quorum);
+    }
+    c.rows
+}
+
+/// Pool health, mirror members, properties. Returns the drives (by-id) rpool's members are on.
+fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
+    let mut disks = Vec::new();
+    for (pool, part) in [("rpool", "-part2"), ("datapool", "-part3")] {
+        match c.out(&["zpool", "list", "-H", "-o", "health", pool]) {
+            Ok(h) => {
+                let h = h.trim();
+                let status = match h {
+                    "ONLINE" => Status::Ok,
+                    "DEGRADED" if opts.allow_degraded => Status::Warn,
+                    _ => Status::Fail,
+                };
+                c.add(format!("{pool} health"), status, h);
+            }
+            Err(e) => {
+                c.add(format!("{pool} health"), Status::Fail, format!("not imported: {e}"));
+                continue;
+            }
+        }
+        let status = c.out(&["zpool", "status", "-P", pool]).unwrap_or_default();
+        let members: Vec<&str> = status.split_whitespace().filter(|w| w.starts_with("/dev/")).collect();
+        let online = status.lines().filter(|l| l.trim_start().starts_with("/dev/") && l.contains("ONLINE")).count();
+        let want = p.disks.count as usize;
+        let mirrored = want < 2 || status.contains("mirror-0");
+        let detail = format!("{} of {want} members online: {}", online, members.join(" "));
+        let st = if mirrored && online == want {
+            Status::Ok
+        } else if mirrored && members.len() == want && opts.allow_degraded {
+            Status::Warn
+        } else {
+            Status::Fail
+        };
+        c.add(format!("{pool} mirror"), st, detail);
+        if pool == "rpool" {
+            disks = members.iter().filter_map(|m| m.strip_suffix(part)).map(String::from).collect();
+        }
+        let ashift = c.out(&["zpool", "get", "-H", "-o", "value", "ashift", pool]).unwrap_or_default();
+        c.equal(format!("{pool} ashift"), &p.zfs.ashift.to_string(), ashift.trim());
+        for (prop, want) in p.zfs.fs_properties() {
+            if prop == "mountpoint" {
+                continue;
+            }
+            let v = c.out(&["zfs", "get", "-H", "-o", "value", prop, pool]).unwrap_or_default();
+            c.equal(format!("{pool} {prop}"), &want, v.trim());
+        }
+    }
+    let bootfs = c.out(&["zpool", "get", "-H", "-o", "value", "bootfs", "rpool"]).unwrap_or_default();
+    c.equal("rpool bootfs", "rpool/ROOT/pve-1", bootfs.trim());
+    disks
+}
+
+fn datasets(c: &mut Checks, p: &Profile) {
+    let list = c.out(&["zfs", "list", "-H", "-o", "name", "-t", "filesystem,volume"]).unwrap_or_default();
+    let have: Vec<&str> = list.lines().collect();
+    let mut want = vec!["rpool/ROOT/pve-1".to_string(), "rpool/swap".to_string()];
+    want.extend(p.zfs.datapool_datasets.iter().map(|d| format!("datapool/{d}")));
+    let missing: Vec<&String> = want.iter().filter(|w| !have.contains(&w.as_str())).collect();
+    if missing.is_empty() {
+        c.add("datasets", Status::Ok, want.join(", "));
+    } else {
+        c.add("datasets", Status::Fail, format!("missing: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+}
+
+/// Every file keel rendered for this node, byte for byte.
+fn files(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
+    let mut all = render::node_files(p);
+    all.extend(render::boot::files(p, disks));
+    let mut differ = Vec::new();
+    for f in &all {
+        let path = under(root, &f.path);
+        match c.host.read_bytes(&path) {
+            Ok(b) if sha256(&b) == f.sha256 => {}
+            Ok(_) => differ.push(format!("{} differs", f.path)),
+            Err(_) => differ.push(format!("{} is missing", f.path)),
+        }
+    }
+    if differ.is_empty() {
+        c.add("rendered files", Status::Ok, format!("{} files as the profile renders them", all.len()));
+    } else {
+        c.add("rendered files", Status::Fail, differ.join("; "));
+    }
+}
+
+/// The newest kernel in the installed system's /boot.
+fn newest_kernel(c: &mut Checks, root: &Path) -> Option<String> {
+    let boot = under(root, "/boot");
+    let out = c.out(&["ls", &boot.display().to_string()]).ok()?;
+    let mut k: Vec<String> = out.lines().filter_map(|l| l.strip_prefix("vmlinuz-")).map(String::from).collect();
+    k.sort_by(|a, b| version_cmp(a, b));
+    k.pop()
+}
+
+/// Compares version strings by their numeric runs ("6.8.12-4" > "6.8.9-1").
+fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let nums = |s: &str| s.split(|ch: char| !ch.is_ascii_digit()).filter(|x| !x.is_empty()).map(|x| x.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    nums(a).cmp(&nums(b)).then_with(|| a.cmp(b))
+}
+
+/// A boot loader on every drive, and the same boot files on every ESP.
+fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
+    if disks.is_empty() {
+        c.add("boot drives", Status::Fail, "no rpool member found to check");
+        return;
+    }
+    if p.os.bootloader == Bootloader::ProxmoxBootTool {
+        let argv: Vec<String> = if root == Path::new("/") { vec![] } else { vec!["chroot".into(), root.display().to_string()] };
+        let mut a: Vec<&str> = argv.iter().map(String::as_str).collect();
+        a.extend(["proxmox-boot-tool", "status"]);
+        match c.out(&a) {
+            Ok(o) => c.add("proxmox-boot-tool", Status::Ok, o.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")),
+            Err(e) => c.add("proxmox-boot-tool", Status::Fail, e),
+        }
+        return;
+    }
+    let Some(kernel) = newest_kernel(c, root) else {
+        c.add("kernel", Status::Fail, format!("no vmlinuz-* in {}", under(root, "/boot").display()));
+        return;
+    };
+    let want: Vec<(String, String)> = [format!("vmlinuz-{kernel}"), format!("initrd.img-{kernel}")]
+        .into_iter()
+        .map(|f| {
+            let sum = c.host.read_bytes(&under(root, &format!("/boot/{f}"))).map(|b| sha256(&b)).unwrap_or_default();
+            (f, sum)
+        })
+        .collect();
+    let bios = c.host.exists(&under(root, "/usr/lib/grub/i386-pc"));
+    let efi = c.host.exists(&under(root, "/usr/lib/grub/x86_64-efi"));
+    let mnt = "/run/keel-verify-esp";
+    let mut cfgs = Vec::new();
+    for disk in disks {
+        let name = format!("boot {}", disk.rsplit('/').next().unwrap_or(disk));
+        if !c.host.exists(Path::new(disk)) {
+            c.add(name, if disks.len() > 1 { Status::Warn } else { Status::Fail }, "drive not present");
+            continue;
+        }
+        let mut problems = Vec::new();
+        if bios {
+            let mbr = c.host.read_head(Path::new(disk), 512).unwrap_or_default();
+            if !mbr.windows(4).any(|w| w == b"GRUB") {
+                problems.push("no GRUB boot code in the MBR".to_string());
+            }
+        }
+        let esp = format!("{disk}-part1");
+        let _ = c.out(&["mkdir", "-p", mnt]);
+        if let Err(e) = c.out(&["mount", "-o", "ro", "-t", "vfat", &esp, mnt]) {
+            c.add(name, Status::Fail, format!("ESP {esp} cannot be mounted: {e}"));
+            continue;
+        }
+        for (f, sum) in &want {
+            match c.host.read_bytes(&Path::new(mnt).join(f)) {
+                Ok(b) if &sha256(&b) == sum => {}
+                Ok(_) => problems.push(format!("{f} differs from /boot")),
+                Err(_) => problems.push(format!("{f} missing")),
+            }
+        }
+        match c.host.read_file(&Path::new(mnt).join("grub/grub.cfg")) {
+            Ok(cfg) => {
+                if !cfg.contains(&format!("/vmlinuz-{kernel} {}", render::kernel_cmdline(p))) {
+                    problems.push("grub.cfg does not boot the newest kernel with the ZFS root".into());
+                }
+                cfgs.push(cfg);
+            }
+            Err(_) => problems.push("grub/grub.cfg missing".into()),
+        }
+        if efi && !c.host.exists(&Path::new(mnt).join("EFI/BOOT/BOOTX64.EFI")) {
+            problems.push("EFI/BOOT/BOOTX64.EFI missing".into());
+        }
+        let _ = c.out(&["umount", mnt]);
+        if problems.is_empty() {
+            let loaders = [(bios, "BIOS"), (efi, "UEFI")].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect::<Vec<_>>().join("+");
+            c.add(name, Status::Ok, format!("GRUB ({loaders}), kernel {kernel} and its initramfs on the ESP"));
+        } else {
+            c.add(name, Status::Fail, problems.join("; "));
+        }
+    }
+    if cfgs.len() > 1 {
+        let same = cfgs.windows(2).all(|w| w[0] == w[1]);
+        c.add("ESPs in sync", if same { Status::Ok } else { Status::Fail }, if same { "grub.cfg identical on every drive" } else { "grub.cfg differs between drives: run keel-boot-sync refresh" });
+    }
+}
+
+fn network(c: &mut Checks, p: &Profile) {
+    let g = &p.network.guest_bridge;
+    let up = |c: &mut Checks, dev: &str| c.host.read_file(Path::new(&format!("/sys/class/net/{dev}/operstate"))).map(|s| s.trim().to_string());
+    match up(c, &g.name) {
+        Ok(state) if state == "up" || state == "unknown" => c.add(format!("{} up", g.name), Status::Ok, state),
+        Ok(state) => c.add(format!("{} up", g.name), Status::Fail, state),
+        Err(_) => c.add(format!("{} up", g.name), Status::Fail, "no such interface"),
+    }
+    let filtering = c.host.read_file(Path::new(&format!("/sys/class/net/{}/bridge/vlan_filtering", g.name))).unwrap_or_default();
+    c.equal(format!("{} VLAN-aware", g.name), "1", filtering.trim());
+    let vlans = c.out(&["bridge", "vlan", "show", "dev", &g.name]).unwrap_or_default();
+    for v in &g.vlans {
+        let on_bridge = vlans.split_whitespace().any(|w| w == v.id.to_string());
+        let iface = c.host.exists(Path::new(&format!("/sys/class/net/{}.{}", g.name, v.id)));
+        c.add(
+            format!("VLAN {} ({})", v.id, v.name),
+            if on_bridge && iface { Status::Ok } else { Status::Fail },
+            format!("on {}: {}; {}.{}: {}", g.name, if on_bridge { "yes" } else { "no" }, g.name, v.id, if iface { "present" } else { "missing" }),
+        );
+    }
+    let cb = &p.network.cluster_bridge;
+    let mtu = c.host.read_file(Path::new(&format!("/sys/class/net/{}/mtu", cb.name))).unwrap_or_default();
+    c.equal(format!("{} MTU", cb.name), &cb.mtu.to_string(), mtu.trim());
+}
+
+fn quorum(c: &mut Checks, p: &Profile, expect: bool) {
+    let out = match c.out(&["corosync-quorumtool", "-s"]) {
+        Ok(o) => o,
+        // corosync-quorumtool exits 2 when not quorate but still prints the status
+        Err(e) => {
+            c.add("corosync quorum", if expect { Status::Fail } else { Status::Warn }, e);
+            return;
+        }
+    };
+    let field = |name: &str| out.lines().find(|l| l.trim_start().starts_with(name)).and_then(|l| l.split(':').nth(1)).map(|v| v.trim().to_string()).unwrap_or_default();
+    let (quorate, nodes) = (field("Quorate"), field("Nodes"));
+    let want = p.cluster.nodes.len().to_string();
+    let ok = quorate == "Yes" && nodes == want;
+    c.add("corosync quorum", if ok { Status::Ok } else if expect { Status::Fail } else { Status::Warn }, format!("quorate: {quorate}, nodes: {nodes} of {want}"));
+}
+
+/// The checks as a table, then a closing line.
+pub fn table(rows: &[Check]) -> String {
+    let body: Vec<[String; 3]> = rows.iter().map(|r| [r.name.clone(), r.status.word().to_string(), r.detail.clone()]).collect();
+    let mut out = crate::table::render(&["CHECK", "STATUS", "DETAIL"], &body);
+    let fails = rows.iter().filter(|r| r.status == Status::Fail).count();
+    let warns = rows.iter().filter(|r| r.status == Status::Warn).count();
+    out.push_str(&format!("{} checks: {} ok, {warns} warning(s), {fails} failed\n", rows.len(), rows.len() - fails - warns));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_by_number() {
+        let mut v = vec!["6.8.9-1-pve", "6.8.12-4-pve", "6.5.13-6-pve"];
+        v.sort_by(|a, b| version_cmp(a, b));
+        assert_eq!(v, ["6.5.13-6-pve", "6.8.9-1-pve", "6.8.12-4-pve"]);
+    }
+}
