@@ -118,6 +118,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let mut print = |e: &Entry| progress.event(e);
     match engine::execute(&mut host, &plan, &profile, &mut journal, &opts, &mut print) {
         Ok(Outcome::Finished) => {
+            eprint!("{}", journal::step_times(&journal.entries, &plan));
+            for e in &journal.entries {
+                if let Record::Note { message } = &e.record {
+                    if let Some(v) = message.strip_prefix(engine::VERSIONS_NOTE) {
+                        eprintln!("installed: {v}");
+                    }
+                }
+            }
             eprintln!("{} is installed; journal {}", plan.hostname, path.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,11 @@
 # the console in WORKDIR/console-SCENARIO.log. Exit code: the scenario's (124 on timeout).
 # Environment: KEEL_LAB_MAC (NIC MAC), KEEL_LAB_DGRAM=LOCALPORT:REMOTEPORT (link to another
 # guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
-# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS).
+# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
+# KEEL_LAB_REPO_PORT (the lab repository's port on the host loopback: the guest reaches it as
+# http://10.0.2.100/), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
+# the first one first, instead of the rescue kernel; the installed system's lab probe unit runs
+# the scenario).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -29,16 +33,20 @@ rm -rf "$payload"
 mkdir -p "$payload"
 cp "$bin" "$payload/keel"
 cp -r "$repo/profiles" "$repo/hardware-specs" "$here/scenarios" "$payload/"
-cp "$here/lab-init" "$payload/lab-init"
+cp "$here/lab-init" "$here/probe-init" "$payload/"
+cp "$here/keys/lab-repo.gpg" "$payload/lab-repo.gpg"
+echo "$scenario" >"$payload/scenario"
 rm -f "$work/payload.img"
 truncate -s 64M "$work/payload.img"
-mkfs.ext4 -q -F -d "$payload" "$work/payload.img"
+mkfs.ext4 -q -F -L keelpayload -d "$payload" "$work/payload.img"
 
 nvme=()
 for i in "${!serials[@]}"; do
   disk="$work/nvme-${serials[$i]}.qcow2"
   [ -f "$disk" ] || qemu-img create -q -f qcow2 "$disk" 8G
-  nvme+=(-drive "file=$disk,if=none,id=n$i,format=qcow2" -device "nvme,serial=${serials[$i]},drive=n$i")
+  boot=""
+  [ "$i" = 0 ] && [ "${KEEL_LAB_BOOT:-}" = disk ] && boot=",bootindex=0"
+  nvme+=(-drive "file=$disk,if=none,id=n$i,format=qcow2" -device "nvme,serial=${serials[$i]},drive=n$i$boot")
 done
 
 # one NIC with a fixed MAC: user-mode networking that reaches nothing (restrict=on), or, for
@@ -48,7 +56,9 @@ if [ -n "${KEEL_LAB_DGRAM:-}" ]; then
   net=(-netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=${KEEL_LAB_DGRAM%:*},remote.type=inet,remote.host=127.0.0.1,remote.port=${KEEL_LAB_DGRAM#*:}"
        -device "e1000,netdev=net0,mac=$mac")
 else
-  net=(-nic "user,model=e1000,mac=$mac,restrict=on")
+  fwd=""
+  [ -n "${KEEL_LAB_REPO_PORT:-}" ] && fwd=",guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:$KEEL_LAB_REPO_PORT"
+  net=(-nic "user,model=e1000,mac=$mac,restrict=on$fwd")
 fi
 
 # firmware: SeaBIOS (legacy BIOS, the AX41 default) or OVMF (UEFI) with KEEL_LAB_UEFI=1
@@ -65,12 +75,19 @@ for attempt in 1 2; do
   rm -f "$work/results.img"
   truncate -s 64M "$work/results.img"
   set +e
+  if [ "${KEEL_LAB_BOOT:-}" = disk ]; then
+    # the installed system: firmware -> GRUB on the first drive -> kernel and initramfs from its
+    # ESP -> ZFS root; payload and results disks as vda and vdb
+    system=()
+  else
+    system=(-kernel "$image/vmlinuz" -initrd "$image/initrd.img"
+      -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"
+      -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on")
+  fi
   timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
-    -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-    -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3" \
-    -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on" \
-    -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
-    -drive "file=$work/results.img,format=raw,if=virtio" \
+    "${system[@]}" \
+    -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" -device virtio-blk-pci,drive=payload,serial=keelpayload \
+    -drive "file=$work/results.img,format=raw,if=none,id=results" -device virtio-blk-pci,drive=results,serial=keelresults \
     "${nvme[@]}" \
     -uuid 11111111-2222-3333-4444-555555555555 \
     -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \

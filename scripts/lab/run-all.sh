@@ -14,6 +14,18 @@
 #   network        two guests on one loopback link: the rendered .link file and interfaces
 #                  applied with ifupdown2; vmbr0 VLAN-aware with 10/20/30/40, vmbr1 on the
 #                  vSwitch VLAN 4000 with MTU 1400; each pings the other over vmbr1
+#   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
+#                  served on the host loopback): Debian, stand-in Proxmox packages, config,
+#                  GRUB on both drives, keel verify on the target
+#   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
+#   os-install-2   the same for lab-node-02 (other disks, other MAC)
+#   cluster        both installed nodes boot on one link: corosync quorate with 2 nodes, and
+#                  keel verify --expect-quorum passes on each
+#   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
+#                  the ZFS root comes up degraded, keel verify --allow-degraded passes
+#   reinstall      DR over the installed node: refused without --wipe-existing, fresh pools with
+#   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
+#                  any package is installed
 # Prints each scenario's wall time and a closing "lab: N passed, M failed" line.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,7 +58,6 @@ run() { # name workdir scenario serials...
 s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
 s=$(date +%s); KEEL_LAB_UEFI=1 run detect-uefi "$work/uefi" detect-uefi; result detect-uefi $? $(( $(date +%s) - s ))
 s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
-s=$(date +%s); run reinstall "$work/disk" reinstall; result reinstall $? $(( $(date +%s) - s ))
 
 s=$(date +%s)
 run crash "$work/crash" crash && run resume "$work/crash" resume
@@ -81,6 +92,50 @@ r1=$?
 for n in 1 2; do cat "$work/net$n.out"; show "$work/net$n" network; done
 [ $r1 = 0 ] && [ $r2 = 0 ]
 result network-two-nodes $? $(( $(date +%s) - s ))
+
+# --- the OS install, end to end, against the lab's package repository on the host loopback
+repo=$(bash "$here/repo.sh") || { echo "lab: the lab repository could not be built"; failed=$((failed + 1)); repo=""; }
+if [ -n "$repo" ]; then
+  echo "lab: repository $repo ($(head -2 "$repo/done" | tr '\n' ' '))"
+  port=47080
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$repo" >"$work/repo-http.log" 2>&1 &
+  http=$!
+  trap 'kill $http 2>/dev/null' EXIT
+  export KEEL_LAB_REPO_PORT=$port
+  os() { # name workdir node mac
+    local s=$(date +%s)
+    KEEL_LAB_MAC=$4 KEEL_LAB_APPEND=keel.node=$3 KEEL_LAB_TIMEOUT=2400 run "$1" "$2" os-install
+    result "$1" $? $(( $(date +%s) - s ))
+  }
+  booted() { # name workdir mac serials...
+    local name=$1 dir=$2 mac=$3 s=$(date +%s)
+    shift 3
+    KEEL_LAB_BOOT=disk KEEL_LAB_MAC=$mac run "$name" "$dir" booted "$@"
+    result "$name" $? $(( $(date +%s) - s ))
+  }
+  os os-install "$work/os1" 1 52:54:00:a4:41:01
+  booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
+  os os-install-2 "$work/os2" 2 52:54:00:a4:41:02
+
+  s=$(date +%s)
+  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
+    bash "$here/boot.sh" "$work/os1" cluster >"$work/cluster1.out" 2>&1 &
+  c1=$!
+  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 \
+    bash "$here/boot.sh" "$work/os2" cluster >"$work/cluster2.out" 2>&1
+  r2=$?
+  wait $c1
+  r1=$?
+  for n in 1 2; do cat "$work/cluster$n.out"; show "$work/os$n" cluster; done
+  [ $r1 = 0 ] && [ $r2 = 0 ]
+  result cluster $? $(( $(date +%s) - s ))
+
+  booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
+  booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
+  s=$(date +%s); run reinstall "$work/os1" reinstall; result reinstall $? $(( $(date +%s) - s ))
+  s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
+  kill $http 2>/dev/null
+fi
 
 echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
 echo "lab: $passed passed, $failed failed"

@@ -283,10 +283,25 @@ impl Run<'_> {
             std::process::exit(99);
         }
         self.after_step(step)?;
+        if step.id == "os.packages" {
+            self.record_versions()?;
+        }
         if step.id == "finish.export" {
             self.mounted = false;
         }
         self.record(Record::Done { step: id, seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// What the package step installed, for the journal and the final summary.
+    fn record_versions(&mut self) -> Result<(), ExecError> {
+        let mut argv: Vec<String> = ["chroot", TARGET_ROOT, "dpkg-query", "--show", "--showformat=${Package} ${Version}\\n"].map(String::from).to_vec();
+        argv.extend(crate::plan::steps_packages(self.profile).iter().map(|p| p.to_string()));
+        argv.push("proxmox-kernel-*".into());
+        if let Ok(out) = self.host.run(&argv, self.opts.command_timeout) {
+            let list: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+            self.record(Record::Note { message: format!("{VERSIONS_NOTE}{}", list.join(", ")) })?;
+        }
+        Ok(())
     }
 
     /// `keel verify` on the mounted target: every check must pass.
@@ -351,6 +366,9 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
     }
     result
 }
+
+/// How the journal note with the installed package versions starts.
+pub const VERSIONS_NOTE: &str = "installed versions: ";
 
 /// Commands that establish a mount: repeated when a resumed install finds them gone.
 fn is_mount(argv: &[String]) -> bool {

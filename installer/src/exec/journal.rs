@@ -199,6 +199,40 @@ pub fn summary(entries: &[Entry]) -> String {
     entries.iter().map(|e| format!("{}  {}\n", e.ts, e.record.describe())).collect()
 }
 
+/// Seconds per step (the last run of each step that did work) and per group, in plan order:
+/// the table `keel install` prints at the end. Steps found done are listed with 0.
+pub fn step_times(entries: &[Entry], plan: &Plan) -> String {
+    let mut secs: std::collections::BTreeMap<&str, f64> = Default::default();
+    for e in entries {
+        match &e.record {
+            Record::Done { step, seconds } => {
+                secs.insert(step, *seconds);
+            }
+            Record::Skipped { step, .. } => {
+                secs.entry(step).or_insert(0.0);
+            }
+            _ => {}
+        }
+    }
+    let mut rows = Vec::new();
+    let mut groups: Vec<(&str, f64)> = Vec::new();
+    for step in &plan.steps {
+        let Some(t) = secs.get(step.id.as_str()) else { continue };
+        rows.push([step.id.clone(), step.group.name().to_string(), format!("{t:.1}")]);
+        match groups.last_mut() {
+            Some((g, total)) if *g == step.group.name() => *total += t,
+            _ => groups.push((step.group.name(), *t)),
+        }
+    }
+    let mut out = String::from("step times (seconds):\n");
+    out.push_str(&crate::table::indent(&crate::table::render(&["STEP", "PHASE", "SECONDS"], &rows)));
+    let total: f64 = groups.iter().map(|(_, t)| t).sum();
+    out.push_str("phase times (seconds):\n");
+    let rows: Vec<[String; 2]> = groups.iter().map(|(g, t)| [g.to_string(), format!("{t:.1}")]).chain([["total".to_string(), format!("{total:.1}")]]).collect();
+    out.push_str(&crate::table::indent(&crate::table::render(&["PHASE", "SECONDS"], &rows)));
+    out
+}
+
 /// After a reboot of the rescue system its journal is gone, but the target keeps a copy once
 /// the root file system exists. If `path` is missing and the plan's target disks carry `rpool`,
 /// import it (no mounts but the root, under the target root), and copy the journal back.

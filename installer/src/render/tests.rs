@@ -2,6 +2,10 @@ use super::*;
 use crate::profile::Profile;
 use crate::source::SourceFile;
 
+fn ws(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
 fn seed() -> Profile {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/pve-node-01.toml");
     Profile::load(std::path::Path::new(path)).expect("seed profile is valid").profile
@@ -40,4 +44,24 @@ fn corosync_conf_is_identical_on_both_nodes() {
     };
     let conf = |p: &Profile| node_files(p).into_iter().find(|f| f.path == "/etc/corosync/corosync.conf").unwrap().content;
     assert_eq!(conf(&load("pve-node-01")), conf(&load("pve-node-02")));
+}
+
+#[test]
+fn boot_sync_script_is_valid_shell_and_lists_the_drives() {
+    let p = Profile::load(&ws("profiles/lab-node-01.toml")).unwrap().profile;
+    let disks = ["/dev/disk/by-id/nvme-A_1".to_string(), "/dev/disk/by-id/nvme-B_2".to_string()];
+    let files = super::boot::files(&p, &disks);
+    let list = files.iter().find(|f| f.path == super::boot::BOOT_DISKS).unwrap();
+    assert!(list.content.ends_with("/dev/disk/by-id/nvme-A_1\n/dev/disk/by-id/nvme-B_2\n"), "{}", list.content);
+    for f in files.iter().filter(|f| f.content.starts_with("#!/bin/sh")) {
+        let dir = std::env::temp_dir().join(format!("keel-sh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("script");
+        std::fs::write(&script, &f.content).unwrap();
+        let out = std::process::Command::new("sh").arg("-n").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}: {}", f.path, String::from_utf8_lossy(&out.stderr));
+    }
+    // proxmox-boot-tool profiles get the drive list only
+    let pve = Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile;
+    assert_eq!(super::boot::files(&pve, &disks).len(), 1);
 }

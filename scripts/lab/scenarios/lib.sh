@@ -19,9 +19,55 @@ equals() { # equals "what" expected actual
   if [ "$2" = "$3" ]; then echo "ok    $1 = $2"; else echo "FAIL  $1: expected '$2', found '$3'"; failures=$((failures + 1)); fi
 }
 
-install_lab() { # the disk phase of lab-node-01, unattended
+install_lab() { # the disk phase of lab-node-01 (up to the last dataset step), unattended
   ./keel install --profile profiles/lab-node-01.toml --yes --confirm-serials "$SERIALS" \
-    --journal-dir "$JOURNALS" --progress plain "$@"
+    --journal-dir "$JOURNALS" --progress plain --until datasets.datapool "$@"
+}
+
+node_number() { # keel.node=N on the kernel command line (rescue boots), default 1
+  n=$(sed -n 's/.*keel\.node=\([0-9]\).*/\1/p' /proc/cmdline)
+  echo "${n:-1}"
+}
+
+rescue_network() { # what the Hetzner rescue system has: an address and a route
+  nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+  ip link set "$nic" up
+  ip addr add 10.0.2.15/24 dev "$nic"
+  ip route add default via 10.0.2.2
+  check "the lab repository answers (http://10.0.2.100/)" curl -fsS -o /dev/null http://10.0.2.100/debian/dists/bookworm/InRelease
+}
+
+# The lab harness (not keel) adds a oneshot unit to the installed system that runs the next
+# scenario at boot (probe-init on the payload disk) and keeps the serial console free of getty.
+arm_probe() {
+  mkdir -p /mnt/probe
+  zpool import -N -R /mnt/probe rpool && zfs mount rpool/ROOT/pve-1 || { echo "FAIL  cannot import rpool to arm the probe"; failures=$((failures + 1)); return; }
+  cat >/mnt/probe/etc/systemd/system/keel-lab-probe.service <<'UNIT'
+[Unit]
+Description=keel lab probe (added by the lab harness after the install, not by keel)
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'mkdir -p /payload && mount -o ro /dev/disk/by-id/virtio-keelpayload /payload && exec sh /payload/probe-init'
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  mkdir -p /mnt/probe/etc/systemd/system/multi-user.target.wants
+  ln -sf /etc/systemd/system/keel-lab-probe.service /mnt/probe/etc/systemd/system/multi-user.target.wants/
+  ln -sf /dev/null /mnt/probe/etc/systemd/system/serial-getty@ttyS0.service
+  zpool export rpool
+  echo "ok    lab probe armed in the installed system"
+}
+
+# On the installed system: wait until boot finished (or gave up), then the checks.
+wait_booted() {
+  state=$(timeout 300 systemctl is-system-running --wait 2>/dev/null)
+  echo "system state: $state"
+  systemctl --failed --no-legend --plain | sed 's/^/  failed unit: /'
 }
 
 # What a correct disk phase leaves: tables as planned, both pools mirrored on the by-id p2/p3

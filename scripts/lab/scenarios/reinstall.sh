@@ -1,7 +1,7 @@
-# Disaster recovery over a node keel installed before (run after disk-phase, on its disks): the
-# rescue system has no journal; the one on rpool belongs to a finished install, so keel does not
-# resume it. Without --wipe-existing it refuses (the drives hold ZFS members); with it, it
-# installs afresh (new pools).
+# Disaster recovery over a node keel installed before (run on the disks of os-install, after its
+# boots): the rescue system has no journal; the one on rpool belongs to a finished install, so
+# keel does not resume it. Without --wipe-existing it refuses (the drives hold ZFS members);
+# with it, it starts afresh (new pools; this run stops after the disk phase).
 . ./scenarios/lib.sh
 old=$(zpool import -d /dev/disk/by-id 2>/dev/null | awk '/id:/ {print $2}' | sort | tr '\n' ' ')
 install_lab >/tmp/refused.txt 2>&1

@@ -1,0 +1,22 @@
+# On the installed system, booted from its own drives (both, or one: see keel.drives in the
+# payload's scenario name): the root is the ZFS dataset, the host is who the profile says, and
+# keel verify passes (a missing drive is allowed to degrade the mirror, nothing else).
+. ./scenarios/lib.sh
+wait_booted
+scenario=$(cat /payload/scenario)
+host=$(hostname)
+equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
+check "host name is a lab node" sh -c "echo $host | grep -q '^lab-node-0[12]$'"
+drives=$(ls /dev/disk/by-id/ | grep -c '^nvme-QEMU_NVMe_Ctrl_LABNVME000[12]$')
+echo "drives present: $drives"
+args=""
+if [ "$drives" = 1 ]; then
+  args=--allow-degraded
+  equals "rpool is degraded (one drive)" DEGRADED "$(zpool list -H -o health rpool)"
+fi
+equals "datapool imported at boot" datapool "$(zpool list -H -o name datapool 2>/dev/null)"
+equals "host id in use is the installed one" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(hostid)"
+/usr/local/sbin/keel verify $args >/tmp/verify.txt 2>&1
+equals "keel verify $args exit code" 0 "$?"
+cat /tmp/verify.txt
+finish
