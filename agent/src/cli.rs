@@ -62,9 +62,14 @@ pub enum Command {
         /// Print the plan as JSON (format: docs/json.md).
         #[arg(long)]
         json: bool,
+        /// Print the plan as a plain POSIX shell script (no checks, no journal, no resume):
+        /// for review, and the baseline keel's install is benchmarked against.
+        #[arg(long, conflicts_with = "json")]
+        shell: bool,
     },
-    /// Install the node: preflight, confirmation, then the disk phase of the plan (wipe,
-    /// partition, pools, datasets), journaled so that a re-run continues where the last stopped.
+    /// Install the node: preflight, confirmation, then every step of the plan (disks, pools,
+    /// OS, configuration, boot loaders, verify), journaled so that a re-run continues where
+    /// the last stopped.
     Install(InstallArgs),
     /// Show an install's journal: what was done, what failed, what runs now.
     Status {

@@ -20,7 +20,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Detect { root, json } => detect(&root, json),
         Command::Check { spec, root, json } => check(&spec, &root, json),
         Command::Validate { profile } => validate(&profile),
-        Command::Plan { profile, spec, root, json } => plan(&profile, spec.as_deref(), &root, json),
+        Command::Plan { profile, spec, root, json, shell } => plan(&profile, spec.as_deref(), &root, json, shell),
         Command::Render { profile, out } => render(&profile, &out),
         Command::Install(args) => crate::install::install(&args),
         Command::Status { journal_dir, follow, json } => crate::install::status(&journal_dir, follow, json),
@@ -141,9 +141,11 @@ pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) ->
     }
 }
 
-fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool) -> Result<ExitCode> {
+fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool, shell: bool) -> Result<ExitCode> {
     let Some((_, p)) = build_plan(profile_path, spec_path, root)? else { return Ok(ExitCode::from(1)) };
-    if json {
+    if shell {
+        print!("{}", p.shell_script(&profile_path.display().to_string()));
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else {
         print!("{}", p.human());

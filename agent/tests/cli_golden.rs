@@ -83,6 +83,11 @@ fn plan_lab_node_on_qemu_lab() {
 }
 
 #[test]
+fn plan_as_a_shell_script() {
+    golden_run("cli/plan-lab-node-01-shell.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--shell"], 0);
+}
+
+#[test]
 fn plan_refusals() {
     // spec failure: the table, and nothing planned
     golden_run("cli/plan-one-drive.txt", &["plan", "--profile", "profiles/pve-node-01.toml", "--root", "tests/fixtures/ax41-nvme-one-drive"], 1);

@@ -109,3 +109,47 @@ impl Plan {
         o
     }
 }
+
+impl Plan {
+    /// The plan as a plain shell script: every command, file and copy in order, the checksums
+    /// as `sha512sum -c`, the verify step as `keel verify` (`$KEEL` is keel's binary). No
+    /// "already done?" checks, no journal: what a hand-written runbook script would do.
+    pub fn shell_script(&self, profile_path: &str) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "#!/bin/sh\n# keel plan for {} as a plain script (keel plan --shell): no checks, no journal.", self.hostname);
+        let _ = writeln!(o, "set -eu\nKEEL=${{KEEL:-keel}}");
+        let q = |a: &str| shell_quote(a);
+        for s in &self.steps {
+            let _ = writeln!(o, "\n# --- {}: {}", s.id, s.title);
+            let _ = writeln!(o, "echo \"== {}\"", s.id);
+            if s.id == "verify.target" {
+                let _ = writeln!(o, "\"$KEEL\" verify --root {} --profile {}", self.target_root, q(profile_path));
+            }
+            for c in &s.copies {
+                let from = if c.from == super::SELF_EXE { "\"$KEEL\"".to_string() } else { q(&c.from) };
+                let _ = writeln!(o, "install -D -m {:o} {from} {}", c.mode, q(&format!("{}{}", self.target_root, c.to)));
+            }
+            for f in &s.files {
+                let path = format!("{}{}", self.target_root, f.path);
+                let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+                let _ = writeln!(o, "mkdir -p {}\ncat >{} <<'KEEL_FILE_END'\n{}KEEL_FILE_END\nchmod {:o} {}", q(dir), q(&path), f.content, f.mode, q(&path));
+            }
+            for c in &s.commands {
+                let line = c.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ");
+                // what keel tolerates: a partition without a ZFS label has nothing to clear
+                if c.get(1).map(String::as_str) == Some("labelclear") {
+                    let _ = writeln!(o, "{line} || true");
+                } else {
+                    let _ = writeln!(o, "{line}");
+                }
+            }
+            if s.id == "partition.settle" {
+                let _ = writeln!(o, "sleep 1");
+            }
+            for c in &s.checksums {
+                let _ = writeln!(o, "echo {} | sha512sum -c -", q(&format!("{}  {}", c.sha512, c.path)));
+            }
+        }
+        o
+    }
+}

@@ -48,7 +48,7 @@ Description=keel lab probe (added by the lab harness after the install, not by k
 After=multi-user.target
 
 [Service]
-Type=oneshot
+Type=simple
 ExecStart=/bin/sh -c 'mkdir -p /payload && mount -o ro /dev/disk/by-id/virtio-keelpayload /payload && exec sh /payload/probe-init'
 StandardOutput=journal+console
 StandardError=journal+console
