@@ -19,7 +19,7 @@ image=$(bash "$here/image.sh")
 bin="$repo/target/x86_64-unknown-linux-gnu/release/keel"
 [ -x "$bin" ] || bash "$repo/scripts/build-static.sh" >/dev/null
 # keel's own lists: debootstrap's --include and os.packages' apt-get install
-plan=$("$bin" plan --profile "$repo/profiles/lab-node-01.toml" --root "$repo/tests/fixtures/qemu-lab" --json)
+plan=$("$bin" plan --profile "$repo/profiles/lab-node-01.toml" --root "$repo/tests/fixtures/qemu-lab" --json 2>/dev/null)
 lists=$(python3 -c '
 import json, sys
 steps = {s["id"]: s for s in json.load(sys.stdin)["steps"]}
@@ -37,6 +37,7 @@ if [ -f "$out/done" ]; then
   exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "building the lab repository needs root (debootstrap, chroot)" >&2; exit 1; }
+bash "$here/host-packages.sh" >&2
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
 work="$cache_root/repo-build-$key"

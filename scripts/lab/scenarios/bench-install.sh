@@ -1,0 +1,25 @@
+# keel install of lab-node-01 against the same plan run as a plain shell script (keel plan
+# --shell: the same commands and files, without keel's checks, journal and logs), one after the
+# other on the same drives in one boot. Prints both wall times and their ratio.
+. ./scenarios/lib.sh
+rescue_network
+now() { date +%s.%N; }
+t0=$(now)
+./keel install --profile profiles/lab-node-01.toml --yes --confirm-serials "$SERIALS" \
+  --journal-dir $JOURNALS --progress plain >/tmp/keel.txt 2>&1
+rc_keel=$?
+t1=$(now)
+grep -A60 '^step times' /tmp/keel.txt
+# the plan made now names the partitions keel made, so the script wipes them first, as keel did
+./keel plan --profile profiles/lab-node-01.toml --shell >/tmp/plan.sh 2>/tmp/plan.err
+t2=$(now)
+KEEL=./keel sh /tmp/plan.sh >/tmp/shell.txt 2>&1
+rc_shell=$?
+t3=$(now)
+tail -5 /tmp/shell.txt
+zpool export datapool 2>/dev/null; zpool export rpool 2>/dev/null
+equals "keel install exit code" 0 "$rc_keel"
+equals "shell script exit code" 0 "$rc_shell"
+awk -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" \
+  'BEGIN { k = t1 - t0; s = t3 - t2; printf "bench: keel install %.1f s, plain shell script %.1f s, ratio keel/shell %.3f\n", k, s, k / s }'
+finish
