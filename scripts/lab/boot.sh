@@ -57,7 +57,8 @@ if [ -n "${KEEL_LAB_DGRAM:-}" ]; then
        -device "e1000,netdev=net0,mac=$mac")
 else
   fwd=""
-  [ -n "${KEEL_LAB_REPO_PORT:-}" ] && fwd=",guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:$KEEL_LAB_REPO_PORT"
+  # one nc per guest connection (a tcp: target would carry a single connection only)
+  [ -n "${KEEL_LAB_REPO_PORT:-}" ] && fwd=",guestfwd=tcp:10.0.2.100:80-cmd:nc 127.0.0.1 $KEEL_LAB_REPO_PORT"
   net=(-nic "user,model=e1000,mac=$mac,restrict=on$fwd")
 fi
 
@@ -82,7 +83,7 @@ for attempt in 1 2; do
   else
     system=(-kernel "$image/vmlinuz" -initrd "$image/initrd.img"
       -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"
-      -drive "file=$image/root.img,format=raw,if=virtio,snapshot=on")
+      -drive "file=$image/root.img,format=raw,if=none,id=root,snapshot=on" -device virtio-blk-pci,drive=root,serial=keelroot)
   fi
   timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
     "${system[@]}" \
