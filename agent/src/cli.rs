@@ -155,6 +155,10 @@ pub struct InstallArgs {
     /// Seconds any single command may take before it is killed.
     #[arg(long, default_value_t = 600)]
     pub command_timeout: u64,
+    /// Limit in seconds for each long OS command (debootstrap, package installs, initramfs,
+    /// boot loaders).
+    #[arg(long, default_value_t = 3600)]
+    pub os_command_timeout: u64,
     /// Confirm here, then run in the background (own session, log file), so a dropped SSH
     /// connection does not stop the install; follow it with `keel status --follow`.
     #[arg(long)]

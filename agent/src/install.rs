@@ -110,6 +110,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let opts = Options {
         until: args.until.clone(),
         command_timeout: Duration::from_secs(args.command_timeout),
+        os_command_timeout: Duration::from_secs(args.os_command_timeout),
         crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
         zfs_checked: pre.needs_zfs,
         self_exe: std::env::current_exe().context("finding keel's own binary")?,
@@ -161,7 +162,8 @@ fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<Exit
     if let Some(u) = &args.until {
         cmd.arg("--until").arg(u);
     }
-    cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string());
+    cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string())
+        .arg("--os-command-timeout").arg(args.os_command_timeout.to_string());
     cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
     let child = cmd.spawn().context("starting the background install")?;
     println!(

@@ -132,6 +132,10 @@ cleanup
 trap - EXIT
 mkdir -p "$out.tmp/debian/pool"
 cp "$root"/var/cache/apt/archives/*.deb "$out.tmp/debian/pool/"
+# apt keeps the epoch in the file name ("1%3a2.38"); an archive's pool does not
+for f in "$out.tmp"/debian/pool/*%3a*; do
+  [ -e "$f" ] && mv "$f" "$(echo "$f" | sed 's/_[0-9]*%3a/_/')"
+done
 echo "lab repo: $(ls "$out.tmp/debian/pool" | wc -l) Debian packages after $(( $(date +%s) - start ))s" >&2
 
 # 3. indexes and signatures
@@ -165,5 +169,7 @@ cp "$here/keys/lab-repo.gpg" "$out.tmp/pve/proxmox-release-bookworm.gpg"
 printf 'kernel %s\n%s Debian packages\nbuilt %s in %ss\n' "$kver" "$(ls "$out.tmp/debian/pool" | wc -l)" "$(date -u +%FT%TZ)" "$(( $(date +%s) - start ))" >"$out.tmp/done"
 rm -rf "$out" "$work"
 mv "$out.tmp" "$out"
+# older repositories (other keel lists or images) are not used again
+for old in "$cache_root"/repo-*; do [ "$old" = "$out" ] || rm -rf "$old"; done
 echo "lab repo: ready after $(( $(date +%s) - start ))s: $out ($(du -sh "$out" | cut -f1))" >&2
 echo "$out"

@@ -20,6 +20,8 @@ pub struct Options {
     pub until: Option<String>,
     /// Limit for each command.
     pub command_timeout: Duration,
+    /// Limit for the long OS commands: debootstrap, apt-get, update-initramfs, boot loaders.
+    pub os_command_timeout: Duration,
     /// Test hook: exit the process right after this step's commands ran, before the journal
     /// records it done (what a power cut at the worst moment leaves behind).
     pub crash_after: Option<String>,
@@ -34,6 +36,7 @@ impl Default for Options {
         Options {
             until: None,
             command_timeout: Duration::from_secs(600),
+            os_command_timeout: Duration::from_secs(3600),
             crash_after: None,
             zfs_checked: true,
             self_exe: PathBuf::from("/proc/self/exe"),
@@ -96,7 +99,8 @@ impl Run<'_> {
 
     fn run_command(&mut self, step: &str, argv: &[String]) -> Result<(), ExecError> {
         self.record(Record::Command { step: step.to_string(), command: command_line(argv) })?;
-        let out = self.host.run(argv, self.opts.command_timeout).map_err(|source| ExecError::Host { step: step.to_string(), source })?;
+        let limit = if step.starts_with("os.") || step.starts_with("boot.") { self.opts.os_command_timeout } else { self.opts.command_timeout };
+        let out = self.host.run(argv, limit).map_err(|source| ExecError::Host { step: step.to_string(), source })?;
         if !out.success() {
             // A partition without a ZFS label has nothing to clear: wipefs follows anyway.
             if argv.get(1).map(String::as_str) == Some("labelclear") {
@@ -306,7 +310,7 @@ impl Run<'_> {
 
     /// `keel verify` on the mounted target: every check must pass.
     fn verify_target(&mut self, step: &Step, started: Instant) -> Result<(), ExecError> {
-        let opts = verify::Options { root: PathBuf::from(TARGET_ROOT), ..Default::default() };
+        let opts = verify::Options { root: PathBuf::from(TARGET_ROOT), during_install: true, ..Default::default() };
         let checks = verify::run(self.host, self.profile, &opts);
         for c in &checks {
             self.record(Record::Note { message: format!("verify: {} {}: {}", c.status.word(), c.name, c.detail) })?;

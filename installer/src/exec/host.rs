@@ -29,9 +29,11 @@ impl Output {
         self.code == 0
     }
 
-    /// The last `n` non-empty lines of stderr, for error messages.
+    /// The last `n` non-empty lines of stderr, for error messages (of stdout when stderr is
+    /// empty: debootstrap and apt print their warnings there).
     pub fn stderr_tail(&self, n: usize) -> String {
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }

@@ -58,7 +58,7 @@ fn package_of(tool: &str) -> &'static str {
         "sfdisk" => "fdisk",
         "debootstrap" => "debootstrap",
         "curl" => "curl",
-        "chroot" | "cp" | "mkdir" | "rm" | "ln" => "coreutils",
+        "chroot" | "cp" | "mkdir" | "rm" | "ln" | "sync" => "coreutils",
         _ => "util-linux",
     }
 }

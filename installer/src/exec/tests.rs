@@ -52,7 +52,7 @@ fn execute(h: &mut FakeHost, plan: &Plan, j: &mut Journal, o: &Options, progress
 /// A fake rescue system: root, every tool, by-id links to the fixture's devices, empty disks.
 fn host_for(plan: &Plan) -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
-    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm"] {
+    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm", "sync"] {
         h.programs.push(p.into());
     }
     for t in &plan.targets {
@@ -137,7 +137,7 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     let out = execute(&mut h, &plan, &mut j, &opts(), &mut |e| events.push(e.record.clone())).unwrap();
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
-    let checks = ["sfdisk --json", "zfs list", "zfs get -H -o value", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
+    let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
         "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status"];
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
     assert_eq!(ran, planned_commands(&plan));
