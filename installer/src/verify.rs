@@ -160,7 +160,7 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
     // keel installs with sync=disabled on the root and restores it when it finishes
     let sync = c.out(&["zfs", "get", "-H", "-o", "source,value", "sync", "rpool/ROOT/pve-1"]).unwrap_or_default();
     let sync = sync.trim().replace('\t', " ");
-    let st = if sync.starts_with("local") { Status::Fail } else { Status::Ok };
+    let st = if sync.is_empty() || sync.starts_with("local") { Status::Fail } else { Status::Ok };
     if !opts.during_install {
         c.add("rpool/ROOT/pve-1 sync", st, if st == Status::Ok { format!("{sync} (not overridden)") } else { format!("{sync}: the install's setting was left; run `zfs inherit sync rpool/ROOT/pve-1`") });
     }
@@ -352,6 +352,55 @@ pub fn table(rows: &[Check]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::host::{FakeHost, Output};
+
+    fn lab() -> Profile {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/lab-node-01.toml");
+        Profile::load(&p).unwrap().profile
+    }
+
+    /// A node booted from drive 1 alone: zpool status names the missing member by its old path.
+    fn one_drive_host(health: &str) -> FakeHost {
+        let mut h = FakeHost::default();
+        let a = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0001";
+        let b = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0002";
+        h.answer("zpool list -H -o health", Output::ok(&format!("{health}\n")));
+        for (pool, n) in [("rpool", 2), ("datapool", 3)] {
+            h.answer(&format!("zpool status -P {pool}"), Output::ok(&format!(
+                "  pool: {pool}\n state: {health}\nconfig:\n\t{pool} {health}\n\t  mirror-0 {health}\n\t    {a}-part{n} ONLINE 0 0 0\n\t    1234567890 UNAVAIL 0 0 0  was {b}-part{n}\n"
+            )));
+        }
+        h.links.insert(a.into(), "/dev/nvme0n1".into());
+        h.answer("ls /mnt/keel/boot", Output::ok("config-6.1.0-50-amd64\ninitrd.img-6.1.0-50-amd64\nvmlinuz-6.1.0-50-amd64\n"));
+        h
+    }
+
+    fn row<'a>(rows: &'a [Check], name: &str) -> &'a Check {
+        rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}: {rows:?}"))
+    }
+
+    #[test]
+    fn a_missing_drive_is_a_warning_only_when_allowed() {
+        let p = lab();
+        let rows = run(&mut one_drive_host("DEGRADED"), &p, &Options { root: "/mnt/keel".into(), ..Default::default() });
+        assert_eq!(row(&rows, "rpool health").status, Status::Fail);
+        assert_eq!(row(&rows, "rpool mirror").status, Status::Fail);
+        let opts = Options { root: "/mnt/keel".into(), allow_degraded: true, ..Default::default() };
+        let rows = run(&mut one_drive_host("DEGRADED"), &p, &opts);
+        assert_eq!(row(&rows, "rpool health").status, Status::Warn);
+        let m = row(&rows, "rpool mirror");
+        assert_eq!(m.status, Status::Warn, "{m:?}");
+        assert!(m.detail.starts_with("1 of 2 members online"), "{m:?}");
+        assert_eq!(row(&rows, "boot nvme-QEMU_NVMe_Ctrl_LABNVME0002").status, Status::Warn);
+        // whatever else is wrong still fails: here nothing was installed at all
+        assert_eq!(row(&rows, "rendered files").status, Status::Fail);
+        assert_eq!(row(&rows, "rpool compression").status, Status::Fail);
+        assert_eq!(row(&rows, "rpool/ROOT/pve-1 sync").status, Status::Fail);
+        // drive 1 is there but its ESP holds nothing (the fake mounts nothing)
+        let b1 = row(&rows, "boot nvme-QEMU_NVMe_Ctrl_LABNVME0001");
+        assert_eq!(b1.status, Status::Fail, "{b1:?}");
+        assert!(b1.detail.contains("vmlinuz-6.1.0-50-amd64 missing") && b1.detail.contains("grub/grub.cfg missing"), "{b1:?}");
+    }
 
     #[test]
     fn versions_sort_by_number() {

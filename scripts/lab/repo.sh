@@ -60,7 +60,17 @@ debugfs -R "rdump /lib/modules/$kver $std/kernel/lib/modules" "$image/root.img" 
 [ -s "$std/kernel/boot/vmlinuz-$kver" ] && [ -n "$(find "$std/kernel/lib/modules/$kver" -name 'zfs.ko*')" ] \
   || { echo "lab repo: the image lacks the kernel $kver or its ZFS module" >&2; exit 1; }
 # what a server never needs in the lab (keeps the package small to unpack under TCG)
-for d in drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging sound drivers/iio drivers/bluetooth net/bluetooth net/wireless net/mac80211; do
+# (fewer files to unpack under TCG; a real Proxmox kernel ships them all)
+for d in gpu media net/wireless net/can net/usb net/phy infiniband staging iio bluetooth comedi usb/serial usb/gadget \
+  video input/touchscreen input/joystick input/misc platform i2c hwmon mfd power regulator rtc spi thunderbolt isdn \
+  atm firewire mtd pcmcia leds w1 nfc misc gnss fpga extcon edac mmc memstick uio parport mux counter soundwire \
+  dma ntb rpmsg remoteproc slimbus ssb bcma hid/i2c-hid; do
+  rm -rf "$std/kernel/lib/modules/$kver/kernel/drivers/$d"
+done
+for d in $(ls "$std/kernel/lib/modules/$kver/kernel/drivers/net/ethernet"); do
+  [ "$d" = intel ] || rm -rf "$std/kernel/lib/modules/$kver/kernel/drivers/net/ethernet/$d"
+done
+for d in sound net/bluetooth net/wireless net/mac80211; do
   rm -rf "$std/kernel/lib/modules/$kver/kernel/$d"
 done
 rm -f "$std/kernel/lib/modules/$kver"/modules.* "$std/kernel/lib/modules/$kver"/{build,source}

@@ -17,8 +17,8 @@
 #   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
 #                  served on the host loopback): Debian, stand-in Proxmox packages, config,
 #                  GRUB on both drives, keel verify on the target
+#   os-install-2   the same for lab-node-02 (other disks, other MAC), at the same time
 #   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
-#   os-install-2   the same for lab-node-02 (other disks, other MAC)
 #   cluster        both installed nodes boot on one link: corosync quorate with 2 nodes, and
 #                  keel verify --expect-quorum passes on each
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
@@ -102,20 +102,26 @@ if [ -n "$repo" ]; then
   http=$!
   trap 'kill $http 2>/dev/null' EXIT
   export KEEL_LAB_REPO_PORT=$port
-  os() { # name workdir node mac
-    local s=$(date +%s)
-    KEEL_LAB_MAC=$4 KEEL_LAB_APPEND=keel.node=$3 KEEL_LAB_TIMEOUT=2400 run "$1" "$2" os-install
-    result "$1" $? $(( $(date +%s) - s ))
-  }
   booted() { # name workdir mac serials...
     local name=$1 dir=$2 mac=$3 s=$(date +%s)
     shift 3
     KEEL_LAB_BOOT=disk KEEL_LAB_MAC=$mac run "$name" "$dir" booted "$@"
     result "$name" $? $(( $(date +%s) - s ))
   }
-  os os-install "$work/os1" 1 52:54:00:a4:41:01
+  # both nodes' installs at once (each guest leaves part of the two cores idle)
+  s=$(date +%s)
+  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=3600 \
+    bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1 &
+  o1=$!
+  KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=3600 \
+    bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1
+  r2=$?
+  wait $o1
+  r1=$?
+  for n in 1 2; do cat "$work/os$n.out"; show "$work/os$n" os-install; done
+  result os-install $r1 $(( $(date +%s) - s ))
+  result os-install-2 $r2 $(( $(date +%s) - s ))
   booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
-  os os-install-2 "$work/os2" 2 52:54:00:a4:41:02
 
   s=$(date +%s)
   KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
