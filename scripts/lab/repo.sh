@@ -2,7 +2,9 @@
 # Builds (once) and caches the lab's package repository: everything `keel install` of the lab
 # profiles fetches, since the real mirrors cannot be reached from a lab guest.
 #   debian/           the Debian 12 packages debootstrap and apt need (downloaded from the host's
-#                     mirror: the closure of keel's own package lists, read from `keel plan`)
+#                     mirror: the closure of keel's own package lists, read from `keel plan`,
+#                     without recommended packages: apt in the guest skips those it cannot find,
+#                     which keeps the install short under TCG)
 #   debian-security/  an empty bookworm-security suite (the node's sources.list names it)
 #   pve/              STAND-INS for Proxmox VE, clearly named: proxmox-ve (depends on corosync,
 #                     ifupdown2, iptables, openssh-server), proxmox-default-kernel, and
@@ -136,7 +138,7 @@ cp "$out.tmp"/pve/pool/*.deb "$root/tmp/standin/"
 chroot "$root" apt-get update -qq >"$work/apt.log" 2>&1
 apt_list=""
 for p in $packages; do case $p in proxmox-*) ;; *) apt_list="$apt_list $p" ;; esac; done
-chroot "$root" sh -c "apt-get install -y -q --download-only /tmp/standin/*.deb $apt_list" >>"$work/apt.log" 2>&1 \
+chroot "$root" sh -c "apt-get install -y -q --no-install-recommends --download-only /tmp/standin/*.deb $apt_list" >>"$work/apt.log" 2>&1 \
   || { tail -20 "$work/apt.log" >&2; exit 1; }
 cleanup
 trap - EXIT

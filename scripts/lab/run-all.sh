@@ -93,7 +93,9 @@ for n in 1 2; do cat "$work/net$n.out"; show "$work/net$n" network; done
 [ $r1 = 0 ] && [ $r2 = 0 ]
 result network-two-nodes $? $(( $(date +%s) - s ))
 
-# --- the OS install, end to end, against the lab's package repository on the host loopback
+# --- the OS install, end to end, against the lab's package repository on the host loopback.
+# KEEL_LAB_OS=1 runs the whole install scenarios (each install takes tens of minutes under TCG);
+# by default only wrong-key runs (it stops before any package).
 repo=$(bash "$here/repo.sh") || { echo "lab: the lab repository could not be built"; failed=$((failed + 1)); repo=""; }
 if [ -n "$repo" ]; then
   echo "lab: repository $repo ($(head -2 "$repo/done" | tr '\n' ' '))"
@@ -108,6 +110,9 @@ if [ -n "$repo" ]; then
     KEEL_LAB_BOOT=disk KEEL_LAB_MAC=$mac run "$name" "$dir" booted "$@"
     result "$name" $? $(( $(date +%s) - s ))
   }
+  s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
+fi
+if [ -n "$repo" ] && [ "${KEEL_LAB_OS:-}" = 1 ]; then
   # both nodes' installs at once (each guest leaves part of the two cores idle)
   s=$(date +%s)
   KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=3600 \
@@ -139,9 +144,8 @@ if [ -n "$repo" ]; then
   booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
   booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
   s=$(date +%s); run reinstall "$work/os1" reinstall; result reinstall $? $(( $(date +%s) - s ))
-  s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
-  kill $http 2>/dev/null
 fi
+[ -n "$repo" ] && kill $http 2>/dev/null
 
 echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
 echo "lab: $passed passed, $failed failed"
