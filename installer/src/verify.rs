@@ -300,10 +300,11 @@ fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
 
 fn network(c: &mut Checks, p: &Profile) {
     let g = &p.network.guest_bridge;
-    let up = |c: &mut Checks, dev: &str| c.host.read_file(Path::new(&format!("/sys/class/net/{dev}/operstate"))).map(|s| s.trim().to_string());
-    match up(c, &g.name) {
-        Ok(state) if state == "up" || state == "unknown" => c.add(format!("{} up", g.name), Status::Ok, state),
-        Ok(state) => c.add(format!("{} up", g.name), Status::Fail, state),
+    // administratively up (IFF_UP); a bridge without ports reports operstate "down" regardless
+    let flags = c.host.read_file(Path::new(&format!("/sys/class/net/{}/flags", g.name))).map(|s| s.trim().to_string());
+    match flags.as_deref().map(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).unwrap_or(0)) {
+        Ok(f) if f & 1 == 1 => c.add(format!("{} up", g.name), Status::Ok, format!("flags {}", flags.unwrap_or_default())),
+        Ok(_) => c.add(format!("{} up", g.name), Status::Fail, format!("administratively down (flags {})", flags.unwrap_or_default())),
         Err(_) => c.add(format!("{} up", g.name), Status::Fail, "no such interface"),
     }
     let filtering = c.host.read_file(Path::new(&format!("/sys/class/net/{}/bridge/vlan_filtering", g.name))).unwrap_or_default();

@@ -60,10 +60,11 @@ impl RenderedFile {
 }
 
 /// The comment every rendered file starts with (`#` syntax).
+/// (No file name in it: the node keeps its profile as /etc/keel/profile.toml, and `keel verify`
+/// there must render the same bytes as the install did.)
 fn header(profile: &Profile, what: &str) -> String {
-    let file = std::path::Path::new(&profile.path).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     format!(
-        "# {what}\n# Written by keel for {} from profile {file}. Edits are overwritten by the next\n# install; `keel verify` reports files that differ from the profile.\n",
+        "# {what}\n# Written by keel for {} from its node profile (a copy is in /etc/keel/profile.toml).\n# Edits are overwritten by the next install; `keel verify` reports files that differ.\n",
         profile.node.hostname
     )
 }
