@@ -185,7 +185,7 @@ fn verify(profile: &Path, root: &Path, allow_degraded: bool, expect_quorum: bool
             return Ok(ExitCode::from(1));
         }
     };
-    let opts = verify::Options { root: root.to_path_buf(), allow_degraded, expect_quorum, during_install: false };
+    let opts = verify::Options { root: root.to_path_buf(), allow_degraded, expect_quorum };
     let mut host = keel_installer::exec::SystemHost;
     let rows = verify::run(&mut host, &l.profile, &opts);
     if json {

@@ -48,13 +48,11 @@ pub struct Options {
     pub allow_degraded: bool,
     /// Fewer cluster members than the profile lists is a FAIL (else a WARN).
     pub expect_quorum: bool,
-    /// Run by the install itself, before it restores what it changed for its own speed.
-    pub during_install: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { root: PathBuf::from("/"), allow_degraded: false, expect_quorum: false, during_install: false }
+        Options { root: PathBuf::from("/"), allow_degraded: false, expect_quorum: false }
     }
 }
 
@@ -157,13 +155,6 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
     }
     let bootfs = c.out(&["zpool", "get", "-H", "-o", "value", "bootfs", "rpool"]).unwrap_or_default();
     c.equal("rpool bootfs", "rpool/ROOT/pve-1", bootfs.trim());
-    // keel installs with sync=disabled on the root and restores it when it finishes
-    let sync = c.out(&["zfs", "get", "-H", "-o", "source,value", "sync", "rpool/ROOT/pve-1"]).unwrap_or_default();
-    let sync = sync.trim().replace('\t', " ");
-    let st = if sync.is_empty() || sync.starts_with("local") { Status::Fail } else { Status::Ok };
-    if !opts.during_install {
-        c.add("rpool/ROOT/pve-1 sync", st, if st == Status::Ok { format!("{sync} (not overridden)") } else { format!("{sync}: the install's setting was left; run `zfs inherit sync rpool/ROOT/pve-1`") });
-    }
     disks
 }
 
@@ -396,7 +387,6 @@ mod tests {
         // whatever else is wrong still fails: here nothing was installed at all
         assert_eq!(row(&rows, "rendered files").status, Status::Fail);
         assert_eq!(row(&rows, "rpool compression").status, Status::Fail);
-        assert_eq!(row(&rows, "rpool/ROOT/pve-1 sync").status, Status::Fail);
         // drive 1 is there but its ESP holds nothing (the fake mounts nothing)
         let b1 = row(&rows, "boot nvme-QEMU_NVMe_Ctrl_LABNVME0001");
         assert_eq!(b1.status, Status::Fail, "{b1:?}");

@@ -156,10 +156,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
         "the datasets exist and bootfs is rpool/ROOT/pve-1");
     s.commands = vec![
         cmd(&["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", "rpool/ROOT"]),
-        // sync=disabled while keel installs (dpkg's fsync per file is most of an install's time
-        // on ZFS); ZFS stays crash-consistent (transaction groups commit in order: a crash only
-        // loses the last seconds, which a resumed install redoes). finish.export restores it.
-        cmd(&["zfs", "create", "-o", "canmount=noauto", "-o", "mountpoint=/", "-o", "acltype=posixacl", "-o", "sync=disabled", "rpool/ROOT/pve-1"]),
+        cmd(&["zfs", "create", "-o", "canmount=noauto", "-o", "mountpoint=/", "-o", "acltype=posixacl", "rpool/ROOT/pve-1"]),
         cmd(&["zfs", "mount", "rpool/ROOT/pve-1"]),
         cmd(&["zpool", "set", "bootfs=rpool/ROOT/pve-1", "rpool"]),
     ];
@@ -286,7 +283,6 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
     let s = b.step("finish.export", Group::Finish, "unmount the target and export both pools cleanly",
         "neither pool is imported");
     s.commands = vec![
-        cmd(&["zfs", "inherit", "sync", "rpool/ROOT/pve-1"]),
         cmd(&["sync"]),
         cmd(&["umount", "--recursive", TARGET_ROOT]),
         cmd(&["zpool", "export", "datapool"]),
