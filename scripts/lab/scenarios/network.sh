@@ -5,16 +5,7 @@
 . ./scenarios/lib.sh
 node=$(sed -n 's/.*keel\.node=\([0-9]\).*/\1/p' /proc/cmdline)
 [ -n "$node" ] || node=1
-profile=profiles/lab-node-01.toml
-if [ "$node" = 2 ]; then
-  sed -e 's/^hostname = "lab-node-01"/hostname = "lab-node-02"/' \
-      -e 's/^hosts-address = "192.168.100.1"/hosts-address = "192.168.100.2"/' \
-      -e 's/^mac = "52:54:00:a4:41:01"/mac = "52:54:00:a4:41:02"/' \
-      -e 's#^address = "192.168.100.1/24"#address = "192.168.100.2/24"#' \
-      -e 's#^ipv4-address = "10.0.2.15/24"#ipv4-address = "10.0.2.16/24"#' \
-      profiles/lab-node-01.toml >/tmp/node.toml
-  profile=/tmp/node.toml
-fi
+profile=profiles/lab-node-0$node.toml
 ./keel render --profile $profile --out /tmp/r >/dev/null
 mkdir -p /etc/systemd/network
 cp /tmp/r/etc/systemd/network/10-keel-nic0.link /etc/systemd/network/
