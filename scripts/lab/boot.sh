@@ -22,6 +22,7 @@ shift 2
 serials=("$@")
 [ ${#serials[@]} -gt 0 ] || serials=(LABNVME0001 LABNVME0002)
 timeout_s=${KEEL_LAB_TIMEOUT:-900}
+bash "$here/host-packages.sh" >&2   # QEMU, and nc for the repository forwarding (quick when present)
 image=$(bash "$here/image.sh")
 mkdir -p "$work"
 bin="$repo/target/x86_64-unknown-linux-gnu/release/keel"
