@@ -98,11 +98,22 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
 
 /// Which of `pkgs` dpkg inside `root` does not report as installed.
 pub fn not_installed(host: &mut dyn Host, root: &str, pkgs: &[&str]) -> Result<Vec<String>, HostError> {
-    let mut argv = s(&["chroot", root, "dpkg-query", "--show", "--showformat=${Package} ${db:Status-Status}\\n"]);
+    let installed = installed(host, root, pkgs)?;
+    Ok(pkgs.iter().filter(|p| !installed.iter().any(|(name, _)| name == *p)).map(|p| p.to_string()).collect())
+}
+
+/// The packages (names or dpkg patterns) dpkg inside `root` reports installed, with versions.
+pub fn installed(host: &mut dyn Host, root: &str, pkgs: &[&str]) -> Result<Vec<(String, String)>, HostError> {
+    let mut argv = s(&["chroot", root, "dpkg-query", "--show", "--showformat=${Package} ${Version} ${db:Status-Status}\\n"]);
     argv.extend(pkgs.iter().map(|p| p.to_string()));
     let out = host.run(&argv, CHECK_TIMEOUT)?;
-    let installed: Vec<&str> = out.stdout.lines().filter(|l| l.ends_with(" installed")).filter_map(|l| l.split(' ').next()).collect();
-    Ok(pkgs.iter().filter(|p| !installed.contains(p)).map(|p| p.to_string()).collect())
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_suffix(" installed"))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, version)| (name.to_string(), version.to_string()))
+        .collect())
 }
 
 /// GPT type GUIDs of the sgdisk codes keel uses.

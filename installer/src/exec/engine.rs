@@ -97,9 +97,10 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn run_command(&mut self, step: &str, argv: &[String]) -> Result<(), ExecError> {
+    fn run_command(&mut self, step: &Step, argv: &[String]) -> Result<(), ExecError> {
+        let limit = if matches!(step.group, Group::Os | Group::Boot) { self.opts.os_command_timeout } else { self.opts.command_timeout };
+        let step = step.id.as_str();
         self.record(Record::Command { step: step.to_string(), command: command_line(argv) })?;
-        let limit = if step.starts_with("os.") || step.starts_with("boot.") { self.opts.os_command_timeout } else { self.opts.command_timeout };
         let out = self.host.run(argv, limit).map_err(|source| ExecError::Host { step: step.to_string(), source })?;
         if !out.success() {
             // A partition without a ZFS label has nothing to clear: wipefs follows anyway.
@@ -133,7 +134,7 @@ impl Run<'_> {
             if let Done::No = command_done(self.host, c).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
                 // Mounts do not survive a reboot of the rescue system: made again.
                 if is_mount(c) {
-                    self.run_command(&step.id, c)?;
+                    self.run_command(step, c)?;
                     continue;
                 }
                 // An exported pool from an earlier run of this very install (the journal says so)
@@ -275,7 +276,7 @@ impl Run<'_> {
                     self.record(Record::Note { message: format!("{id}: skipped `{}`: {why}", command_line(c)) })?;
                     continue;
                 }
-                Done::No | Done::Unknown => self.run_command(&id, c)?,
+                Done::No | Done::Unknown => self.run_command(step, c)?,
             }
         }
         if step.id == "partition.settle" {
@@ -298,11 +299,10 @@ impl Run<'_> {
 
     /// What the package step installed, for the journal and the final summary.
     fn record_versions(&mut self) -> Result<(), ExecError> {
-        let mut argv: Vec<String> = ["chroot", TARGET_ROOT, "dpkg-query", "--show", "--showformat=${Package} ${Version}\\n"].map(String::from).to_vec();
-        argv.extend(crate::plan::steps_packages(self.profile).iter().map(|p| p.to_string()));
-        argv.push("proxmox-kernel-*".into());
-        if let Ok(out) = self.host.run(&argv, self.opts.command_timeout) {
-            let list: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut pkgs = crate::plan::steps_packages(self.profile);
+        pkgs.push("proxmox-kernel-*");
+        if let Ok(list) = super::checks::installed(self.host, TARGET_ROOT, &pkgs) {
+            let list: Vec<String> = list.iter().map(|(name, version)| format!("{name} {version}")).collect();
             self.record(Record::Note { message: format!("{VERSIONS_NOTE}{}", list.join(", ")) })?;
         }
         Ok(())

@@ -411,7 +411,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     h.set("zpool list -H -o name", Output::ok("pool\n"));
     h.set("zfs list -H -o name", Output::ok("dataset\n"));
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
-    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile()).iter().map(|p| format!("{p} installed\n")).collect::<String>()));
+    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile()).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();

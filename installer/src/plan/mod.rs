@@ -299,7 +299,7 @@ pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<
         return Err(PlanError::Layout("GRUB on a BIOS machine needs the BIOS boot partition: set disks.bios-boot = true".into()));
     }
 
-    let steps = steps::all(profile, &targets, &layout, inv);
+    let steps = steps::all(profile, &targets, &layout);
     Ok(Plan {
         schema: PLAN_SCHEMA,
         hostname: profile.node.hostname.clone(),

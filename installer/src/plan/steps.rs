@@ -2,7 +2,6 @@
 //! recognised; the executor (`exec`) runs them through the `Host` layer.
 
 use super::{Checksum, FileCopy, Group, Layout, Step, TargetDisk, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
-use crate::hardware::Inventory;
 use crate::profile::{Bootloader, Profile};
 use crate::render;
 
@@ -60,7 +59,7 @@ fn for_apt(path: &str) -> bool {
     path.starts_with("/etc/apt/") || path == "/etc/resolv.conf"
 }
 
-pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory) -> Vec<Step> {
+pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     let mut b = Builder { steps: Vec::new() };
     let serials: Vec<String> = targets.iter().map(|t| t.serial.clone()).collect();
     let parts = |n: u32| targets.iter().map(|t| t.part(n)).collect::<Vec<_>>();
@@ -274,7 +273,6 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, inv: &Inventory
             s.commands.push(chroot(&[render::boot::SYNC_SCRIPT, "install"]));
         }
     }
-    let _ = inv;
 
     // --- verify and finish
     b.step("verify.target", Group::Verify,
