@@ -63,19 +63,6 @@ s=$(date +%s)
 run crash "$work/crash" crash && run resume "$work/crash" resume
 result crash-resume $? $(( $(date +%s) - s ))
 
-pair() { # scenario dir1 dir2 "VAR=... (guest 1)" "VAR=... (guest 2)": both guests at once,
-  # their logs and results shown; sets rc1 rc2; succeeds when both passed
-  local scenario=$1 d1=$2 d2=$3
-  env $4 bash "$here/boot.sh" "$d1" "$scenario" >"$d1-$scenario.out" 2>&1 &
-  local p1=$!
-  env $5 bash "$here/boot.sh" "$d2" "$scenario" >"$d2-$scenario.out" 2>&1
-  rc2=$?
-  wait $p1
-  rc1=$?
-  for d in "$d1" "$d2"; do cat "$d-$scenario.out"; show "$d" "$scenario"; done
-  [ $rc1 = 0 ] && [ $rc2 = 0 ]
-}
-
 refuse_unchanged() { # name serials...: refuse scenario; the disk images must not change
   local name=$1 dir="$work/$1"
   shift
@@ -94,9 +81,16 @@ s=$(date +%s); refuse_unchanged other-serial LABNVME0001 LABNVME0009; result oth
 
 # two guests on one loopback UDP link: each applies its rendered network and pings the other
 s=$(date +%s)
-pair network "$work/net1" "$work/net2" \
-  "KEEL_LAB_DGRAM=47001:47002 KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1" \
-  "KEEL_LAB_DGRAM=47002:47001 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2"
+KEEL_LAB_DGRAM=47001:47002 KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 \
+  bash "$here/boot.sh" "$work/net1" network >"$work/net1.out" 2>&1 &
+n1=$!
+KEEL_LAB_DGRAM=47002:47001 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 \
+  bash "$here/boot.sh" "$work/net2" network >"$work/net2.out" 2>&1
+r2=$?
+wait $n1
+r1=$?
+for n in 1 2; do cat "$work/net$n.out"; show "$work/net$n" network; done
+[ $r1 = 0 ] && [ $r2 = 0 ]
 result network-two-nodes $? $(( $(date +%s) - s ))
 
 # --- the OS install, end to end, against the lab's package repository on the host loopback.
@@ -121,17 +115,30 @@ fi
 if [ -n "$repo" ] && [ "${KEEL_LAB_OS:-}" = 1 ]; then
   # both nodes' installs at once (each guest leaves part of the two cores idle)
   s=$(date +%s)
-  pair os-install "$work/os1" "$work/os2" \
-    "KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=3600" \
-    "KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=3600"
-  result os-install $rc1 $(( $(date +%s) - s ))
-  result os-install-2 $rc2 $(( $(date +%s) - s ))
+  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=3600 \
+    bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1 &
+  o1=$!
+  KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=3600 \
+    bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1
+  r2=$?
+  wait $o1
+  r1=$?
+  for n in 1 2; do cat "$work/os$n.out"; show "$work/os$n" os-install; done
+  result os-install $r1 $(( $(date +%s) - s ))
+  result os-install-2 $r2 $(( $(date +%s) - s ))
   booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
 
   s=$(date +%s)
-  pair cluster "$work/os1" "$work/os2" \
-    "KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01" \
-    "KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02"
+  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
+    bash "$here/boot.sh" "$work/os1" cluster >"$work/cluster1.out" 2>&1 &
+  c1=$!
+  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 \
+    bash "$here/boot.sh" "$work/os2" cluster >"$work/cluster2.out" 2>&1
+  r2=$?
+  wait $c1
+  r1=$?
+  for n in 1 2; do cat "$work/cluster$n.out"; show "$work/os$n" cluster; done
+  [ $r1 = 0 ] && [ $r2 = 0 ]
   result cluster $? $(( $(date +%s) - s ))
 
   booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
