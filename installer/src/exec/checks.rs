@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::host::{Host, HostError};
-use crate::plan::{Layout, TARGET_ROOT};
+use crate::plan::{Layout, INITRAMFS_INPUTS, TARGET_ROOT};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,15 +85,44 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let missing = not_installed(host, root, &pkgs)?;
             Ok(if missing.is_empty() { Done::Yes(format!("{} installed", pkgs.join(", "))) } else { Done::No })
         }
-        ["chroot", root, "zgenhostid"] => {
-            Ok(if host.exists(&Path::new(root).join("etc/hostid")) { Done::Yes("the host id exists".into()) } else { Done::No })
+        ["zgenhostid", "-o", file] => {
+            Ok(if host.exists(Path::new(file)) { Done::Yes(format!("{file} exists")) } else { Done::No })
         }
+        ["chroot", root, "update-initramfs", ..] => initramfs_current(host, root),
         ["chroot", root, "useradd", .., name] => {
             let out = host.run(&s(&["chroot", root, "id", "-u", name]), CHECK_TIMEOUT)?;
             Ok(if out.success() { Done::Yes(format!("user {name} exists")) } else { Done::No })
         }
         _ => Ok(Done::Unknown),
     }
+}
+
+/// Whether every initramfs under `root`/boot is newer than everything of the node it holds
+/// (host id, pool cache file, NIC .link files): then rebuilding it would change nothing.
+fn initramfs_current(host: &mut dyn Host, root: &str) -> Result<Done, HostError> {
+    let boot = format!("{root}/boot");
+    let links = host.run(&s(&["find", &format!("{root}/etc/systemd/network"), "-maxdepth", "1", "-name", "*.link"]), CHECK_TIMEOUT)?;
+    let mut inputs: Vec<String> = INITRAMFS_INPUTS.iter().map(|f| format!("{root}{f}")).collect();
+    inputs.extend(links.stdout.lines().filter(|l| !l.is_empty()).map(String::from));
+    let all = host.run(&s(&["find", &boot, "-maxdepth", "1", "-name", "initrd.img-*"]), CHECK_TIMEOUT)?;
+    let mut newer = s(&["find", &boot, "-maxdepth", "1", "-name", "initrd.img-*"]);
+    for i in &inputs {
+        newer.extend(["-newer".to_string(), i.clone()]);
+    }
+    // find fails when an input is missing: then the initramfs cannot hold it either
+    let fresh = host.run(&newer, CHECK_TIMEOUT)?;
+    let sorted = |t: &str| {
+        let mut v: Vec<String> = t.lines().filter(|l| !l.is_empty()).map(String::from).collect();
+        v.sort();
+        v
+    };
+    let ok = all.success() && fresh.success();
+    let (all, fresh) = (sorted(&all.stdout), sorted(&fresh.stdout));
+    Ok(if ok && !all.is_empty() && fresh == all {
+        Done::Yes(format!("{} newer than {}", all.join(", "), inputs.join(", ")))
+    } else {
+        Done::No
+    })
 }
 
 /// Which of `pkgs` dpkg inside `root` does not report as installed.
@@ -179,4 +208,48 @@ pub fn table_differs(host: &mut dyn Host, dev: &str, layout: &Layout) -> Result<
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::host::SystemHost;
+    use std::process::Command;
+
+    fn touch(path: &Path, when: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        assert!(Command::new("touch").arg("-d").arg(when).arg(path).status().unwrap().success());
+    }
+
+    fn check(root: &Path) -> Done {
+        let argv = s(&["chroot", root.to_str().unwrap(), "update-initramfs", "-u", "-k", "all"]);
+        command_done(&mut SystemHost, &argv).unwrap()
+    }
+
+    /// The real find on real files: the initramfs counts as built only when it is newer than
+    /// the host id, the pool cache file and every .link file.
+    #[test]
+    fn initramfs_is_current_only_when_newer_than_every_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (hostid, cache, link) = (root.join("etc/hostid"), root.join("etc/zfs/zpool.cache"), root.join("etc/systemd/network/10-keel-nic0.link"));
+        let initrd = root.join("boot/initrd.img-6.8.12-4-pve");
+        for f in [&hostid, &cache, &link] {
+            touch(f, "2026-01-01 10:00");
+        }
+        assert_eq!(check(root), Done::No, "no initramfs at all");
+        touch(&initrd, "2025-12-31 10:00");
+        assert_eq!(check(root), Done::No, "initramfs older than the inputs");
+        touch(&initrd, "2026-01-02 10:00");
+        assert!(matches!(check(root), Done::Yes(_)), "{:?}", check(root));
+        touch(&link, "2026-01-03 10:00");
+        assert_eq!(check(root), Done::No, "a .link file changed after the initramfs");
+        touch(&initrd, "2026-01-04 10:00");
+        touch(&root.join("boot/initrd.img-6.8.12-1-pve"), "2025-01-01 10:00");
+        assert_eq!(check(root), Done::No, "one of two kernels has a stale initramfs");
+        std::fs::remove_file(root.join("boot/initrd.img-6.8.12-1-pve")).unwrap();
+        assert!(matches!(check(root), Done::Yes(_)));
+        std::fs::remove_file(&hostid).unwrap();
+        assert_eq!(check(root), Done::No, "no host id: the initramfs cannot hold it");
+    }
 }

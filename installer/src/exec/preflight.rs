@@ -54,7 +54,8 @@ fn package_of(tool: &str) -> &'static str {
         "partprobe" => "parted",
         "mkfs.vfat" => "dosfstools",
         "udevadm" => "udev",
-        "zpool" | "zfs" => "zfsutils-linux",
+        "zpool" | "zfs" | "zgenhostid" => "zfsutils-linux",
+        "find" => "findutils",
         "sfdisk" => "fdisk",
         "debootstrap" => "debootstrap",
         "curl" => "curl",
@@ -83,6 +84,9 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
     }
     if tools.contains("mount") {
         tools.insert("mountpoint".into());
+    }
+    if tools.contains("chroot") {
+        tools.insert("find".into()); // the initramfs check
     }
     let missing: Vec<String> = tools.iter().filter(|t| !host.has_program(t)).cloned().collect();
     if missing.iter().any(|t| t == "zpool" || t == "zfs") {

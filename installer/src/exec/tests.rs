@@ -52,7 +52,7 @@ fn execute(h: &mut FakeHost, plan: &Plan, j: &mut Journal, o: &Options, progress
 /// A fake rescue system: root, every tool, by-id links to the fixture's devices, empty disks.
 fn host_for(plan: &Plan) -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
-    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm", "sync"] {
+    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm", "sync", "zgenhostid", "find"] {
         h.programs.push(p.into());
     }
     for t in &plan.targets {
@@ -73,6 +73,7 @@ fn host_for(plan: &Plan) -> FakeHost {
     let key = plan.steps.iter().flat_map(|s| &s.checksums).next().expect("the key step").path.clone();
     h.effects.push(("curl ".into(), key.into(), TEST_KEY.to_vec()));
     h.effects.push(("debootstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
+    h.effects.push(("zgenhostid -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), b"\x01\x02\x03\x04".to_vec()));
     h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
     h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
     h.answer("mountpoint -q", Output::failed(32, ""));
@@ -138,7 +139,7 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
-        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status"];
+        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/"];
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
     assert_eq!(ran, planned_commands(&plan));
     // Nothing that writes names a device except through the plan's by-id paths (the
@@ -412,6 +413,10 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     h.set("zfs list -H -o name", Output::ok("dataset\n"));
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
     h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile()).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
+    // the kernel package built its initramfs after the host id and cache file were in place
+    let initrd = "/mnt/keel/boot/initrd.img-6.8.12-4-pve\n";
+    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok(initrd));
+    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*' -newer /mnt/keel/etc/hostid", Output::ok(initrd));
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
@@ -420,6 +425,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
         assert!(ran.contains(&format!("mount --make-private --rbind /{fs} /mnt/keel/{fs}")), "{fs} bound again: {ran:?}");
     }
     assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get install") || c.starts_with("curl")), "{ran:?}");
+    assert!(!ran.iter().any(|c| c.contains("update-initramfs")), "a current initramfs is not rebuilt: {ran:?}");
     assert!(ran.iter().any(|c| c.contains("keel-boot-sync install") || c.contains("proxmox-boot-tool init")), "{ran:?}");
 }
 

@@ -59,6 +59,15 @@ fn for_apt(path: &str) -> bool {
     path.starts_with("/etc/apt/") || path == "/etc/resolv.conf"
 }
 
+/// Files an initramfs copies (the udev hook takes /etc/systemd/network/*.link): written before
+/// the packages, so the initramfs the kernel package builds is already the node's.
+fn for_initramfs(path: &str) -> bool {
+    path.starts_with("/etc/systemd/network/") && path.ends_with(".link")
+}
+
+/// What the initramfs holds of the node: `boot.zfs` rebuilds it unless it is newer than all of these.
+pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache"];
+
 pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     let mut b = Builder { steps: Vec::new() };
     let serials: Vec<String> = targets.iter().map(|t| t.serial.clone()).collect();
@@ -199,6 +208,18 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
     let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, name resolution for apt", "the files match their digests");
     s.files = render::node_files(p).into_iter().filter(|f| for_apt(&f.path)).collect();
+    let s = b.step("os.boot-identity", Group::Os,
+        "host id, pool cache file and NIC name pinning into the target, before any initramfs is built",
+        "the host id and cache files exist and the .link files match their digests");
+    s.files = render::node_files(p).into_iter().filter(|f| for_initramfs(&f.path)).collect();
+    s.commands = vec![
+        // the rescue system's zgenhostid: the target has no ZFS tools yet
+        cmd(&["zgenhostid", "-o", &format!("{TARGET_ROOT}/etc/hostid")]),
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
+        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
+        cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
+    ];
     let s = b.step("os.packages", Group::Os,
         "Proxmox VE, its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed",
         "dpkg reports every package installed");
@@ -219,11 +240,8 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     ];
 
     // --- configuration
-    let s = b.step("config.system", Group::Config, "time zone, host id, users", "the host id file and the users exist");
-    s.commands = vec![
-        chroot(&["ln", "-sf", &format!("/usr/share/zoneinfo/{}", p.node.timezone), "/etc/localtime"]),
-        chroot(&["zgenhostid"]),
-    ];
+    let s = b.step("config.system", Group::Config, "time zone, users", "the users exist");
+    s.commands = vec![chroot(&["ln", "-sf", &format!("/usr/share/zoneinfo/{}", p.node.timezone), "/etc/localtime"])];
     for u in &p.users {
         let mut c = chroot(&["useradd", "--create-home", "--shell", "/bin/bash"]);
         if u.sudo {
@@ -234,7 +252,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
     let s = b.step("config.files", Group::Config,
         "network, corosync, hosts, sshd, SSH keys, name pinning, boot sync, the profile", "every file matches its digest");
-    s.files = render::node_files(p).into_iter().filter(|f| !for_apt(&f.path)).collect();
+    s.files = render::node_files(p).into_iter().filter(|f| !for_apt(&f.path) && !for_initramfs(&f.path)).collect();
     s.files.extend(render::boot::files(p, &targets.iter().map(|t| t.by_id.clone()).collect::<Vec<_>>()));
     s.files.push(render::file("/etc/timezone", 0o644, format!("{}\n", p.node.timezone)));
     if let Some(key) = &p.cluster.authkey_file {
@@ -247,15 +265,9 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
 
     // --- boot: both drives bootable
-    let s = b.step("boot.zfs", Group::Boot, "pool cache file and host id into the target, initramfs rebuilt with them",
-        "never skipped: the commands are safe to repeat");
-    s.commands = vec![
-        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
-        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
-        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
-        cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
-        chroot(&["update-initramfs", "-u", "-k", "all"]),
-    ];
+    let s = b.step("boot.zfs", Group::Boot, "every initramfs holds the host id, the pool cache file and the NIC names",
+        "every /boot/initrd.img-* is newer than /etc/hostid, /etc/zfs/zpool.cache and the .link files (the package step normally built it so)");
+    s.commands = vec![chroot(&["update-initramfs", "-u", "-k", "all"])];
     let s = b.step("boot.loader", Group::Boot, match p.os.bootloader {
         Bootloader::ProxmoxBootTool => "proxmox-boot-tool on every ESP (boots from either drive)".to_string(),
         Bootloader::Grub => "GRUB on every drive, kernels on every ESP (boots from either drive)".to_string(),
