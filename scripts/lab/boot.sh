@@ -47,7 +47,9 @@ for i in "${!serials[@]}"; do
   [ -f "$disk" ] || qemu-img create -q -f qcow2 "$disk" 8G
   boot=""
   [ "$i" = 0 ] && [ "${KEEL_LAB_BOOT:-}" = disk ] && boot=",bootindex=0"
-  nvme+=(-drive "file=$disk,if=none,id=n$i,format=qcow2" -device "nvme,serial=${serials[$i]},drive=n$i$boot")
+  # cache=unsafe: the guest's flushes stop at QEMU (no host fsync per dpkg file); a guest power
+  # cut (sysrq o) still loses what the guest had not written, and QEMU writes the rest on exit
+  nvme+=(-drive "file=$disk,if=none,id=n$i,format=qcow2,cache=unsafe" -device "nvme,serial=${serials[$i]},drive=n$i$boot")
 done
 
 # one NIC with a fixed MAC: user-mode networking that reaches nothing (restrict=on), or, for

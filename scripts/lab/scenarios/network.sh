@@ -12,8 +12,13 @@ cp /tmp/r/etc/systemd/network/10-keel-nic0.link /etc/systemd/network/
 udevadm control --reload
 nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)
 ip link set "$nic" down
-udevadm trigger --action=add --subsystem-match=net --sysname-match="$nic"
-udevadm settle
+# under load udev can be slow to get to the event: wait for the new name, trigger again if needed
+for _ in 1 2 3; do
+  udevadm trigger --action=add --subsystem-match=net --sysname-match="$nic"
+  udevadm settle --timeout=60
+  for _ in $(seq 1 20); do [ -e /sys/class/net/nic0 ] && break; sleep 0.5; done
+  [ -e /sys/class/net/nic0 ] && break
+done
 check "the .link file renamed $nic to nic0 (matched by MAC)" ip link show nic0
 cp /tmp/r/etc/network/interfaces /etc/network/interfaces
 mkdir -p /run/network # ifupdown2 keeps its lock and state there (networking.service makes it)
