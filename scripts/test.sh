@@ -4,7 +4,8 @@
 #     iproute2/unshare for the corosync check, the partitioning tools for the loop-device
 #     install tests, and Debian's ifupdown2 unpacked (not installed);
 #  2. the recorded fixtures are exactly what tests/fixtures/make-fixtures.sh generates;
-#  3. cargo test on the whole workspace, with the real-parser checks required (no skipping);
+#  3. cargo test on the whole workspace, with the real-parser checks required (no skipping) and
+#     the registry's API suite run against SQLite and a throwaway PostgreSQL server;
 #  4. the static binary builds, ldd calls it static, and it runs in an empty chroot;
 #  5. the lab (scripts/lab/run-all.sh, root): QEMU guests with real NVMe serials and ZFS run
 #     keel's disk phase, crash/resume, refusals and the rendered network. The guest image is
@@ -58,6 +59,13 @@ if [ -n "$(git status --porcelain -- tests/fixtures)" ]; then
   echo "tests/fixtures differs from what make-fixtures.sh generates" >&2
   exit 1
 fi
+
+phase "PostgreSQL for the registry's tests (throwaway server on 127.0.0.1)"
+pg_dir=$(mktemp -d /tmp/keel-pg.XXXXXX)
+cleanup+=("bash scripts/ci/postgres.sh '$pg_dir' stop; rm -rf '$pg_dir'")
+KEEL_TEST_POSTGRES_URL=$(bash scripts/ci/postgres.sh "$pg_dir")
+export KEEL_TEST_POSTGRES_URL
+echo "$KEEL_TEST_POSTGRES_URL"
 
 phase "cargo test"
 export KEEL_REQUIRE_TOOLS=1 KEEL_IFUP="$tools/ifupdown2/bin/ifup"

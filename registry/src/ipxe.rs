@@ -1,0 +1,24 @@
+//! The iPXE script a PXE node boots: the live system's kernel and initrd, with keel's registry
+//! and a single-use enrollment token on the kernel command line (read by `keel install
+//! --from-cmdline`).
+
+pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str) -> String {
+    format!(
+        "#!ipxe\n\
+         # keel: unattended install of {hostname}\n\
+         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token} keel.node={hostname} console=tty0 console=ttyS0,115200\n\
+         initrd --name initrd.img {initrd}\n\
+         boot\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_script_boots_the_live_kernel_with_registry_and_token() {
+        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01");
+        assert!(s.starts_with("#!ipxe\n"));
+        assert!(s.contains("kernel http://r/k initrd=initrd.img keel.registry=https://reg:8443 keel.token=abc keel.node=pve-node-01 "));
+        assert!(s.contains("\ninitrd --name initrd.img http://r/i\nboot\n"));
+    }
+}

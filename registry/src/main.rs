@@ -1,0 +1,128 @@
+//! `keel-registry serve`: the phone-home registry. Settings come from flags, from environment
+//! variables (KEEL_REGISTRY_*), or from a TOML file (`--config`), in that order of precedence.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use keel_registry::{router, secret, AppState, Store};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(name = "keel-registry", version, about = "keel's phone-home registry: enrollment, profiles, progress, reports, iPXE")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the iPXE scripts and the status page.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServeArgs {
+    /// A TOML file with any of these settings (listen, database, admin-token-file, ...).
+    #[arg(long, env = "KEEL_REGISTRY_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8440].
+    #[arg(long, env = "KEEL_REGISTRY_LISTEN")]
+    listen: Option<String>,
+    /// `sqlite:PATH` (the default: sqlite:keel-registry.db) or `postgres://user:pass@host/db`.
+    #[arg(long, env = "KEEL_REGISTRY_DATABASE")]
+    database: Option<String>,
+    /// File holding the admin token (the bearer token of the /v1/admin endpoints).
+    #[arg(long, env = "KEEL_REGISTRY_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// The URL nodes reach the registry at (written into iPXE scripts) [default: http://LISTEN].
+    #[arg(long, env = "KEEL_REGISTRY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// How long an enrollment token is valid, in seconds [default: 86400].
+    #[arg(long, env = "KEEL_REGISTRY_TOKEN_TTL")]
+    token_ttl: Option<i64>,
+    /// URL of the live system's kernel that iPXE boots.
+    #[arg(long, env = "KEEL_REGISTRY_BOOT_KERNEL")]
+    boot_kernel: Option<String>,
+    /// URL of the live system's initrd that iPXE boots.
+    #[arg(long, env = "KEEL_REGISTRY_BOOT_INITRD")]
+    boot_initrd: Option<String>,
+}
+
+impl ServeArgs {
+    /// Flags and environment win over the file.
+    fn merged(self) -> Result<ServeArgs> {
+        let Some(path) = &self.config else { return Ok(self) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(ServeArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            database: self.database.or(file.database),
+            admin_token_file: self.admin_token_file.or(file.admin_token_file),
+            public_url: self.public_url.or(file.public_url),
+            token_ttl: self.token_ttl.or(file.token_ttl),
+            boot_kernel: self.boot_kernel.or(file.boot_kernel),
+            boot_initrd: self.boot_initrd.or(file.boot_initrd),
+        })
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let args = args.merged()?;
+    let listen = args.listen.unwrap_or_else(|| "127.0.0.1:8440".into());
+    let database = args.database.unwrap_or_else(|| "sqlite:keel-registry.db".into());
+    let Some(token_file) = args.admin_token_file else {
+        bail!("no admin token: give --admin-token-file FILE (or KEEL_REGISTRY_ADMIN_TOKEN_FILE); make one with: openssl rand -hex 32 > FILE");
+    };
+    let token = std::fs::read_to_string(&token_file).with_context(|| format!("reading the admin token file {}", token_file.display()))?;
+    let token = token.trim();
+    if token.len() < 32 {
+        bail!("the admin token in {} is shorter than 32 characters: make one with openssl rand -hex 32", token_file.display());
+    }
+    let store = Store::open(&database).await?;
+    let state = Arc::new(AppState {
+        store,
+        admin_hash: secret::hash(token),
+        token_ttl_secs: args.token_ttl.unwrap_or(86400),
+        public_url: args.public_url.unwrap_or_else(|| format!("http://{listen}")),
+        boot_kernel: args.boot_kernel,
+        boot_initrd: args.boot_initrd,
+    });
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    tracing::info!("keel-registry on http://{} ({} database)", listener.local_addr()?, state.store.backend);
+    eprintln!("keel-registry: listening on http://{} ({} database {database})", listener.local_addr()?, state.store.backend);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KEEL_REGISTRY_LOG").unwrap_or_else(|_| "warn".into())).init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keel-registry: error: starting the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel-registry: error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The registry's API, every endpoint with its bad cases, run against SQLite (a temporary file)
+//! and, when KEEL_TEST_POSTGRES_URL names a server (.ci/run starts one), against PostgreSQL.
+//! Requests go through the router in process (no socket); the load bench uses real HTTP.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use keel_registry::{router, secret, store::NewNode, AppState, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-token-0123456789abcdef0123456789abcdef";
+const MAC1: &str = "52:54:00:a4:41:01";
+const MAC2: &str = "52:54:00:a4:41:02";
+
+fn ws(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+struct Reg {
+    app: axum::Router,
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    text: String,
+}
+
+impl Reg {
+    async fn sqlite() -> Reg {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("registry.db").display());
+        Self::with(&url, Some(dir)).await
+    }
+
+    /// A fresh schema on the PostgreSQL server (each test its own database objects).
+    async fn postgres(base: &str) -> Reg {
+        use sqlx::Connection;
+        let name = format!("keel_test_{}", &secret::generate()[..12]);
+        let mut c = sqlx::PgConnection::connect(base).await.expect("PostgreSQL server");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+        let url = match base.rsplit_once('/') {
+            Some((head, _)) => format!("{head}/{name}"),
+            None => panic!("KEEL_TEST_POSTGRES_URL must name a database: postgres://user@host/db"),
+        };
+        Self::with(&url, None).await
+    }
+
+    async fn with(url: &str, dir: Option<tempfile::TempDir>) -> Reg {
+        let store = Store::open(url).await.unwrap();
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            admin_hash: secret::hash(ADMIN),
+            token_ttl_secs: 3600,
+            public_url: "http://registry.test:8440".into(),
+            boot_kernel: Some("http://boot.test/vmlinuz".into()),
+            boot_initrd: Some("http://boot.test/initrd.img".into()),
+        });
+        Reg { app: router(state), store, _dir: dir }
+    }
+
+    async fn call(&self, method: &str, uri: &str, auth: Option<&str>, body: Option<Body>, content_type: &str) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        req = req.header("content-type", content_type);
+        let res = self.app.clone().oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap()).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
+    async fn json(&self, method: &str, uri: &str, auth: Option<&str>, body: Value) -> Answer {
+        self.call(method, uri, auth, Some(Body::from(body.to_string())), "application/json").await
+    }
+
+    async fn get(&self, uri: &str, auth: Option<&str>) -> Answer {
+        self.call("GET", uri, auth, None, "application/json").await
+    }
+
+    async fn put_text(&self, uri: &str, auth: Option<&str>, text: &str) -> Answer {
+        self.call("PUT", uri, auth, Some(Body::from(text.to_string())), "application/toml").await
+    }
+
+    /// Both seed profiles uploaded.
+    async fn with_profiles(self) -> Reg {
+        for n in ["pve-node-01", "pve-node-02"] {
+            let a = self.put_text(&format!("/v1/admin/profiles/{n}"), Some(ADMIN), &ws(&format!("profiles/{n}.toml"))).await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        }
+        self
+    }
+
+    async fn token(&self, host: &str, mac: &str) -> String {
+        let a = self.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": host, "profile": host, "mac": mac })).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        a.body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Enrolled: the node's bearer credential `HOST:SECRET`.
+    async fn enrolled(&self, host: &str, mac: &str) -> String {
+        let token = self.token(host, mac).await;
+        let a = self.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(mac, "SER-1") })).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        format!("{host}:{}", a.body["secret"].as_str().unwrap())
+    }
+}
+
+fn inventory(mac: &str, serial: &str) -> Value {
+    json!({ "schema": "keel.inventory/1", "nics": [{ "name": "eth0", "mac": mac }], "dmi": { "product_serial": serial } })
+}
+
+fn is_error(a: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(a.status, status, "{}", a.text);
+    assert_eq!(a.body["error"], code, "{}", a.text);
+    assert!(a.body["message"].as_str().is_some_and(|m| m.len() > 10), "{}", a.text);
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Reg::sqlite().await).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                match std::env::var("KEEL_TEST_POSTGRES_URL") {
+                    Ok(url) => super::$name(super::Reg::postgres(&url).await).await,
+                    Err(_) if std::env::var_os("KEEL_REQUIRE_TOOLS").is_some() => panic!("KEEL_TEST_POSTGRES_URL is not set (.ci/run starts a server)"),
+                    Err(_) => eprintln!("skipped: KEEL_TEST_POSTGRES_URL is not set"),
+                }
+            })*
+        }
+    };
+}
+
+suite!(
+    admin_endpoints_need_the_admin_token,
+    profiles_and_specs_are_validated_like_keel_validate,
+    tokens_are_bound_to_a_profile_of_that_node_and_to_hardware,
+    enrollment_token_is_single_use_and_checks_the_hardware,
+    expired_and_unknown_tokens_are_refused,
+    a_node_reads_only_its_own_profile,
+    events_are_idempotent_by_sequence_number,
+    bad_bodies_get_json_errors,
+    the_report_finishes_the_node,
+    ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node,
+);
+
+async fn admin_endpoints_need_the_admin_token(r: Reg) {
+    is_error(&r.get("/v1/admin/nodes", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/admin/nodes", Some("not-the-token")).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.put_text("/v1/admin/profiles/x", Some("nope"), "x").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    let a = r.get("/v1/admin/nodes", Some(ADMIN)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, json!({ "nodes": [] }));
+    is_error(&r.get("/v1/nothing-here", None).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn profiles_and_specs_are_validated_like_keel_validate(r: Reg) {
+    let r = r.with_profiles().await;
+    let list = r.get("/v1/admin/profiles", Some(ADMIN)).await;
+    let names: Vec<&str> = list.body["profiles"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pve-node-01", "pve-node-02"]);
+    assert_eq!(list.body["profiles"][0]["sha256"], secret::sha256_hex(ws("profiles/pve-node-01.toml").as_bytes()));
+    let got = r.get("/v1/admin/profiles/pve-node-01", Some(ADMIN)).await;
+    assert_eq!(got.text, ws("profiles/pve-node-01.toml"));
+    // a broken profile: file:line:column and the field, as keel validate says it
+    let bad = ws("profiles/pve-node-01.toml").replace("ashift = 12", "ashift = 99");
+    assert_ne!(bad, ws("profiles/pve-node-01.toml"));
+    let a = r.put_text("/v1/admin/profiles/broken", Some(ADMIN), &bad).await;
+    is_error(&a, StatusCode::UNPROCESSABLE_ENTITY, "invalid_profile");
+    assert!(a.body["message"].as_str().unwrap().contains("broken.toml:"), "{}", a.text);
+    assert!(a.body["message"].as_str().unwrap().contains("ashift"), "{}", a.text);
+    is_error(&r.put_text("/v1/admin/profiles/not%20ok", Some(ADMIN), &ws("profiles/pve-node-01.toml")).await, StatusCode::BAD_REQUEST, "bad_name");
+    is_error(&r.put_text("/v1/admin/profiles/syntax", Some(ADMIN), "[node\nhostname=").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_profile");
+    // specs
+    let a = r.put_text("/v1/admin/specs/ax41-nvme", Some(ADMIN), &ws("hardware-specs/ax41-nvme.toml")).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    is_error(&r.put_text("/v1/admin/specs/bad", Some(ADMIN), "what = [").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_spec");
+    let specs = r.get("/v1/admin/specs", Some(ADMIN)).await;
+    assert_eq!(specs.body["specs"].as_array().unwrap().len(), 1);
+    assert_eq!(r.get("/v1/admin/specs/ax41-nvme", Some(ADMIN)).await.text, ws("hardware-specs/ax41-nvme.toml"));
+}
+
+async fn tokens_are_bound_to_a_profile_of_that_node_and_to_hardware(r: Reg) {
+    let r = r.with_profiles().await;
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "nope", "mac": MAC1 })).await;
+    is_error(&a, StatusCode::UNPROCESSABLE_ENTITY, "no_profile");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-02", "mac": MAC1 })).await;
+    is_error(&a, StatusCode::UNPROCESSABLE_ENTITY, "profile_mismatch");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01" })).await;
+    is_error(&a, StatusCode::BAD_REQUEST, "unbound");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": "zz:zz" })).await;
+    is_error(&a, StatusCode::BAD_REQUEST, "bad_mac");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "ttl_seconds": 5 })).await;
+    is_error(&a, StatusCode::BAD_REQUEST, "bad_ttl");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": "52-54-00-A4-41-01" })).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.body["token"].as_str().unwrap().len(), 64);
+    // the token is stored only as its hash
+    let n = r.store.node("pve-node-01").await.unwrap().unwrap();
+    assert_eq!(n.token_hash.as_deref(), Some(secret::hash(a.body["token"].as_str().unwrap()).as_str()));
+    assert_eq!(n.mac.as_deref(), Some(MAC1), "MACs are kept normalised");
+    let shown = r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await;
+    assert_eq!(shown.body["state"], "waiting");
+    assert!(shown.body.get("token_hash").is_none() && !shown.text.contains(a.body["token"].as_str().unwrap()), "{}", shown.text);
+    is_error(&r.get("/v1/admin/nodes/pve-node-09", Some(ADMIN)).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn enrollment_token_is_single_use_and_checks_the_hardware(r: Reg) {
+    let r = r.with_profiles().await;
+    let token = r.token("pve-node-01", MAC1).await;
+    // other hardware: refused, and the token stays usable for the right machine
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC2, "SER-1") })).await;
+    is_error(&a, StatusCode::FORBIDDEN, "forbidden");
+    assert!(a.body["message"].as_str().unwrap().contains(MAC2), "{}", a.text);
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "SER-1") })).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["hostname"], "pve-node-01");
+    assert_eq!(a.body["profile"], "pve-node-01");
+    let sec = a.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(r.store.node("pve-node-01").await.unwrap().unwrap().secret_hash, Some(secret::hash(&sec)));
+    // replayed
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "SER-1") })).await;
+    is_error(&a, StatusCode::CONFLICT, "token_used");
+    assert_eq!(r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await.body["state"], "enrolled");
+    // a DMI-serial-bound token
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-02", "profile": "pve-node-02", "dmi_serial": "HZ-778899" })).await;
+    let t2 = a.body["token"].as_str().unwrap().to_string();
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": t2, "inventory": inventory(MAC2, "HZ-000000") })).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(r.json("POST", "/v1/enroll", None, json!({ "token": t2, "inventory": inventory(MAC2, "HZ-778899") })).await.status, StatusCode::OK);
+}
+
+async fn expired_and_unknown_tokens_are_refused(r: Reg) {
+    let r = r.with_profiles().await;
+    let token = secret::generate();
+    let node = NewNode { hostname: "pve-node-01".into(), profile: "pve-node-01".into(), mac: Some(MAC1.into()), dmi_serial: None, pxe: false };
+    r.store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() - 1).await.unwrap();
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
+    is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(a.body["message"].as_str().unwrap().contains("expired"), "{}", a.text);
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": secret::generate(), "inventory": inventory(MAC1, "S") })).await;
+    is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+    // re-arming (a rebuild) makes a new token; the old one is dead
+    let fresh = r.token("pve-node-01", MAC1).await;
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(r.json("POST", "/v1/enroll", None, json!({ "token": fresh, "inventory": inventory(MAC1, "S") })).await.status, StatusCode::OK);
+}
+
+async fn a_node_reads_only_its_own_profile(r: Reg) {
+    let r = r.with_profiles().await;
+    let a_cred = r.enrolled("pve-node-01", MAC1).await;
+    let b_cred = r.enrolled("pve-node-02", MAC2).await;
+    let a = r.get("/v1/profile", Some(&a_cred)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.text, ws("profiles/pve-node-01.toml"));
+    assert_eq!(r.get(&format!("/v1/profile?mac={MAC1}"), Some(&a_cred)).await.text, ws("profiles/pve-node-01.toml"));
+    assert_eq!(r.get("/v1/profile", Some(&b_cred)).await.text, ws("profiles/pve-node-02.toml"));
+    // node A asking by node B's MAC
+    is_error(&r.get(&format!("/v1/profile?mac={MAC2}"), Some(&a_cred)).await, StatusCode::FORBIDDEN, "forbidden");
+    is_error(&r.get("/v1/profile?dmi_serial=OTHER", Some(&a_cred)).await, StatusCode::FORBIDDEN, "forbidden");
+    // node A's secret with node B's name, no credentials, the admin token
+    let secret_a = a_cred.split_once(':').unwrap().1;
+    is_error(&r.get("/v1/profile", Some(&format!("pve-node-02:{secret_a}"))).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/profile", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/profile", Some(ADMIN)).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+fn ev(seq: i64, event: &str, step: &str) -> Value {
+    json!({ "seq": seq, "event": event, "step": step, "at": "2026-11-27T10:00:00Z" })
+}
+
+async fn events_are_idempotent_by_sequence_number(r: Reg) {
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    let first = json!({ "events": [ev(1, "started", "wipe"), ev(2, "done", "wipe"), ev(3, "started", "partition")] });
+    let a = r.json("POST", "/v1/events", Some(&cred), first.clone()).await;
+    assert_eq!(a.body, json!({ "accepted": 3, "duplicates": 0 }), "{}", a.text);
+    // a resend (the agent lost the answer) with one new event
+    let again = json!({ "events": [ev(2, "done", "wipe"), ev(3, "started", "partition"), ev(1, "started", "wipe"), ev(4, "done", "partition")] });
+    let a = r.json("POST", "/v1/events", Some(&cred), again).await;
+    assert_eq!(a.body, json!({ "accepted": 1, "duplicates": 3 }), "{}", a.text);
+    let list = r.get("/v1/admin/nodes/pve-node-01/events", Some(ADMIN)).await;
+    let seqs: Vec<i64> = list.body["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let after = r.get("/v1/admin/nodes/pve-node-01/events?after=2&limit=1", Some(ADMIN)).await;
+    assert_eq!(after.body["events"], json!([ev(3, "started", "partition")]));
+    let node = r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await;
+    assert_eq!((node.body["state"].as_str(), node.body["step"].as_str(), node.body["events"].as_i64()), (Some("installing"), Some("partition"), Some(4)));
+    assert_eq!(r.store.event_count().await.unwrap(), 4);
+    // events of an unenrolled caller are refused
+    is_error(&r.json("POST", "/v1/events", None, first).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn bad_bodies_get_json_errors(r: Reg) {
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    let a = r.call("POST", "/v1/events", Some(&cred), Some(Body::from("{\"events\": [")), "application/json").await;
+    is_error(&a, StatusCode::BAD_REQUEST, "bad_json");
+    let a = r.call("POST", "/v1/enroll", None, Some(Body::from("{}")), "text/plain").await;
+    is_error(&a, StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_json");
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": 5 })).await, StatusCode::UNPROCESSABLE_ENTITY, "bad_json");
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": "x", "inventory": {}, "extra": 1 })).await, StatusCode::UNPROCESSABLE_ENTITY, "bad_json");
+    is_error(&r.json("POST", "/v1/events", Some(&cred), json!({ "events": [{ "event": "done" }] })).await, StatusCode::BAD_REQUEST, "bad_event");
+    is_error(&r.json("POST", "/v1/events", Some(&cred), json!({ "events": [{ "seq": 1 }] })).await, StatusCode::BAD_REQUEST, "bad_event");
+    // over the body limit
+    let big = json!({ "events": [{ "seq": 1, "event": "x", "pad": "a".repeat(keel_registry::api::BODY_LIMIT) }] });
+    is_error(&r.json("POST", "/v1/events", Some(&cred), big).await, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let many: Vec<Value> = (0..1001).map(|i| ev(i, "x", "s")).collect();
+    is_error(&r.json("POST", "/v1/events", Some(&cred), json!({ "events": many })).await, StatusCode::PAYLOAD_TOO_LARGE, "too_many");
+    assert_eq!(r.store.event_count().await.unwrap(), 0, "nothing of a refused request is stored");
+}
+
+async fn the_report_finishes_the_node(r: Reg) {
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    is_error(&r.get("/v1/admin/nodes/pve-node-01/report", Some(ADMIN)).await, StatusCode::NOT_FOUND, "not_found");
+    is_error(&r.json("POST", "/v1/report", Some(&cred), json!({ "result": "maybe" })).await, StatusCode::BAD_REQUEST, "bad_report");
+    is_error(&r.json("POST", "/v1/report", Some(&cred), json!([1, 2])).await, StatusCode::BAD_REQUEST, "bad_report");
+    let report = json!({
+        "result": "ok", "plan_digest": "sha256:abc", "inventory": inventory(MAC1, "S"),
+        "pools": { "rpool": "ONLINE" }, "versions": { "proxmox-ve": "8.2.0" },
+        "ssh_host_keys": ["SHA256:xyz (ED25519)"], "step_seconds": { "os.packages": 412.5 }
+    });
+    let a = r.json("POST", "/v1/report", Some(&cred), report.clone()).await;
+    assert_eq!(a.body, json!({ "stored": true, "state": "installed" }), "{}", a.text);
+    assert_eq!(r.get("/v1/admin/nodes/pve-node-01/report", Some(ADMIN)).await.body, report);
+    let node = r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await;
+    assert_eq!(node.body["state"], "installed");
+    assert!(node.body["finished_at"].as_i64().is_some());
+}
+
+async fn ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node(r: Reg) {
+    let r = r.with_profiles().await;
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "pxe": true })).await;
+    is_error(&a, StatusCode::BAD_REQUEST, "unbound");
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "pxe": true })).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    r.token("pve-node-02", MAC2).await; // not a PXE node
+    is_error(&r.get("/ipxe/52:54:00:a4:41:02", None).await, StatusCode::NOT_FOUND, "not_found");
+    is_error(&r.get("/ipxe/not-a-mac", None).await, StatusCode::BAD_REQUEST, "bad_mac");
+    let s = r.get("/ipxe/52-54-00-A4-41-01", None).await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+    assert!(s.text.starts_with("#!ipxe\n") && s.text.contains("kernel http://boot.test/vmlinuz ") && s.text.contains("keel.registry=http://registry.test:8440 "), "{}", s.text);
+    let token = s.text.split("keel.token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
+    assert_eq!(a.status, StatusCode::OK, "the script's token enrolls: {}", a.text);
+    // enrolled: no more scripts until the operator arms it again
+    is_error(&r.get("/ipxe/52:54:00:a4:41:01", None).await, StatusCode::CONFLICT, "not_armed");
+}
