@@ -13,4 +13,7 @@ equals "nodes" 2 "$(corosync-quorumtool -s 2>/dev/null | awk -F: '/^Nodes/ {gsub
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
 equals "keel verify --expect-quorum exit code" 0 "$?"
 cat /tmp/verify.txt
+# stay in the cluster while the other node runs its own checks (powering off first would
+# leave it alone: it saw "1 of 2" in a run that did not wait)
+sleep 45
 finish
