@@ -5,8 +5,6 @@
 #   detect-uefi    the same guest booted through OVMF: keel detects UEFI, check and plan pass
 #   disk-phase     keel install's disk phase, verified (tables, pools, properties, datasets,
 #                  swap); run again: nothing changes
-#   reinstall      next boot on the same disks (DR over a keel-installed node): refused without
-#                  --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   crash-resume   power cut in the middle of the dataset steps, boot again (the rescue system
 #                  forgot its journal), run again: resumes from the journal on rpool, same state
 #   one-drive      a drive missing: refused before anything is written (disk image unchanged)
@@ -17,16 +15,19 @@
 #   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
 #                  served on the host loopback): Debian, stand-in Proxmox packages, config,
 #                  GRUB on both drives, keel verify on the target
-#   os-install-2   the same for lab-node-02 (other disks, other MAC), at the same time
 #   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
-#   cluster        both installed nodes boot on one link: corosync quorate with 2 nodes, and
-#                  keel verify --expect-quorum passes on each
+#   os-install-2   (KEEL_LAB_OS=cluster) the same for lab-node-02, other disks and MAC
+#   cluster        (KEEL_LAB_OS=cluster) both installed nodes boot on one link: corosync
+#                  quorate with 2 nodes, keel verify --expect-quorum passes on each
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
 #                  the ZFS root comes up degraded, keel verify --allow-degraded passes
-#   reinstall      DR over the installed node: refused without --wipe-existing, fresh pools with
+#   reinstall      next boot over the installed node (DR): refused without --wipe-existing,
+#                  the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
 #                  any package is installed
-# Prints each scenario's wall time and a closing "lab: N passed, M failed" line.
+# KEEL_LAB_OS=node (default) | cluster | none picks the OS block (see there); KEEL_LAB_BASIC=0
+# leaves out the scenarios before it. Prints each scenario's wall time and a closing
+# "lab: N passed, M failed" line.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${KEEL_LAB_WORK:-/tmp/keel-lab}
@@ -55,8 +56,8 @@ run() { # name workdir scenario serials...
   return $rc
 }
 
-# KEEL_LAB_OS=only: just the OS block below (for measuring it)
-if [ "${KEEL_LAB_OS:-}" != only ]; then
+# KEEL_LAB_BASIC=0 leaves out the scenarios before the OS install (for measuring that)
+if [ "${KEEL_LAB_BASIC:-1}" = 1 ]; then
 s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
 s=$(date +%s); KEEL_LAB_UEFI=1 run detect-uefi "$work/uefi" detect-uefi; result detect-uefi $? $(( $(date +%s) - s ))
 s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
@@ -97,8 +98,6 @@ result network-two-nodes $? $(( $(date +%s) - s ))
 fi
 
 # --- the OS install, end to end, against the lab's package repository on the host loopback.
-# KEEL_LAB_OS=1 runs the whole install scenarios (each install takes tens of minutes under TCG);
-# by default only wrong-key runs (it stops before any package).
 repo=$(bash "$here/repo.sh") || { echo "lab: the lab repository could not be built"; failed=$((failed + 1)); repo=""; }
 if [ -n "$repo" ]; then
   echo "lab: repository $repo ($(head -2 "$repo/done" | tr '\n' ' '))"
@@ -115,38 +114,51 @@ if [ -n "$repo" ]; then
   }
   s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
 fi
-if [ -n "$repo" ] && [ -n "${KEEL_LAB_OS:-}" ]; then
-  # both nodes' installs at once (each guest leaves part of the two cores idle)
+# KEEL_LAB_OS: "node" (the default) installs lab-node-01 and boots it from both drives and from
+# each drive alone, then reinstalls over it; "cluster" installs lab-node-02 as well (both at
+# once: under TCG that takes as long as one after the other, the two guests share the cores) and
+# boots both nodes into one cluster; "none" stops after wrong-key.
+os=${KEEL_LAB_OS:-node}
+if [ -n "$repo" ] && [ "$os" != none ]; then
   s=$(date +%s)
-  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=3600 \
-    bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1 &
-  o1=$!
-  KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=3600 \
-    bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1
-  r2=$?
-  wait $o1
+  if [ "$os" = cluster ]; then
+    KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=7200 \
+      bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1 &
+    o2=$!
+  fi
+  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=7200 \
+    bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1
   r1=$?
-  for n in 1 2; do cat "$work/os$n.out"; show "$work/os$n" os-install; done
+  cat "$work/os1.out"; show "$work/os1" os-install
   result os-install $r1 $(( $(date +%s) - s ))
-  result os-install-2 $r2 $(( $(date +%s) - s ))
-  booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
-
-  s=$(date +%s)
-  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
-    bash "$here/boot.sh" "$work/os1" cluster >"$work/cluster1.out" 2>&1 &
-  c1=$!
-  KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 \
-    bash "$here/boot.sh" "$work/os2" cluster >"$work/cluster2.out" 2>&1
-  r2=$?
-  wait $c1
-  r1=$?
-  for n in 1 2; do cat "$work/cluster$n.out"; show "$work/os$n" cluster; done
-  [ $r1 = 0 ] && [ $r2 = 0 ]
-  result cluster $? $(( $(date +%s) - s ))
-
-  booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
-  booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
-  s=$(date +%s); run reinstall "$work/os1" reinstall; result reinstall $? $(( $(date +%s) - s ))
+  if [ "$os" = cluster ]; then
+    wait $o2
+    r2=$?
+    cat "$work/os2.out"; show "$work/os2" os-install
+    result os-install-2 $r2 $(( $(date +%s) - s ))
+  fi
+  if [ "$r1" = 0 ]; then
+    booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
+  fi
+  if [ "$os" = cluster ] && [ "$r1" = 0 ] && [ "$r2" = 0 ]; then
+    s=$(date +%s)
+    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
+      bash "$here/boot.sh" "$work/os1" cluster >"$work/cluster1.out" 2>&1 &
+    c1=$!
+    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 \
+      bash "$here/boot.sh" "$work/os2" cluster >"$work/cluster2.out" 2>&1
+    r2=$?
+    wait $c1
+    r1=$?
+    for n in 1 2; do cat "$work/cluster$n.out"; show "$work/os$n" cluster; done
+    [ $r1 = 0 ] && [ $r2 = 0 ]
+    result cluster $? $(( $(date +%s) - s ))
+  fi
+  if [ -f "$work/os1/results-os-install/rc" ] && [ "$(cat "$work/os1/results-os-install/rc")" = 0 ]; then
+    booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
+    booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
+    s=$(date +%s); run reinstall "$work/os1" reinstall; result reinstall $? $(( $(date +%s) - s ))
+  fi
 fi
 [ -n "$repo" ] && kill $http 2>/dev/null
 
