@@ -173,3 +173,95 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_installer::exec::spool::Spool;
+    use keel_registry::{router, secret, store::NewNode, AppState, Store};
+
+    /// A registry on `port`, in its own runtime thread; returns its store.
+    fn start_registry(port: u16, db: &std::path::Path) -> Store {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = format!("sqlite:{}", db.display());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let store = Store::open(&db).await.unwrap();
+                let state = Arc::new(AppState {
+                    store: store.clone(),
+                    admin_hash: secret::hash("admin-token-for-the-agent-tests-0123456789"),
+                    token_ttl_secs: 600,
+                    public_url: String::new(),
+                    boot_kernel: None,
+                    boot_initrd: None,
+                });
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+                tx.send(store).unwrap();
+                axum::serve(listener, router(state)).await.unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// The registry is down while the install runs; it comes up later: every event arrives
+    /// once, in order, and the report after them.
+    #[test]
+    fn events_spooled_while_the_registry_is_down_arrive_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let reg = Registry::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let mut spool = Spool::open(&dir.path().join("spool")).unwrap();
+        let inventory = json!({ "nics": [{ "mac": "52:54:00:a4:41:01" }], "dmi": { "product_serial": "LAB-1" } });
+        let err = reg.enroll("whatever", &inventory).unwrap_err().to_string();
+        assert!(err.contains(&format!("enrolling at http://127.0.0.1:{port}/v1/enroll")), "{err}");
+        for i in 0..40 {
+            spool.push(json!({ "event": if i % 2 == 0 { "start" } else { "done" }, "step": format!("step-{}", i / 2), "journal_seq": i + 1 })).unwrap();
+        }
+        let store = start_registry(port, &dir.path().join("registry.db"));
+        let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let token = secret::generate();
+        rt.block_on(async {
+            store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+            let node = NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        });
+        let node = reg.enroll(&token, &inventory).unwrap();
+        assert_eq!(node.hostname, "lab-node-01");
+        assert_eq!(reg.profile(&node).unwrap(), profile);
+        let again = reg.enroll(&token, &inventory).unwrap_err().to_string();
+        assert!(again.contains("409") && again.contains("single-use"), "{again}");
+        let all = spool.pending(100).unwrap();
+        assert_eq!(spool.flush(&mut reg.events(&node), 7).unwrap(), (40, None));
+        assert!(spool.pending(100).unwrap().is_empty());
+        // a resend of everything (as after a lost cursor) stores nothing twice
+        reg.events(&node).deliver(&all).unwrap();
+        let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
+        let seqs: Vec<i64> = events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+        let journal_seqs: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
+        assert_eq!(journal_seqs, (1..=40).collect::<Vec<_>>(), "in the order they happened");
+        reg.report(&node, &json!({ "result": "ok" })).unwrap();
+        let n = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
+        assert_eq!((n.state.as_str(), n.events), ("installed", 40));
+        // a wrong secret is refused with the registry's own words
+        let forged = Enrolled { secret: "0".repeat(64), ..node };
+        let err = reg.profile(&forged).unwrap_err().to_string();
+        assert!(err.contains("401") && err.contains("wrong node secret"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_must_be_sha256_with_64_hex_digits() {
+        assert!(parse_fingerprint(&format!("sha256:{}", "ab".repeat(32))).is_ok());
+        assert!(parse_fingerprint(&format!("sha256:{}", vec!["AB"; 32].join(":"))).is_ok());
+        for bad in ["ab".repeat(32), format!("sha256:{}", "ab".repeat(31)), format!("md5:{}", "ab".repeat(32)), "sha256:zz".into()] {
+            assert!(parse_fingerprint(&bad).is_err(), "{bad}");
+        }
+        assert!(Registry::new("ftp://x", None).is_err());
+    }
+}
