@@ -181,7 +181,7 @@ mod tests {
     use keel_registry::{router, secret, store::NewNode, AppState, Store};
 
     /// A registry on `port`, in its own runtime thread; returns its store.
-    fn start_registry(port: u16, db: &std::path::Path) -> Store {
+    pub(super) fn start_registry(port: u16, db: &std::path::Path) -> Store {
         let (tx, rx) = std::sync::mpsc::channel();
         let db = format!("sqlite:{}", db.display());
         std::thread::spawn(move || {
@@ -204,7 +204,7 @@ mod tests {
         rx.recv().unwrap()
     }
 
-    fn free_port() -> u16 {
+    pub(super) fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
@@ -263,5 +263,174 @@ mod tests {
             assert!(parse_fingerprint(&bad).is_err(), "{bad}");
         }
         assert!(Registry::new("ftp://x", None).is_err());
+    }
+}
+
+/// Streams events to the registry from a background thread, through the spool, so the install
+/// never waits on the registry: enrollment (saved beside the spool, since the token works
+/// once) and delivery are retried with backoff until `finish`.
+pub struct Uplink {
+    tx: Option<std::sync::mpsc::Sender<Value>>,
+    thread: Option<std::thread::JoinHandle<UplinkEnd>>,
+    finish_by: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// How the uplink ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkEnd {
+    pub enrolled: Option<String>,
+    pub delivered: u64,
+    pub waiting: u64,
+    pub last_error: Option<String>,
+}
+
+impl Uplink {
+    pub fn start(reg: Registry, token: String, inventory: Value, spool_dir: std::path::PathBuf) -> Result<Uplink> {
+        let mut spool = keel_installer::exec::spool::Spool::open(&spool_dir)?;
+        let saved = spool_dir.join("enrollment.json");
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        let finish_by = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+        let deadline = finish_by.clone();
+        let thread = std::thread::spawn(move || {
+            let mut node: Option<Enrolled> = std::fs::read_to_string(&saved).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| {
+                Some(Enrolled { hostname: v["hostname"].as_str()?.into(), secret: v["secret"].as_str()?.into(), profile: v["profile"].as_str()?.into() })
+            });
+            let (mut delivered, mut last_error, mut backoff, mut closed) = (0, None, Duration::from_millis(200), false);
+            let mut next_try = std::time::Instant::now();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(ev) => {
+                        if let Err(e) = spool.push(ev) {
+                            last_error = Some(e.to_string());
+                        }
+                        while let Ok(ev) = rx.try_recv() {
+                            let _ = spool.push(ev);
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => closed = true,
+                }
+                let due = std::time::Instant::now() >= next_try;
+                if due && (spool.backlog() > 0 || node.is_none()) {
+                    if node.is_none() {
+                        match reg.enroll(&token, &inventory) {
+                            Ok(n) => {
+                                let v = json!({ "hostname": n.hostname, "secret": n.secret, "profile": n.profile });
+                                let _ = write_private(&saved, &v.to_string());
+                                node = Some(n);
+                            }
+                            Err(e) => last_error = Some(format!("{e:#}")),
+                        }
+                    }
+                    if let Some(n) = &node {
+                        match spool.flush(&mut reg.events(n), 100) {
+                            Ok((sent, None)) => {
+                                delivered += sent;
+                                backoff = Duration::from_millis(200);
+                            }
+                            Ok((sent, Some(why))) => {
+                                delivered += sent;
+                                last_error = Some(why);
+                            }
+                            Err(e) => last_error = Some(e.to_string()),
+                        }
+                    }
+                    if spool.backlog() > 0 || node.is_none() {
+                        next_try = std::time::Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+                let done = spool.backlog() == 0 && node.is_some();
+                let past = deadline.lock().map(|d| d.is_some_and(|t| std::time::Instant::now() >= t)).unwrap_or(true);
+                if closed && (done || past) {
+                    if done {
+                        last_error = None;
+                    }
+                    return UplinkEnd { enrolled: node.map(|n| n.hostname), delivered, waiting: spool.backlog(), last_error };
+                }
+            }
+        });
+        Ok(Uplink { tx: Some(tx), thread: Some(thread), finish_by })
+    }
+
+    /// Queues an event (never blocks on the network).
+    pub fn send(&self, event: Value) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Stops taking events and keeps delivering for at most `grace`; what is left stays in
+    /// the spool for a later run.
+    pub fn finish(mut self, grace: Duration) -> UplinkEnd {
+        if let Ok(mut d) = self.finish_by.lock() {
+            *d = Some(std::time::Instant::now() + grace);
+        }
+        self.tx.take();
+        self.thread.take().map(|t| t.join().unwrap_or(UplinkEnd { enrolled: None, delivered: 0, waiting: 0, last_error: Some("the uplink thread panicked".into()) })).expect("started")
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod uplink_tests {
+    use super::*;
+
+    /// The install streams while the registry is down, the registry comes up mid-way: the
+    /// uplink enrolls then, and every event arrives once, in order; the install never waited.
+    #[test]
+    fn the_uplink_enrolls_late_and_delivers_everything_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = tests::free_port();
+        let reg = Registry::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let inventory = json!({ "nics": [{ "mac": "52:54:00:a4:41:01" }], "dmi": { "product_serial": "LAB-1" } });
+        let token = keel_registry::secret::generate();
+        let up = Uplink::start(reg, token.clone(), inventory, dir.path().join("spool")).unwrap();
+        let t = std::time::Instant::now();
+        for i in 1..=30 {
+            up.send(json!({ "event": "start", "step": format!("s{i}"), "journal_seq": i }));
+        }
+        assert!(t.elapsed() < Duration::from_millis(200), "sending never waits on the registry");
+        std::thread::sleep(Duration::from_millis(500));
+        let store = tests::start_registry(port, &dir.path().join("registry.db"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
+            store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+            let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        });
+        for i in 31..=40 {
+            up.send(json!({ "event": "done", "step": format!("s{i}"), "journal_seq": i }));
+        }
+        let end = up.finish(Duration::from_secs(60));
+        assert_eq!(end, UplinkEnd { enrolled: Some("lab-node-01".into()), delivered: 40, waiting: 0, last_error: None });
+        let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
+        let order: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
+        assert_eq!(order, (1..=40).collect::<Vec<_>>());
+        let saved = dir.path().join("spool/enrollment.json");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// Registry never comes: finish gives up after the grace time, everything stays spooled.
+    #[test]
+    fn without_a_registry_the_events_stay_in_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::new(&format!("http://127.0.0.1:{}", tests::free_port()), None).unwrap();
+        let up = Uplink::start(reg, "t".into(), json!({}), dir.path().join("spool")).unwrap();
+        for i in 1..=5 {
+            up.send(json!({ "event": "start", "journal_seq": i }));
+        }
+        let end = up.finish(Duration::from_millis(300));
+        assert_eq!((end.enrolled, end.delivered, end.waiting), (None, 0, 5));
+        assert!(end.last_error.unwrap().contains("enrolling at"));
+        assert_eq!(keel_installer::exec::spool::Spool::open(&dir.path().join("spool")).unwrap().backlog(), 5);
     }
 }
