@@ -272,7 +272,8 @@ mod tests {
 pub struct Uplink {
     tx: Option<std::sync::mpsc::Sender<Value>>,
     thread: Option<std::thread::JoinHandle<UplinkEnd>>,
-    finish_by: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Set by `finish`: until when to keep trying, and the final report to send last.
+    finish_by: Arc<std::sync::Mutex<Option<(std::time::Instant, Option<Value>)>>>,
 }
 
 /// How the uplink ended.
@@ -281,6 +282,7 @@ pub struct UplinkEnd {
     pub enrolled: Option<String>,
     pub delivered: u64,
     pub waiting: u64,
+    pub reported: bool,
     pub last_error: Option<String>,
 }
 
@@ -289,7 +291,7 @@ impl Uplink {
         let mut spool = keel_installer::exec::spool::Spool::open(&spool_dir)?;
         let saved = spool_dir.join("enrollment.json");
         let (tx, rx) = std::sync::mpsc::channel::<Value>();
-        let finish_by = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+        let finish_by = Arc::new(std::sync::Mutex::new(None::<(std::time::Instant, Option<Value>)>));
         let deadline = finish_by.clone();
         let thread = std::thread::spawn(move || {
             let mut node: Option<Enrolled> = std::fs::read_to_string(&saved).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| {
@@ -341,12 +343,32 @@ impl Uplink {
                     }
                 }
                 let done = spool.backlog() == 0 && node.is_some();
-                let past = deadline.lock().map(|d| d.is_some_and(|t| std::time::Instant::now() >= t)).unwrap_or(true);
-                if closed && (done || past) {
-                    if done {
+                let (past, report) = match deadline.lock() {
+                    Ok(d) => (d.as_ref().is_some_and(|(t, _)| std::time::Instant::now() >= *t), d.as_ref().and_then(|(_, r)| r.clone())),
+                    Err(_) => (true, None),
+                };
+                let mut reported = false;
+                if closed && done {
+                    // the report goes last, after every event
+                    match (&report, &node) {
+                        (Some(r), Some(n)) if due || past => match reg.report(n, r) {
+                            Ok(()) => reported = true,
+                            Err(e) => {
+                                last_error = Some(format!("{e:#}"));
+                                next_try = std::time::Instant::now() + backoff;
+                                backoff = (backoff * 2).min(Duration::from_secs(30));
+                            }
+                        },
+                        (None, _) => reported = true,
+                        _ => {}
+                    }
+                }
+                if closed && ((done && reported) || past) {
+                    if done && reported {
                         last_error = None;
                     }
-                    return UplinkEnd { enrolled: node.map(|n| n.hostname), delivered, waiting: spool.backlog(), last_error };
+                    let reported = reported && report.is_some();
+                    return UplinkEnd { enrolled: node.map(|n| n.hostname), delivered, waiting: spool.backlog(), reported, last_error };
                 }
             }
         });
@@ -360,14 +382,14 @@ impl Uplink {
         }
     }
 
-    /// Stops taking events and keeps delivering for at most `grace`; what is left stays in
-    /// the spool for a later run.
-    pub fn finish(mut self, grace: Duration) -> UplinkEnd {
+    /// Stops taking events, keeps delivering for at most `grace`, then sends `report`; what
+    /// is left stays in the spool for a later run.
+    pub fn finish(mut self, grace: Duration, report: Option<Value>) -> UplinkEnd {
         if let Ok(mut d) = self.finish_by.lock() {
-            *d = Some(std::time::Instant::now() + grace);
+            *d = Some((std::time::Instant::now() + grace, report));
         }
         self.tx.take();
-        self.thread.take().map(|t| t.join().unwrap_or(UplinkEnd { enrolled: None, delivered: 0, waiting: 0, last_error: Some("the uplink thread panicked".into()) })).expect("started")
+        self.thread.take().map(|t| t.join().unwrap_or(UplinkEnd { enrolled: None, delivered: 0, waiting: 0, reported: false, last_error: Some("the uplink thread panicked".into()) })).expect("started")
     }
 }
 
@@ -409,8 +431,10 @@ mod uplink_tests {
         for i in 31..=40 {
             up.send(json!({ "event": "done", "step": format!("s{i}"), "journal_seq": i }));
         }
-        let end = up.finish(Duration::from_secs(60));
-        assert_eq!(end, UplinkEnd { enrolled: Some("lab-node-01".into()), delivered: 40, waiting: 0, last_error: None });
+        let end = up.finish(Duration::from_secs(60), Some(json!({ "result": "ok", "step_seconds": { "s1": 1.5 } })));
+        assert_eq!(end, UplinkEnd { enrolled: Some("lab-node-01".into()), delivered: 40, waiting: 0, reported: true, last_error: None });
+        let report = rt.block_on(store.report("lab-node-01")).unwrap().unwrap();
+        assert!(report.contains("\"step_seconds\""), "{report}");
         let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
         let order: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
         assert_eq!(order, (1..=40).collect::<Vec<_>>());
@@ -428,8 +452,8 @@ mod uplink_tests {
         for i in 1..=5 {
             up.send(json!({ "event": "start", "journal_seq": i }));
         }
-        let end = up.finish(Duration::from_millis(300));
-        assert_eq!((end.enrolled, end.delivered, end.waiting), (None, 0, 5));
+        let end = up.finish(Duration::from_millis(300), Some(json!({ "result": "ok" })));
+        assert_eq!((end.enrolled, end.delivered, end.waiting, end.reported), (None, 0, 5, false));
         assert!(end.last_error.unwrap().contains("enrolling at"));
         assert_eq!(keel_installer::exec::spool::Spool::open(&dir.path().join("spool")).unwrap().backlog(), 5);
     }
