@@ -74,6 +74,10 @@ impl Spool {
     pub fn push(&mut self, mut event: Value) -> Result<u64, SpoolError> {
         let seq = self.last_seq + 1;
         if let Some(o) = event.as_object_mut() {
+            // a journal entry's own number is kept beside the spool's
+            if let Some(j) = o.remove("seq") {
+                o.entry("journal_seq").or_insert(j);
+            }
             o.insert("seq".into(), Value::from(seq));
         }
         let path = self.dir.join("events.jsonl");
