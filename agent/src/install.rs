@@ -34,6 +34,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             Err(e) => eprintln!("keel: looking for a journal on the target disks: {e} (continuing without)"),
         }
     }
+    // a journal made by this run: its first lines go to the registry too
+    let fresh_journal = args.restart || !path.exists();
     let mut journal = match Journal::open(&mut host, &path, &plan, args.restart) {
         Ok(j) => j,
         Err(e) => {
@@ -120,7 +122,13 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             let reg = crate::phone_home::Registry::new(url, args.registry_fingerprint.as_deref())?;
             let inventory = serde_json::to_value(&live).context("the inventory as JSON")?;
             let spool = args.journal_dir.join(format!("spool-{}", plan.hostname));
-            Some(crate::phone_home::Uplink::start(reg, token.clone(), inventory, spool)?)
+            let u = crate::phone_home::Uplink::start(reg, token.clone(), inventory, spool)?;
+            if fresh_journal {
+                for e in &journal.entries {
+                    u.send(serde_json::to_value(e)?);
+                }
+            }
+            Some(u)
         }
         _ => None,
     };

@@ -385,13 +385,13 @@ fn an_install_phones_home_every_event_then_its_report() {
     let run = rig.install(&["--registry", &url, "--token", &token]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("events delivered, report sent (ok)"), "{}", run.stderr);
-    // every journal entry this run appended reached the registry once, in order (the Begin
-    // line, written when the journal is opened, is not streamed yet)
+    // every journal entry reached the registry once, in order, the Begin line first
     let journal = std::fs::read_to_string(rig.journals().join("install-lab-node-01.jsonl")).unwrap();
-    let written: Vec<u64> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).filter(|s| *s > 0).collect();
+    let written: Vec<u64> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
     let events = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap();
     let got: Vec<u64> = events.iter().map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap()["journal_seq"].as_u64().unwrap()).collect();
     assert_eq!(got, written);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&events[0].1).unwrap()["event"], "begin");
     let node = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
     assert_eq!(node.state, "installed");
     let report: serde_json::Value = serde_json::from_str(&rt.block_on(store.report("lab-node-01")).unwrap().unwrap()).unwrap();
