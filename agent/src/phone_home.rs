@@ -458,3 +458,51 @@ mod uplink_tests {
         assert_eq!(keel_installer::exec::spool::Spool::open(&dir.path().join("spool")).unwrap().backlog(), 5);
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    /// A registry serving HTTPS with a self-signed certificate: the pinned fingerprint lets
+    /// keel in; another fingerprint, or no pin (the certificate is not from a known CA), does not.
+    #[test]
+    fn a_pinned_certificate_is_trusted_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        let pin = keel_registry::tls::fingerprint(cert.cert.pem().as_bytes()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let db = dir.path().join("registry.db");
+        let (cp, kp) = (cert_path.clone(), key_path.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let store = keel_registry::Store::open(&format!("sqlite:{}", db.display())).await.unwrap();
+                let state = Arc::new(keel_registry::AppState {
+                    store,
+                    admin_hash: keel_registry::secret::hash("x"),
+                    token_ttl_secs: 600,
+                    public_url: String::new(),
+                    boot_kernel: None,
+                    boot_initrd: None,
+                });
+                keel_registry::tls::serve(listener, keel_registry::router(state), &cp, &kp).await.unwrap();
+            });
+        });
+        let url = format!("https://127.0.0.1:{port}");
+        let inv = json!({});
+        // pinned: the TLS handshake passes and the registry answers (an unknown token: 401)
+        let err = Registry::new(&url, Some(&pin)).unwrap().enroll("nope", &inv).unwrap_err().to_string();
+        assert!(err.contains("401") && err.contains("enrollment token"), "{err}");
+        // another pin: refused in the handshake, saying why
+        let other = format!("sha256:{}", "00".repeat(32));
+        let err = format!("{:#}", Registry::new(&url, Some(&other)).unwrap().enroll("nope", &inv).unwrap_err());
+        assert!(err.contains("not the pinned one") && err.contains(&pin), "{err}");
+        // no pin: a self-signed certificate is not trusted
+        let err = format!("{:#}", Registry::new(&url, None).unwrap().enroll("nope", &inv).unwrap_err());
+        assert!(!err.contains("401"), "{err}");
+    }
+}
