@@ -163,6 +163,16 @@ pub struct InstallArgs {
     /// connection does not stop the install; follow it with `keel status --follow`.
     #[arg(long)]
     pub detach: bool,
+    /// Phone home to this keel-registry: enroll, stream progress, send the final report. The
+    /// install never waits on it; undelivered events stay spooled beside the journal.
+    #[arg(long, requires = "token")]
+    pub registry: Option<String>,
+    /// The node's single-use enrollment token (from the registry's operator).
+    #[arg(long, requires = "registry")]
+    pub token: Option<String>,
+    /// Pin the registry's TLS certificate: sha256:HEX of its DER form.
+    #[arg(long, requires = "registry")]
+    pub registry_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

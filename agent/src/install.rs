@@ -34,6 +34,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             Err(e) => eprintln!("keel: looking for a journal on the target disks: {e} (continuing without)"),
         }
     }
+    // a journal made by this run: its first lines go to the registry too
+    let fresh_journal = args.restart || !path.exists();
     let mut journal = match Journal::open(&mut host, &path, &plan, args.restart) {
         Ok(j) => j,
         Err(e) => {
@@ -115,9 +117,47 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         zfs_checked: pre.needs_zfs,
         self_exe: std::env::current_exe().context("finding keel's own binary")?,
     };
+    let uplink = match (&args.registry, &args.token) {
+        (Some(url), Some(token)) => {
+            let reg = crate::phone_home::Registry::new(url, args.registry_fingerprint.as_deref())?;
+            let inventory = serde_json::to_value(&live).context("the inventory as JSON")?;
+            let spool = args.journal_dir.join(format!("spool-{}", plan.hostname));
+            let u = crate::phone_home::Uplink::start(reg, token.clone(), inventory, spool)?;
+            if fresh_journal {
+                for e in &journal.entries {
+                    u.send(serde_json::to_value(e)?);
+                }
+            }
+            Some(u)
+        }
+        _ => None,
+    };
     let mut progress = Progress::new(args.progress);
-    let mut print = |e: &Entry| progress.event(e);
-    match engine::execute(&mut host, &plan, &profile, &mut journal, &opts, &mut print) {
+    let mut print = |e: &Entry| {
+        progress.event(e);
+        if let (Some(u), Ok(v)) = (&uplink, serde_json::to_value(e)) {
+            u.send(v);
+        }
+    };
+    let outcome = engine::execute(&mut host, &plan, &profile, &mut journal, &opts, &mut print);
+    if let Some(u) = uplink {
+        let result = if outcome.is_ok() { "ok" } else { "failed" };
+        let report = serde_json::json!({
+            "result": result,
+            "hostname": plan.hostname,
+            "plan_sha256": journal.entries.iter().find_map(|e| match &e.record { Record::Begin { plan_sha256, .. } => Some(plan_sha256.clone()), _ => None }),
+            "inventory": serde_json::to_value(&live).unwrap_or_default(),
+            "step_seconds": journal.entries.iter().filter_map(|e| match &e.record { Record::Done { step, seconds } => Some((step.clone(), *seconds)), _ => None }).collect::<std::collections::BTreeMap<_, _>>(),
+            "versions": journal.entries.iter().find_map(|e| match &e.record { Record::Note { message } => message.strip_prefix(engine::VERSIONS_NOTE).map(String::from), _ => None }),
+            "error": outcome.as_ref().err().map(|e| e.to_string()),
+        });
+        let end = u.finish(Duration::from_secs(30), Some(report));
+        match &end.last_error {
+            None => eprintln!("registry: {} events delivered, report sent ({result})", end.delivered),
+            Some(why) => eprintln!("registry: {} events delivered, {} waiting in the spool beside the journal ({why}); a later run delivers them", end.delivered, end.waiting),
+        }
+    }
+    match outcome {
         Ok(Outcome::Finished) => {
             eprint!("{}", journal::step_times(&journal.entries, &plan));
             for e in &journal.entries {
@@ -161,6 +201,12 @@ fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<Exit
     }
     if let Some(u) = &args.until {
         cmd.arg("--until").arg(u);
+    }
+    if let (Some(r), Some(t)) = (&args.registry, &args.token) {
+        cmd.arg("--registry").arg(r).arg("--token").arg(t);
+        if let Some(f) = &args.registry_fingerprint {
+            cmd.arg("--registry-fingerprint").arg(f);
+        }
     }
     cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string())
         .arg("--os-command-timeout").arg(args.os_command_timeout.to_string());

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod install;
 mod logging_host;
+mod phone_home;
 mod progress;
 mod inventory_view;
 

@@ -347,3 +347,61 @@ fn a_detached_install_survives_its_caller_and_status_follows_it() {
     let log = std::fs::read_to_string(rig.journals().join("install-lab-node-01.log")).unwrap();
     assert!(log.contains("$ sgdisk --clear") && log.contains("exit 0"), "{log}");
 }
+
+/// A registry in process on a free loopback port; returns its URL and store.
+fn registry() -> (String, keel_registry::Store, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (url, store) = rt.block_on(async move {
+        let store = keel_registry::Store::open(&format!("sqlite:{}", dir.join("registry.db").display())).await.unwrap();
+        let state = std::sync::Arc::new(keel_registry::AppState {
+            store: store.clone(),
+            admin_hash: keel_registry::secret::hash("admin-token-for-the-loop-tests-0123456789"),
+            token_ttl_secs: 600,
+            public_url: String::new(),
+            boot_kernel: None,
+            boot_initrd: None,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, keel_registry::router(state)).await.unwrap() });
+        (url, store)
+    });
+    (url, store, rt)
+}
+
+#[test]
+fn an_install_phones_home_every_event_then_its_report() {
+    let Some(_g) = exclusive() else { return };
+    let rig = Rig::new();
+    let (url, store, rt) = registry();
+    let token = keel_registry::secret::generate();
+    rt.block_on(async {
+        let profile = std::fs::read_to_string(rig.profile()).unwrap();
+        store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+        store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+    });
+    let run = rig.install(&["--registry", &url, "--token", &token]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("events delivered, report sent (ok)"), "{}", run.stderr);
+    // every journal entry reached the registry once, in order, the Begin line first
+    let journal = std::fs::read_to_string(rig.journals().join("install-lab-node-01.jsonl")).unwrap();
+    let written: Vec<u64> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    let events = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap();
+    let got: Vec<u64> = events.iter().map(|(_, b)| serde_json::from_str::<serde_json::Value>(b).unwrap()["journal_seq"].as_u64().unwrap()).collect();
+    assert_eq!(got, written);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&events[0].1).unwrap()["event"], "begin");
+    let node = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
+    assert_eq!(node.state, "installed");
+    let report: serde_json::Value = serde_json::from_str(&rt.block_on(store.report("lab-node-01")).unwrap().unwrap()).unwrap();
+    assert_eq!(report["result"], "ok");
+    assert!(report["step_seconds"]["partition.format-esp"].as_f64().is_some(), "{report}");
+    // a second run: the token is spent, the saved enrollment is used, nothing is sent twice
+    let again = rig.install(&["--registry", &url, "--token", &token]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let n = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap().len();
+    assert!(n > events.len(), "the second run's events arrive too");
+    let seqs: Vec<i64> = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap().iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>());
+}

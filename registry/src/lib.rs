@@ -6,6 +6,7 @@ pub mod error;
 pub mod ipxe;
 pub mod secret;
 pub mod store;
+pub mod tls;
 
 pub use api::{router, AppState, Shared};
 pub use store::Store;

@@ -50,6 +50,12 @@ struct ServeArgs {
     /// URL of the live system's initrd that iPXE boots.
     #[arg(long, env = "KEEL_REGISTRY_BOOT_INITRD")]
     boot_initrd: Option<String>,
+    /// Serve HTTPS with this certificate (PEM); needs --tls-key.
+    #[arg(long, env = "KEEL_REGISTRY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "KEEL_REGISTRY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -67,6 +73,8 @@ impl ServeArgs {
             token_ttl: self.token_ttl.or(file.token_ttl),
             boot_kernel: self.boot_kernel.or(file.boot_kernel),
             boot_initrd: self.boot_initrd.or(file.boot_initrd),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
         })
     }
 }
@@ -88,10 +96,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
         store,
         admin_hash: secret::hash(token),
         token_ttl_secs: args.token_ttl.unwrap_or(86400),
-        public_url: args.public_url.unwrap_or_else(|| format!("http://{listen}")),
+        public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
         boot_initrd: args.boot_initrd,
     });
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
+        eprintln!(
+            "keel-registry: listening on https://{} ({} database {database}); nodes pin it with --registry-fingerprint {}",
+            listener.local_addr()?,
+            state.store.backend,
+            keel_registry::tls::fingerprint(&pem)?
+        );
+        return keel_registry::tls::serve(listener, router(state), cert, key).await;
+    }
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!("keel-registry on http://{} ({} database)", listener.local_addr()?, state.store.backend);
     eprintln!("keel-registry: listening on http://{} ({} database {database})", listener.local_addr()?, state.store.backend);

@@ -185,8 +185,11 @@ impl Store {
         rows.iter().map(doc_from).collect::<Result<_, _>>().map_err(Into::into)
     }
 
-    /// Creates the node or re-arms it (a rebuild): a new token, state "waiting", events kept.
+    /// Creates the node or re-arms it (a rebuild): a new token, state "waiting"; the previous
+    /// install's events and report are dropped (the new install numbers its events from 1).
     pub async fn arm_node(&self, n: &NewNode, token_hash: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM events WHERE hostname = $1").bind(&n.hostname).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO nodes (hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
@@ -202,8 +205,9 @@ impl Store {
         .bind(token_hash)
         .bind(expires_at)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

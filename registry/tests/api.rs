@@ -297,6 +297,11 @@ async fn events_are_idempotent_by_sequence_number(r: Reg) {
     let node = r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await;
     assert_eq!((node.body["state"].as_str(), node.body["step"].as_str(), node.body["events"].as_i64()), (Some("installing"), Some("partition"), Some(4)));
     assert_eq!(r.store.event_count().await.unwrap(), 4);
+    // a rebuild re-arms the node: the new install numbers its events from 1 again
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    assert_eq!(r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await.body["events"], 0);
+    let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(1, "start", "preflight")] })).await;
+    assert_eq!(a.body, json!({ "accepted": 1, "duplicates": 0 }), "{}", a.text);
     // events of an unenrolled caller are refused
     is_error(&r.json("POST", "/v1/events", None, first).await, StatusCode::UNAUTHORIZED, "unauthorized");
 }

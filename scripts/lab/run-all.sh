@@ -56,6 +56,22 @@ run() { # name workdir scenario serials...
   return $rc
 }
 
+linked() { # scenario dir1 dir2 port: node 1 and node 2 at once on one loopback UDP link (ports
+  # port and port+1); both outputs shown; succeeds when both passed. The caller's environment
+  # (KEEL_LAB_BOOT=disk for installed nodes) reaches both guests.
+  local scenario=$1 d1=$2 d2=$3 p=$4 pid rc1 rc2
+  KEEL_LAB_DGRAM=$p:$((p + 1)) KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 \
+    bash "$here/boot.sh" "$d1" "$scenario" >"$d1.$scenario.out" 2>&1 &
+  pid=$!
+  KEEL_LAB_DGRAM=$((p + 1)):$p KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 \
+    bash "$here/boot.sh" "$d2" "$scenario" >"$d2.$scenario.out" 2>&1
+  rc2=$?
+  wait $pid
+  rc1=$?
+  for d in "$d1" "$d2"; do cat "$d.$scenario.out"; show "$d" "$scenario"; done
+  [ $rc1 = 0 ] && [ $rc2 = 0 ]
+}
+
 # KEEL_LAB_BASIC=0 leaves out the scenarios before the OS install (for measuring that)
 if [ "${KEEL_LAB_BASIC:-1}" = 1 ]; then
 s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
@@ -83,18 +99,7 @@ s=$(date +%s); refuse_unchanged one-drive LABNVME0001; result one-drive $? $(( $
 s=$(date +%s); refuse_unchanged other-serial LABNVME0001 LABNVME0009; result other-serial $? $(( $(date +%s) - s ))
 
 # two guests on one loopback UDP link: each applies its rendered network and pings the other
-s=$(date +%s)
-KEEL_LAB_DGRAM=47001:47002 KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 \
-  bash "$here/boot.sh" "$work/net1" network >"$work/net1.out" 2>&1 &
-n1=$!
-KEEL_LAB_DGRAM=47002:47001 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 \
-  bash "$here/boot.sh" "$work/net2" network >"$work/net2.out" 2>&1
-r2=$?
-wait $n1
-r1=$?
-for n in 1 2; do cat "$work/net$n.out"; show "$work/net$n" network; done
-[ $r1 = 0 ] && [ $r2 = 0 ]
-result network-two-nodes $? $(( $(date +%s) - s ))
+s=$(date +%s); linked network "$work/net1" "$work/net2" 47001; result network-two-nodes $? $(( $(date +%s) - s ))
 fi
 
 # --- the OS install, end to end, against the lab's package repository on the host loopback.
@@ -141,18 +146,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
   fi
   if [ "$os" = cluster ] && [ "$r1" = 0 ] && [ "$r2" = 0 ]; then
-    s=$(date +%s)
-    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
-      bash "$here/boot.sh" "$work/os1" cluster >"$work/cluster1.out" 2>&1 &
-    c1=$!
-    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 \
-      bash "$here/boot.sh" "$work/os2" cluster >"$work/cluster2.out" 2>&1
-    r2=$?
-    wait $c1
-    r1=$?
-    for n in 1 2; do cat "$work/cluster$n.out"; show "$work/os$n" cluster; done
-    [ $r1 = 0 ] && [ $r2 = 0 ]
-    result cluster $? $(( $(date +%s) - s ))
+    s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/os2" 47011; result cluster $? $(( $(date +%s) - s ))
   fi
   if [ -f "$work/os1/results-os-install/rc" ] && [ "$(cat "$work/os1/results-os-install/rc")" = 0 ]; then
     booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001

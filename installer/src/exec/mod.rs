@@ -7,6 +7,7 @@ pub mod confirm;
 pub mod engine;
 pub mod host;
 pub mod preflight;
+pub mod spool;
 pub mod journal;
 
 pub use host::{FakeHost, Host, HostError, Output, SystemHost};

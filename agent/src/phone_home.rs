@@ -1,0 +1,508 @@
+//! The agent's side of the registry (`keel-registry`): enrollment with the single-use token,
+//! the node's own profile, progress events out of the spool, the final report. HTTPS through
+//! rustls; `--registry-fingerprint sha256:HEX` pins the registry's certificate (then the
+//! certificate itself is the trust anchor, for a registry with a self-signed certificate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use keel_installer::exec::spool::Deliver;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub struct Registry {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+/// What enrollment gave this node.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub hostname: String,
+    pub secret: String,
+    pub profile: String,
+}
+
+impl Enrolled {
+    fn bearer(&self) -> String {
+        format!("{}:{}", self.hostname, self.secret)
+    }
+}
+
+/// The registry's own words for a refused request (`{"error", "message"}`), or the body.
+fn refusal(url: &str, r: reqwest::blocking::Response) -> anyhow::Error {
+    let status = r.status();
+    let text = r.text().unwrap_or_default();
+    let why = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["message"].as_str().map(String::from)).unwrap_or(text);
+    anyhow!("registry {url} answered {status}: {why}")
+}
+
+impl Registry {
+    pub fn new(url: &str, fingerprint: Option<&str>) -> Result<Registry> {
+        let base = url.trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            bail!("--registry {url}: expected an http:// or https:// URL");
+        }
+        let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).connect_timeout(Duration::from_secs(5));
+        if let Some(fp) = fingerprint {
+            let pin = parse_fingerprint(fp)?;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .context("TLS setup")?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+                .with_no_client_auth();
+            b = b.use_preconfigured_tls(config);
+        }
+        Ok(Registry { base, http: b.build().context("HTTP client setup")? })
+    }
+
+    pub fn enroll(&self, token: &str, inventory: &Value) -> Result<Enrolled> {
+        let url = format!("{}/v1/enroll", self.base);
+        let r = self.http.post(&url).json(&json!({ "token": token, "inventory": inventory })).send().with_context(|| format!("enrolling at {url}"))?;
+        if !r.status().is_success() {
+            return Err(refusal(&url, r));
+        }
+        let v: Value = r.json().with_context(|| format!("reading the answer of {url}"))?;
+        let field = |k: &str| v[k].as_str().map(String::from).ok_or_else(|| anyhow!("registry {url}: the answer has no {k}"));
+        Ok(Enrolled { hostname: field("hostname")?, secret: field("secret")?, profile: field("profile")? })
+    }
+
+    /// The node's own profile, as TOML text.
+    pub fn profile(&self, node: &Enrolled) -> Result<String> {
+        let url = format!("{}/v1/profile", self.base);
+        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the profile from {url}"))?;
+        if !r.status().is_success() {
+            return Err(refusal(&url, r));
+        }
+        r.text().with_context(|| format!("reading the profile from {url}"))
+    }
+
+    pub fn report(&self, node: &Enrolled, report: &Value) -> Result<()> {
+        let url = format!("{}/v1/report", self.base);
+        let r = self.http.post(&url).bearer_auth(node.bearer()).json(report).send().with_context(|| format!("sending the report to {url}"))?;
+        if !r.status().is_success() {
+            return Err(refusal(&url, r));
+        }
+        Ok(())
+    }
+
+    /// Delivers spooled events for `node`.
+    pub fn events<'a>(&'a self, node: &'a Enrolled) -> Events<'a> {
+        Events { reg: self, node }
+    }
+}
+
+pub struct Events<'a> {
+    reg: &'a Registry,
+    node: &'a Enrolled,
+}
+
+impl Deliver for Events<'_> {
+    fn deliver(&mut self, events: &[Value]) -> Result<(), String> {
+        let url = format!("{}/v1/events", self.reg.base);
+        let r = self.reg.http.post(&url).bearer_auth(self.node.bearer()).json(&json!({ "events": events })).send().map_err(|e| format!("{url}: {e}"))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(refusal(&url, r).to_string())
+        }
+    }
+}
+
+fn parse_fingerprint(fp: &str) -> Result<[u8; 32]> {
+    let hex_part = fp.strip_prefix("sha256:").ok_or_else(|| anyhow!("--registry-fingerprint {fp}: expected sha256:HEX (64 hex digits, colons allowed)"))?;
+    let digits: String = hex_part.chars().filter(|c| *c != ':').collect();
+    let bytes = (0..digits.len())
+        .step_by(2)
+        .map(|i| digits.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| anyhow!("--registry-fingerprint {fp}: expected 64 hex digits after sha256:"))?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+/// Accepts exactly the certificate whose SHA-256 is pinned; signatures are still checked.
+#[derive(Debug)]
+struct Pinned {
+    pin: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if got == self.pin {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            let hexed: Vec<String> = got.iter().map(|b| format!("{b:02x}")).collect();
+            Err(rustls::Error::General(format!("the registry's certificate has fingerprint sha256:{}, not the pinned one", hexed.join(""))))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_installer::exec::spool::Spool;
+    use keel_registry::{router, secret, store::NewNode, AppState, Store};
+
+    /// A registry on `port`, in its own runtime thread; returns its store.
+    pub(super) fn start_registry(port: u16, db: &std::path::Path) -> Store {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = format!("sqlite:{}", db.display());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let store = Store::open(&db).await.unwrap();
+                let state = Arc::new(AppState {
+                    store: store.clone(),
+                    admin_hash: secret::hash("admin-token-for-the-agent-tests-0123456789"),
+                    token_ttl_secs: 600,
+                    public_url: String::new(),
+                    boot_kernel: None,
+                    boot_initrd: None,
+                });
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+                tx.send(store).unwrap();
+                axum::serve(listener, router(state)).await.unwrap();
+            });
+        });
+        rx.recv().unwrap()
+    }
+
+    pub(super) fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// The registry is down while the install runs; it comes up later: every event arrives
+    /// once, in order, and the report after them.
+    #[test]
+    fn events_spooled_while_the_registry_is_down_arrive_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let reg = Registry::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let mut spool = Spool::open(&dir.path().join("spool")).unwrap();
+        let inventory = json!({ "nics": [{ "mac": "52:54:00:a4:41:01" }], "dmi": { "product_serial": "LAB-1" } });
+        let err = reg.enroll("whatever", &inventory).unwrap_err().to_string();
+        assert!(err.contains(&format!("enrolling at http://127.0.0.1:{port}/v1/enroll")), "{err}");
+        for i in 0..40 {
+            spool.push(json!({ "event": if i % 2 == 0 { "start" } else { "done" }, "step": format!("step-{}", i / 2), "journal_seq": i + 1 })).unwrap();
+        }
+        let store = start_registry(port, &dir.path().join("registry.db"));
+        let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let token = secret::generate();
+        rt.block_on(async {
+            store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+            let node = NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        });
+        let node = reg.enroll(&token, &inventory).unwrap();
+        assert_eq!(node.hostname, "lab-node-01");
+        assert_eq!(reg.profile(&node).unwrap(), profile);
+        let again = reg.enroll(&token, &inventory).unwrap_err().to_string();
+        assert!(again.contains("409") && again.contains("single-use"), "{again}");
+        let all = spool.pending(100).unwrap();
+        assert_eq!(spool.flush(&mut reg.events(&node), 7).unwrap(), (40, None));
+        assert!(spool.pending(100).unwrap().is_empty());
+        // a resend of everything (as after a lost cursor) stores nothing twice
+        reg.events(&node).deliver(&all).unwrap();
+        let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
+        let seqs: Vec<i64> = events.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+        let journal_seqs: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
+        assert_eq!(journal_seqs, (1..=40).collect::<Vec<_>>(), "in the order they happened");
+        reg.report(&node, &json!({ "result": "ok" })).unwrap();
+        let n = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
+        assert_eq!((n.state.as_str(), n.events), ("installed", 40));
+        // a wrong secret is refused with the registry's own words
+        let forged = Enrolled { secret: "0".repeat(64), ..node };
+        let err = reg.profile(&forged).unwrap_err().to_string();
+        assert!(err.contains("401") && err.contains("wrong node secret"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_must_be_sha256_with_64_hex_digits() {
+        assert!(parse_fingerprint(&format!("sha256:{}", "ab".repeat(32))).is_ok());
+        assert!(parse_fingerprint(&format!("sha256:{}", vec!["AB"; 32].join(":"))).is_ok());
+        for bad in ["ab".repeat(32), format!("sha256:{}", "ab".repeat(31)), format!("md5:{}", "ab".repeat(32)), "sha256:zz".into()] {
+            assert!(parse_fingerprint(&bad).is_err(), "{bad}");
+        }
+        assert!(Registry::new("ftp://x", None).is_err());
+    }
+}
+
+/// Streams events to the registry from a background thread, through the spool, so the install
+/// never waits on the registry: enrollment (saved beside the spool, since the token works
+/// once) and delivery are retried with backoff until `finish`.
+pub struct Uplink {
+    tx: Option<std::sync::mpsc::Sender<Value>>,
+    thread: Option<std::thread::JoinHandle<UplinkEnd>>,
+    /// Set by `finish`: until when to keep trying, and the final report to send last.
+    finish_by: Arc<std::sync::Mutex<Option<(std::time::Instant, Option<Value>)>>>,
+}
+
+/// How the uplink ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UplinkEnd {
+    pub enrolled: Option<String>,
+    pub delivered: u64,
+    pub waiting: u64,
+    pub reported: bool,
+    pub last_error: Option<String>,
+}
+
+impl Uplink {
+    pub fn start(reg: Registry, token: String, inventory: Value, spool_dir: std::path::PathBuf) -> Result<Uplink> {
+        let mut spool = keel_installer::exec::spool::Spool::open(&spool_dir)?;
+        let saved = spool_dir.join("enrollment.json");
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        let finish_by = Arc::new(std::sync::Mutex::new(None::<(std::time::Instant, Option<Value>)>));
+        let deadline = finish_by.clone();
+        let thread = std::thread::spawn(move || {
+            let mut node: Option<Enrolled> = std::fs::read_to_string(&saved).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| {
+                Some(Enrolled { hostname: v["hostname"].as_str()?.into(), secret: v["secret"].as_str()?.into(), profile: v["profile"].as_str()?.into() })
+            });
+            let (mut delivered, mut last_error, mut backoff, mut closed) = (0, None, Duration::from_millis(200), false);
+            let mut next_try = std::time::Instant::now();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(ev) => {
+                        if let Err(e) = spool.push(ev) {
+                            last_error = Some(e.to_string());
+                        }
+                        while let Ok(ev) = rx.try_recv() {
+                            let _ = spool.push(ev);
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => closed = true,
+                }
+                let due = std::time::Instant::now() >= next_try;
+                if due && (spool.backlog() > 0 || node.is_none()) {
+                    if node.is_none() {
+                        match reg.enroll(&token, &inventory) {
+                            Ok(n) => {
+                                let v = json!({ "hostname": n.hostname, "secret": n.secret, "profile": n.profile });
+                                let _ = write_private(&saved, &v.to_string());
+                                node = Some(n);
+                            }
+                            Err(e) => last_error = Some(format!("{e:#}")),
+                        }
+                    }
+                    if let Some(n) = &node {
+                        match spool.flush(&mut reg.events(n), 100) {
+                            Ok((sent, None)) => {
+                                delivered += sent;
+                                backoff = Duration::from_millis(200);
+                            }
+                            Ok((sent, Some(why))) => {
+                                delivered += sent;
+                                last_error = Some(why);
+                            }
+                            Err(e) => last_error = Some(e.to_string()),
+                        }
+                    }
+                    if spool.backlog() > 0 || node.is_none() {
+                        next_try = std::time::Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+                let done = spool.backlog() == 0 && node.is_some();
+                let (past, report) = match deadline.lock() {
+                    Ok(d) => (d.as_ref().is_some_and(|(t, _)| std::time::Instant::now() >= *t), d.as_ref().and_then(|(_, r)| r.clone())),
+                    Err(_) => (true, None),
+                };
+                let mut reported = false;
+                if closed && done {
+                    // the report goes last, after every event
+                    match (&report, &node) {
+                        (Some(r), Some(n)) if due || past => match reg.report(n, r) {
+                            Ok(()) => reported = true,
+                            Err(e) => {
+                                last_error = Some(format!("{e:#}"));
+                                next_try = std::time::Instant::now() + backoff;
+                                backoff = (backoff * 2).min(Duration::from_secs(30));
+                            }
+                        },
+                        (None, _) => reported = true,
+                        _ => {}
+                    }
+                }
+                if closed && ((done && reported) || past) {
+                    if done && reported {
+                        last_error = None;
+                    }
+                    let reported = reported && report.is_some();
+                    return UplinkEnd { enrolled: node.map(|n| n.hostname), delivered, waiting: spool.backlog(), reported, last_error };
+                }
+            }
+        });
+        Ok(Uplink { tx: Some(tx), thread: Some(thread), finish_by })
+    }
+
+    /// Queues an event (never blocks on the network).
+    pub fn send(&self, event: Value) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Stops taking events, keeps delivering for at most `grace`, then sends `report`; what
+    /// is left stays in the spool for a later run.
+    pub fn finish(mut self, grace: Duration, report: Option<Value>) -> UplinkEnd {
+        if let Ok(mut d) = self.finish_by.lock() {
+            *d = Some((std::time::Instant::now() + grace, report));
+        }
+        self.tx.take();
+        self.thread.take().map(|t| t.join().unwrap_or(UplinkEnd { enrolled: None, delivered: 0, waiting: 0, reported: false, last_error: Some("the uplink thread panicked".into()) })).expect("started")
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod uplink_tests {
+    use super::*;
+
+    /// The install streams while the registry is down, the registry comes up mid-way: the
+    /// uplink enrolls then, and every event arrives once, in order; the install never waited.
+    #[test]
+    fn the_uplink_enrolls_late_and_delivers_everything_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = tests::free_port();
+        let reg = Registry::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let inventory = json!({ "nics": [{ "mac": "52:54:00:a4:41:01" }], "dmi": { "product_serial": "LAB-1" } });
+        let token = keel_registry::secret::generate();
+        let up = Uplink::start(reg, token.clone(), inventory, dir.path().join("spool")).unwrap();
+        let t = std::time::Instant::now();
+        for i in 1..=30 {
+            up.send(json!({ "event": "start", "step": format!("s{i}"), "journal_seq": i }));
+        }
+        assert!(t.elapsed() < Duration::from_millis(200), "sending never waits on the registry");
+        std::thread::sleep(Duration::from_millis(500));
+        let store = tests::start_registry(port, &dir.path().join("registry.db"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
+            store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+            let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        });
+        for i in 31..=40 {
+            up.send(json!({ "event": "done", "step": format!("s{i}"), "journal_seq": i }));
+        }
+        let end = up.finish(Duration::from_secs(60), Some(json!({ "result": "ok", "step_seconds": { "s1": 1.5 } })));
+        assert_eq!(end, UplinkEnd { enrolled: Some("lab-node-01".into()), delivered: 40, waiting: 0, reported: true, last_error: None });
+        let report = rt.block_on(store.report("lab-node-01")).unwrap().unwrap();
+        assert!(report.contains("\"step_seconds\""), "{report}");
+        let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
+        let order: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
+        assert_eq!(order, (1..=40).collect::<Vec<_>>());
+        let saved = dir.path().join("spool/enrollment.json");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// Registry never comes: finish gives up after the grace time, everything stays spooled.
+    #[test]
+    fn without_a_registry_the_events_stay_in_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::new(&format!("http://127.0.0.1:{}", tests::free_port()), None).unwrap();
+        let up = Uplink::start(reg, "t".into(), json!({}), dir.path().join("spool")).unwrap();
+        for i in 1..=5 {
+            up.send(json!({ "event": "start", "journal_seq": i }));
+        }
+        let end = up.finish(Duration::from_millis(300), Some(json!({ "result": "ok" })));
+        assert_eq!((end.enrolled, end.delivered, end.waiting, end.reported), (None, 0, 5, false));
+        assert!(end.last_error.unwrap().contains("enrolling at"));
+        assert_eq!(keel_installer::exec::spool::Spool::open(&dir.path().join("spool")).unwrap().backlog(), 5);
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    /// A registry serving HTTPS with a self-signed certificate: the pinned fingerprint lets
+    /// keel in; another fingerprint, or no pin (the certificate is not from a known CA), does not.
+    #[test]
+    fn a_pinned_certificate_is_trusted_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        let pin = keel_registry::tls::fingerprint(cert.cert.pem().as_bytes()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let db = dir.path().join("registry.db");
+        let (cp, kp) = (cert_path.clone(), key_path.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let store = keel_registry::Store::open(&format!("sqlite:{}", db.display())).await.unwrap();
+                let state = Arc::new(keel_registry::AppState {
+                    store,
+                    admin_hash: keel_registry::secret::hash("x"),
+                    token_ttl_secs: 600,
+                    public_url: String::new(),
+                    boot_kernel: None,
+                    boot_initrd: None,
+                });
+                keel_registry::tls::serve(listener, keel_registry::router(state), &cp, &kp).await.unwrap();
+            });
+        });
+        let url = format!("https://127.0.0.1:{port}");
+        let inv = json!({});
+        // pinned: the TLS handshake passes and the registry answers (an unknown token: 401)
+        let err = Registry::new(&url, Some(&pin)).unwrap().enroll("nope", &inv).unwrap_err().to_string();
+        assert!(err.contains("401") && err.contains("enrollment token"), "{err}");
+        // another pin: refused in the handshake, saying why
+        let other = format!("sha256:{}", "00".repeat(32));
+        let err = format!("{:#}", Registry::new(&url, Some(&other)).unwrap().enroll("nope", &inv).unwrap_err());
+        assert!(err.contains("not the pinned one") && err.contains(&pin), "{err}");
+        // no pin: a self-signed certificate is not trusted
+        let err = format!("{:#}", Registry::new(&url, None).unwrap().enroll("nope", &inv).unwrap_err());
+        assert!(!err.contains("401"), "{err}");
+    }
+}
