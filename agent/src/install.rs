@@ -148,7 +148,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             "plan_sha256": journal.entries.iter().find_map(|e| match &e.record { Record::Begin { plan_sha256, .. } => Some(plan_sha256.clone()), _ => None }),
             "inventory": serde_json::to_value(&live).unwrap_or_default(),
             "step_seconds": journal.entries.iter().filter_map(|e| match &e.record { Record::Done { step, seconds } => Some((step.clone(), *seconds)), _ => None }).collect::<std::collections::BTreeMap<_, _>>(),
-            "versions": journal.entries.iter().find_map(|e| match &e.record { Record::Note { message } => message.strip_prefix(engine::VERSIONS_NOTE).map(String::from), _ => None }),
+            "versions": journal::version_notes(&journal.entries).next(),
             "error": outcome.as_ref().err().map(|e| e.to_string()),
         });
         let end = u.finish(Duration::from_secs(30), Some(report));
@@ -160,12 +160,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     match outcome {
         Ok(Outcome::Finished) => {
             eprint!("{}", journal::step_times(&journal.entries, &plan));
-            for e in &journal.entries {
-                if let Record::Note { message } = &e.record {
-                    if let Some(v) = message.strip_prefix(engine::VERSIONS_NOTE) {
-                        eprintln!("installed: {v}");
-                    }
-                }
+            for v in journal::version_notes(&journal.entries) {
+                eprintln!("installed: {v}");
             }
             eprintln!("{} is installed; journal {}", plan.hostname, path.display());
             Ok(ExitCode::SUCCESS)

@@ -30,12 +30,16 @@ impl Enrolled {
     }
 }
 
-/// The registry's own words for a refused request (`{"error", "message"}`), or the body.
-fn refusal(url: &str, r: reqwest::blocking::Response) -> anyhow::Error {
+/// The answer when the registry accepted the request; otherwise an error in the registry's
+/// own words (`{"error", "message"}`), or its body.
+fn accepted(url: &str, r: reqwest::blocking::Response) -> Result<reqwest::blocking::Response> {
     let status = r.status();
+    if status.is_success() {
+        return Ok(r);
+    }
     let text = r.text().unwrap_or_default();
     let why = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["message"].as_str().map(String::from)).unwrap_or(text);
-    anyhow!("registry {url} answered {status}: {why}")
+    Err(anyhow!("registry {url} answered {status}: {why}"))
 }
 
 impl Registry {
@@ -62,9 +66,7 @@ impl Registry {
     pub fn enroll(&self, token: &str, inventory: &Value) -> Result<Enrolled> {
         let url = format!("{}/v1/enroll", self.base);
         let r = self.http.post(&url).json(&json!({ "token": token, "inventory": inventory })).send().with_context(|| format!("enrolling at {url}"))?;
-        if !r.status().is_success() {
-            return Err(refusal(&url, r));
-        }
+        let r = accepted(&url, r)?;
         let v: Value = r.json().with_context(|| format!("reading the answer of {url}"))?;
         let field = |k: &str| v[k].as_str().map(String::from).ok_or_else(|| anyhow!("registry {url}: the answer has no {k}"));
         Ok(Enrolled { hostname: field("hostname")?, secret: field("secret")?, profile: field("profile")? })
@@ -74,18 +76,14 @@ impl Registry {
     pub fn profile(&self, node: &Enrolled) -> Result<String> {
         let url = format!("{}/v1/profile", self.base);
         let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the profile from {url}"))?;
-        if !r.status().is_success() {
-            return Err(refusal(&url, r));
-        }
+        let r = accepted(&url, r)?;
         r.text().with_context(|| format!("reading the profile from {url}"))
     }
 
     pub fn report(&self, node: &Enrolled, report: &Value) -> Result<()> {
         let url = format!("{}/v1/report", self.base);
         let r = self.http.post(&url).bearer_auth(node.bearer()).json(report).send().with_context(|| format!("sending the report to {url}"))?;
-        if !r.status().is_success() {
-            return Err(refusal(&url, r));
-        }
+        accepted(&url, r)?;
         Ok(())
     }
 
@@ -104,11 +102,7 @@ impl Deliver for Events<'_> {
     fn deliver(&mut self, events: &[Value]) -> Result<(), String> {
         let url = format!("{}/v1/events", self.reg.base);
         let r = self.reg.http.post(&url).bearer_auth(self.node.bearer()).json(&json!({ "events": events })).send().map_err(|e| format!("{url}: {e}"))?;
-        if r.status().is_success() {
-            Ok(())
-        } else {
-            Err(refusal(&url, r).to_string())
-        }
+        accepted(&url, r).map(drop).map_err(|e| e.to_string())
     }
 }
 

@@ -222,19 +222,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn node(&self, hostname: &str) -> Result<Option<Node>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE hostname = $1")).bind(hostname).fetch_optional(&self.pool).await?;
+    /// The node whose `column` equals `value` (the first one found: only the hostname is unique).
+    async fn node_where(&self, column: &'static str, value: &str) -> Result<Option<Node>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE {column} = $1")).bind(value).fetch_optional(&self.pool).await?;
         row.map(|r| node_from(&r)).transpose().map_err(Into::into)
+    }
+
+    pub async fn node(&self, hostname: &str) -> Result<Option<Node>, StoreError> {
+        self.node_where("hostname", hostname).await
     }
 
     pub async fn node_by_token(&self, token_hash: &str) -> Result<Option<Node>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE token_hash = $1")).bind(token_hash).fetch_optional(&self.pool).await?;
-        row.map(|r| node_from(&r)).transpose().map_err(Into::into)
+        self.node_where("token_hash", token_hash).await
     }
 
     pub async fn node_by_mac(&self, mac: &str) -> Result<Option<Node>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE mac = $1")).bind(mac).fetch_optional(&self.pool).await?;
-        row.map(|r| node_from(&r)).transpose().map_err(Into::into)
+        self.node_where("mac", mac).await
     }
 
     pub async fn nodes(&self) -> Result<Vec<Node>, StoreError> {

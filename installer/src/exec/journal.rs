@@ -199,6 +199,14 @@ pub fn summary(entries: &[Entry]) -> String {
     entries.iter().map(|e| format!("{}  {}\n", e.ts, e.record.describe())).collect()
 }
 
+/// The installed package versions the package step noted (one note per run of that step).
+pub fn version_notes(entries: &[Entry]) -> impl Iterator<Item = &str> {
+    entries.iter().filter_map(|e| match &e.record {
+        Record::Note { message } => message.strip_prefix(super::engine::VERSIONS_NOTE),
+        _ => None,
+    })
+}
+
 /// Seconds per step (the last run of each step that did work) and per group, in plan order:
 /// the table `keel install` prints at the end. Steps found done are listed with 0.
 pub fn step_times(entries: &[Entry], plan: &Plan) -> String {
