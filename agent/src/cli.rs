@@ -112,6 +112,17 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run by the installed node's keel-first-boot unit: report "booted" with the new SSH host
+    /// keys to the registry, run the cluster step (`pvecm create` on the first node, `pvecm add`
+    /// on the others), report the result, then disable the unit. Retries with backoff.
+    FirstBoot {
+        /// Root of the installed system (tests point it elsewhere).
+        #[arg(long, default_value = "/", hide = true)]
+        root: PathBuf,
+        /// Give up (exit 1, so systemd starts it again later) after this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        give_up_after: u64,
+    },
 }
 
 /// Where journals and logs live in the rescue system.
@@ -119,9 +130,10 @@ pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/keel";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InstallArgs {
-    /// Node profile (profiles/*.toml).
+    /// Node profile (profiles/*.toml). Without it, the profile comes from the registry (the
+    /// node's own, found by the enrollment token), with its hardware spec and corosync authkey.
     #[arg(long)]
-    pub profile: PathBuf,
+    pub profile: Option<PathBuf>,
     /// Hardware spec to check first (default: the profile's `hardware-spec`).
     #[arg(long)]
     pub spec: Option<PathBuf>,
@@ -164,15 +176,26 @@ pub struct InstallArgs {
     #[arg(long)]
     pub detach: bool,
     /// Phone home to this keel-registry: enroll, stream progress, send the final report. The
-    /// install never waits on it; undelivered events stay spooled beside the journal.
-    #[arg(long, requires = "token")]
+    /// install never waits on it; undelivered events stay spooled beside the journal. Without
+    /// the flag, `keel.registry=` / `keel.token=` / `keel.fingerprint=` on the kernel command
+    /// line are used when present (an unattended PXE boot).
+    #[arg(long)]
     pub registry: Option<String>,
     /// The node's single-use enrollment token (from the registry's operator).
-    #[arg(long, requires = "registry")]
+    #[arg(long, requires = "registry", conflicts_with = "token_file")]
     pub token: Option<String>,
+    /// Read the enrollment token from this file (keeps it out of the process list).
+    #[arg(long, requires = "registry")]
+    pub token_file: Option<PathBuf>,
     /// Pin the registry's TLS certificate: sha256:HEX of its DER form.
     #[arg(long, requires = "registry")]
     pub registry_fingerprint: Option<String>,
+    /// Without --profile: how long to wait for an unreachable registry, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub registry_wait: u64,
+    /// Kernel command line to read keel.registry= and keel.token= from.
+    #[arg(long, default_value = "/proc/cmdline", hide = true)]
+    pub cmdline: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use keel_installer::exec::confirm;
-use keel_installer::exec::engine::{self, runs_now, Options, Outcome};
+use keel_installer::exec::engine::{self, Options, Outcome};
 use keel_installer::exec::journal::{self, Entry, Journal, Record};
 use keel_installer::exec::preflight;
 use keel_installer::hardware;
@@ -23,8 +23,40 @@ fn journal_path(dir: &Path, hostname: &str) -> PathBuf {
     dir.join(format!("install-{hostname}.jsonl"))
 }
 
+/// Where the registry link comes from: the flags (token inline or from a file), else the
+/// kernel command line. None: no registry.
+fn registry_link(args: &InstallArgs) -> Result<Option<(String, String, Option<String>)>> {
+    if let Some(url) = &args.registry {
+        let token = match (&args.token, &args.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading the token file {}", f.display()))?.trim().to_string(),
+            (None, None) => bail!("--registry {url} needs the node's enrollment token: --token T or --token-file FILE"),
+        };
+        return Ok(Some((url.clone(), token, args.registry_fingerprint.clone())));
+    }
+    Ok(std::fs::read_to_string(&args.cmdline).ok().and_then(|c| crate::phone_home::from_cmdline(&c)))
+}
+
 pub fn install(args: &InstallArgs) -> Result<ExitCode> {
-    let Some((profile, plan)) = build_plan(&args.profile, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
+    let creds_path = args.journal_dir.join("registry.json");
+    let mut creds = registry_link(args)?.map(|(url, token, fp)| crate::phone_home::Credentials::load_or_new(&creds_path, &url, fp.as_deref(), &token));
+    if let Some(c) = &creds {
+        c.registry()?; // a bad URL or fingerprint stops here, before anything else
+        c.save(&creds_path)?;
+    }
+    let profile_path = match (&args.profile, creds.as_mut()) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => {
+            let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
+            let inventory = serde_json::to_value(&live).context("the inventory as JSON")?;
+            let p = crate::phone_home::fetch_profile(c, &creds_path, &inventory, &args.journal_dir.join("from-registry"), Duration::from_secs(args.registry_wait))
+                .context("fetching this node's profile from the registry")?;
+            eprintln!("keel: profile {} from the registry {}", p.display(), c.registry);
+            p
+        }
+        (None, None) => bail!("no profile: give --profile FILE, or a registry to fetch it from (--registry URL --token T, or keel.registry= and keel.token= on the kernel command line)"),
+    };
+    let Some((profile, plan)) = build_plan(&profile_path, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
     let path = journal_path(&args.journal_dir, &plan.hostname);
     let mut host = LoggingHost::new(&path.with_extension("log"));
     if !args.restart {
@@ -55,7 +87,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             bail!("--until {u}: no such step in the plan (`keel plan` lists them)");
         }
     }
-    let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| runs_now(s) && !done.contains(&s.id)).collect();
+    let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| !done.contains(&s.id)).collect();
     let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
     let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
     let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing) {
@@ -106,7 +138,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
 
     if args.detach {
-        return detach(args, &plan.serials(), &path);
+        return detach(args, &profile_path, &plan.serials(), &path);
     }
 
     let opts = Options {
@@ -116,13 +148,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         crash_after: std::env::var("KEEL_TEST_CRASH_AFTER").ok(),
         zfs_checked: pre.needs_zfs,
         self_exe: std::env::current_exe().context("finding keel's own binary")?,
+        first_boot_credentials: creds.as_ref().map(|_| creds_path.clone()),
     };
-    let uplink = match (&args.registry, &args.token) {
-        (Some(url), Some(token)) => {
-            let reg = crate::phone_home::Registry::new(url, args.registry_fingerprint.as_deref())?;
+    let uplink = match creds {
+        Some(c) => {
+            let reg = c.registry()?;
             let inventory = serde_json::to_value(&live).context("the inventory as JSON")?;
             let spool = args.journal_dir.join(format!("spool-{}", plan.hostname));
-            let u = crate::phone_home::Uplink::start(reg, token.clone(), inventory, spool)?;
+            let u = crate::phone_home::Uplink::start(reg, c, creds_path.clone(), inventory, spool)?;
             if fresh_journal {
                 for e in &journal.entries {
                     u.send(serde_json::to_value(e)?);
@@ -130,7 +163,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             }
             Some(u)
         }
-        _ => None,
+        None => None,
     };
     let mut progress = Progress::new(args.progress);
     let mut print = |e: &Entry| {
@@ -149,6 +182,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             "inventory": serde_json::to_value(&live).unwrap_or_default(),
             "step_seconds": journal.entries.iter().filter_map(|e| match &e.record { Record::Done { step, seconds } => Some((step.clone(), *seconds)), _ => None }).collect::<std::collections::BTreeMap<_, _>>(),
             "versions": journal::version_notes(&journal.entries).next(),
+            "ssh_host_keys": journal::notes(&journal.entries, engine::HOST_KEY_NOTE).collect::<Vec<_>>(),
+            "pools": journal::notes(&journal.entries, engine::POOL_NOTE).collect::<Vec<_>>(),
             "error": outcome.as_ref().err().map(|e| e.to_string()),
         });
         let end = u.finish(Duration::from_secs(30), Some(report));
@@ -180,14 +215,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
 
 /// Re-runs this command in the background, in its own process group, with consent given
 /// (the serials) and output to a log file beside the journal.
-fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<ExitCode> {
+fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let log = journal.with_extension("out");
     std::fs::create_dir_all(journal.parent().unwrap_or(Path::new("/"))).ok();
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
     let exe = std::env::current_exe().context("finding keel's own binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("install").arg("--profile").arg(&args.profile).arg("--root").arg(&args.root);
+    cmd.arg("install").arg("--profile").arg(profile).arg("--root").arg(&args.root);
     if let Some(s) = &args.spec {
         cmd.arg("--spec").arg(s);
     }
@@ -198,12 +233,19 @@ fn detach(args: &InstallArgs, serials: &[String], journal: &Path) -> Result<Exit
     if let Some(u) = &args.until {
         cmd.arg("--until").arg(u);
     }
-    if let (Some(r), Some(t)) = (&args.registry, &args.token) {
-        cmd.arg("--registry").arg(r).arg("--token").arg(t);
+    // the registry link as this run got it (the credentials beside the journal carry the rest)
+    if let Some(r) = &args.registry {
+        cmd.arg("--registry").arg(r);
+        match (&args.token, &args.token_file) {
+            (Some(t), _) => cmd.arg("--token").arg(t),
+            (None, Some(f)) => cmd.arg("--token-file").arg(f),
+            (None, None) => &mut cmd,
+        };
         if let Some(f) = &args.registry_fingerprint {
             cmd.arg("--registry-fingerprint").arg(f);
         }
     }
+    cmd.arg("--cmdline").arg(&args.cmdline);
     cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string())
         .arg("--os-command-timeout").arg(args.os_command_timeout.to_string());
     cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod first_boot;
 mod install;
 mod logging_host;
 mod phone_home;

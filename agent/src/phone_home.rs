@@ -17,7 +17,7 @@ pub struct Registry {
 }
 
 /// What enrollment gave this node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Enrolled {
     pub hostname: String,
     pub secret: String,
@@ -30,8 +30,57 @@ impl Enrolled {
     }
 }
 
-/// The answer when the registry accepted the request; otherwise an error in the registry's
-/// own words (`{"error", "message"}`), or its body.
+/// How this node talks to its registry: kept beside the journal (0600) while the install runs,
+/// so a resumed install does not need a new token, and copied into the installed system as
+/// /etc/keel/first-boot.json for the first-boot unit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub registry: String,
+    pub fingerprint: Option<String>,
+    /// The enrollment token (single-use: only worth anything until `enrollment` is set).
+    pub token: String,
+    pub enrollment: Option<Enrolled>,
+}
+
+impl Credentials {
+    /// The saved credentials when they are for this registry and token (a resumed install);
+    /// otherwise new ones, not enrolled yet.
+    pub fn load_or_new(path: &std::path::Path, registry: &str, fingerprint: Option<&str>, token: &str) -> Credentials {
+        let fresh = Credentials { registry: registry.to_string(), fingerprint: fingerprint.map(String::from), token: token.to_string(), enrollment: None };
+        match Credentials::load(path) {
+            Ok(c) if c.registry == fresh.registry && c.token == fresh.token => Credentials { fingerprint: fresh.fingerprint, ..c },
+            _ => fresh,
+        }
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Credentials> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not keel registry credentials", path.display()))
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        write_private(path, &serde_json::to_string_pretty(self)?).with_context(|| format!("writing {}", path.display()))
+    }
+
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::new(&self.registry, self.fingerprint.as_deref())
+    }
+}
+
+/// The registry answered, and said no: retrying the same request will not help.
+#[derive(Debug, thiserror::Error)]
+#[error("registry {url} answered {status}: {why}")]
+pub struct Refused {
+    pub url: String,
+    pub status: reqwest::StatusCode,
+    pub why: String,
+}
+
+/// The answer when the registry accepted the request; otherwise a [`Refused`] in the
+/// registry's own words (`{"error", "message"}`), or its body.
 fn accepted(url: &str, r: reqwest::blocking::Response) -> Result<reqwest::blocking::Response> {
     let status = r.status();
     if status.is_success() {
@@ -39,7 +88,7 @@ fn accepted(url: &str, r: reqwest::blocking::Response) -> Result<reqwest::blocki
     }
     let text = r.text().unwrap_or_default();
     let why = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["message"].as_str().map(String::from)).unwrap_or(text);
-    Err(anyhow!("registry {url} answered {status}: {why}"))
+    Err(Refused { url: url.to_string(), status, why }.into())
 }
 
 impl Registry {
@@ -78,6 +127,28 @@ impl Registry {
         let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the profile from {url}"))?;
         let r = accepted(&url, r)?;
         r.text().with_context(|| format!("reading the profile from {url}"))
+    }
+
+    /// The hardware spec the node's profile names, as TOML text.
+    pub fn spec(&self, node: &Enrolled) -> Result<String> {
+        let url = format!("{}/v1/spec", self.base);
+        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the hardware spec from {url}"))?;
+        accepted(&url, r)?.text().with_context(|| format!("reading the hardware spec from {url}"))
+    }
+
+    /// The cluster's shared corosync authkey.
+    pub fn authkey(&self, node: &Enrolled) -> Result<Vec<u8>> {
+        let url = format!("{}/v1/authkey", self.base);
+        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the corosync authkey from {url}"))?;
+        Ok(accepted(&url, r)?.bytes().with_context(|| format!("reading the corosync authkey from {url}"))?.to_vec())
+    }
+
+    /// The first boot's report (`phase`: booted, ready or failed).
+    pub fn boot(&self, node: &Enrolled, report: &Value) -> Result<()> {
+        let url = format!("{}/v1/boot", self.base);
+        let r = self.http.post(&url).bearer_auth(node.bearer()).json(report).send().with_context(|| format!("sending the first-boot report to {url}"))?;
+        accepted(&url, r)?;
+        Ok(())
     }
 
     pub fn report(&self, node: &Enrolled, report: &Value) -> Result<()> {
@@ -182,14 +253,7 @@ mod tests {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 let store = Store::open(&db).await.unwrap();
-                let state = Arc::new(AppState {
-                    store: store.clone(),
-                    admin_hash: secret::hash("admin-token-for-the-agent-tests-0123456789"),
-                    token_ttl_secs: 600,
-                    public_url: String::new(),
-                    boot_kernel: None,
-                    boot_initrd: None,
-                });
+                let state = Arc::new(AppState::new(store.clone(), "admin-token-for-the-agent-tests-0123456789"));
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
                 tx.send(store).unwrap();
                 axum::serve(listener, router(state)).await.unwrap();
@@ -260,6 +324,74 @@ mod tests {
     }
 }
 
+/// Enrolls (unless `creds` hold an enrollment already), then fetches the node's profile, its
+/// hardware spec and the cluster's corosync authkey into `dir` (`profiles/NAME.toml`,
+/// `hardware-specs/SPEC.toml`, the key where the profile's `cluster.authkey-file` points), so
+/// that the profile loads like one given with --profile. Waits for an unreachable registry (with
+/// backoff) for at most `wait`; a refusal (wrong token, unknown node, ...) ends at once.
+pub fn fetch_profile(creds: &mut Credentials, creds_path: &std::path::Path, inventory: &Value, dir: &std::path::Path, wait: Duration) -> Result<std::path::PathBuf> {
+    let reg = creds.registry()?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match fetch_once(&reg, creds, creds_path, inventory, dir) {
+            Ok(p) => return Ok(p),
+            Err(e) if e.downcast_ref::<Refused>().is_some() => return Err(e),
+            Err(e) if std::time::Instant::now() + backoff > deadline => {
+                return Err(e.context(format!("the registry {} did not answer within {} s (--registry-wait)", creds.registry, wait.as_secs())))
+            }
+            Err(e) => {
+                eprintln!("registry: {e:#}; trying again in {} s", backoff.as_secs());
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn fetch_once(reg: &Registry, creds: &mut Credentials, creds_path: &std::path::Path, inventory: &Value, dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    use keel_installer::source::SourceFile;
+    if creds.enrollment.is_none() {
+        creds.enrollment = Some(reg.enroll(&creds.token, inventory)?);
+        creds.save(creds_path)?;
+    }
+    let node = creds.enrollment.clone().expect("enrolled above");
+    let text = reg.profile(&node)?;
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).with_context(|| format!("creating {}", profiles.display()))?;
+    let path = profiles.join(format!("{}.toml", node.profile));
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    let loaded = keel_installer::profile::Profile::from_source_without_files(&SourceFile::from_text(path.display().to_string(), text.as_str()))
+        .map_err(|e| anyhow!("the profile the registry gave ({}) does not load: {e}", path.display()))?;
+    let p = loaded.profile;
+    if let Some(spec) = &p.hardware_spec {
+        let specs = dir.join("hardware-specs");
+        std::fs::create_dir_all(&specs).with_context(|| format!("creating {}", specs.display()))?;
+        let spec_path = specs.join(format!("{spec}.toml"));
+        std::fs::write(&spec_path, reg.spec(&node)?).with_context(|| format!("writing {}", spec_path.display()))?;
+    }
+    if let Some(key) = &p.cluster.authkey_file {
+        let inside = key.strip_prefix(&profiles).ok().filter(|rel| rel.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+        let Some(rel) = inside else {
+            bail!("the registry's profile {} names cluster.authkey-file {}: from a registry it must be a plain file name beside the profile", node.profile, key.display());
+        };
+        let key_path = profiles.join(rel);
+        if let Some(d) = key_path.parent() {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        write_private(&key_path, &reg.authkey(&node)?).with_context(|| format!("writing {}", key_path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Where the registry link comes from when no flag names it: `keel.registry=URL keel.token=T
+/// [keel.fingerprint=sha256:HEX]` on the kernel command line (what the registry's iPXE script
+/// puts there).
+pub fn from_cmdline(cmdline: &str) -> Option<(String, String, Option<String>)> {
+    let get = |k: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(k)).filter(|v| !v.is_empty()).map(String::from);
+    Some((get("keel.registry=")?, get("keel.token=")?, get("keel.fingerprint=")))
+}
+
 /// Streams events to the registry from a background thread, through the spool, so the install
 /// never waits on the registry: enrollment (saved beside the spool, since the token works
 /// once) and delivery are retried with backoff until `finish`.
@@ -281,16 +413,15 @@ pub struct UplinkEnd {
 }
 
 impl Uplink {
-    pub fn start(reg: Registry, token: String, inventory: Value, spool_dir: std::path::PathBuf) -> Result<Uplink> {
+    /// Starts delivering: enrolls with the token in `creds` unless they hold an enrollment
+    /// already, saving it to `creds_path` (0600) as soon as it is made.
+    pub fn start(reg: Registry, mut creds: Credentials, creds_path: std::path::PathBuf, inventory: Value, spool_dir: std::path::PathBuf) -> Result<Uplink> {
         let mut spool = keel_installer::exec::spool::Spool::open(&spool_dir)?;
-        let saved = spool_dir.join("enrollment.json");
         let (tx, rx) = std::sync::mpsc::channel::<Value>();
         let finish_by = Arc::new(std::sync::Mutex::new(None::<(std::time::Instant, Option<Value>)>));
         let deadline = finish_by.clone();
         let thread = std::thread::spawn(move || {
-            let mut node: Option<Enrolled> = std::fs::read_to_string(&saved).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| {
-                Some(Enrolled { hostname: v["hostname"].as_str()?.into(), secret: v["secret"].as_str()?.into(), profile: v["profile"].as_str()?.into() })
-            });
+            let mut node: Option<Enrolled> = creds.enrollment.clone();
             let (mut delivered, mut last_error, mut backoff, mut closed) = (0, None, Duration::from_millis(200), false);
             let mut next_try = std::time::Instant::now();
             loop {
@@ -309,10 +440,12 @@ impl Uplink {
                 let due = std::time::Instant::now() >= next_try;
                 if due && (spool.backlog() > 0 || node.is_none()) {
                     if node.is_none() {
-                        match reg.enroll(&token, &inventory) {
+                        match reg.enroll(&creds.token, &inventory) {
                             Ok(n) => {
-                                let v = json!({ "hostname": n.hostname, "secret": n.secret, "profile": n.profile });
-                                let _ = write_private(&saved, &v.to_string());
+                                creds.enrollment = Some(n.clone());
+                                if let Err(e) = creds.save(&creds_path) {
+                                    last_error = Some(format!("{e:#}"));
+                                }
                                 node = Some(n);
                             }
                             Err(e) => last_error = Some(format!("{e:#}")),
@@ -387,10 +520,11 @@ impl Uplink {
     }
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn write_private(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut f, bytes.as_ref())?;
     f.sync_all()
 }
 
@@ -407,7 +541,9 @@ mod uplink_tests {
         let reg = Registry::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
         let inventory = json!({ "nics": [{ "mac": "52:54:00:a4:41:01" }], "dmi": { "product_serial": "LAB-1" } });
         let token = keel_registry::secret::generate();
-        let up = Uplink::start(reg, token.clone(), inventory, dir.path().join("spool")).unwrap();
+        let creds_path = dir.path().join("registry.json");
+        let creds = Credentials::load_or_new(&creds_path, &format!("http://127.0.0.1:{port}"), None, &token);
+        let up = Uplink::start(reg, creds, creds_path.clone(), inventory, dir.path().join("spool")).unwrap();
         let t = std::time::Instant::now();
         for i in 1..=30 {
             up.send(json!({ "event": "start", "step": format!("s{i}"), "journal_seq": i }));
@@ -432,9 +568,12 @@ mod uplink_tests {
         let events = rt.block_on(store.events("lab-node-01", 0, 1000)).unwrap();
         let order: Vec<i64> = events.iter().map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["journal_seq"].as_i64().unwrap()).collect();
         assert_eq!(order, (1..=40).collect::<Vec<_>>());
-        let saved = dir.path().join("spool/enrollment.json");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&creds_path).unwrap().permissions().mode() & 0o777, 0o600);
+        // a resumed install with the same registry and token finds the enrollment; another token starts over
+        let again = Credentials::load_or_new(&creds_path, &format!("http://127.0.0.1:{port}"), None, &token);
+        assert_eq!(again.enrollment.as_ref().map(|e| e.hostname.as_str()), Some("lab-node-01"));
+        assert_eq!(Credentials::load_or_new(&creds_path, &format!("http://127.0.0.1:{port}"), None, "another").enrollment, None);
     }
 
     /// Registry never comes: finish gives up after the grace time, everything stays spooled.
@@ -442,7 +581,8 @@ mod uplink_tests {
     fn without_a_registry_the_events_stay_in_the_spool() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::new(&format!("http://127.0.0.1:{}", tests::free_port()), None).unwrap();
-        let up = Uplink::start(reg, "t".into(), json!({}), dir.path().join("spool")).unwrap();
+        let creds = Credentials::load_or_new(&dir.path().join("registry.json"), "http://127.0.0.1:1", None, "t");
+        let up = Uplink::start(reg, creds, dir.path().join("registry.json"), json!({}), dir.path().join("spool")).unwrap();
         for i in 1..=5 {
             up.send(json!({ "event": "start", "journal_seq": i }));
         }
@@ -471,21 +611,17 @@ mod tls_tests {
         let port = listener.local_addr().unwrap().port();
         let db = dir.path().join("registry.db");
         let (cp, kp) = (cert_path.clone(), key_path.clone());
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 let store = keel_registry::Store::open(&format!("sqlite:{}", db.display())).await.unwrap();
-                let state = Arc::new(keel_registry::AppState {
-                    store,
-                    admin_hash: keel_registry::secret::hash("x"),
-                    token_ttl_secs: 600,
-                    public_url: String::new(),
-                    boot_kernel: None,
-                    boot_initrd: None,
-                });
+                let state = Arc::new(keel_registry::AppState::new(store, "x"));
+                ready_tx.send(()).unwrap();
                 keel_registry::tls::serve(listener, keel_registry::router(state), &cp, &kp).await.unwrap();
             });
         });
+        ready.recv().unwrap();
         let url = format!("https://127.0.0.1:{port}");
         let inv = json!({});
         // pinned: the TLS handshake passes and the registry answers (an unknown token: 401)

@@ -354,14 +354,7 @@ fn registry() -> (String, keel_registry::Store, tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap().keep();
     let (url, store) = rt.block_on(async move {
         let store = keel_registry::Store::open(&format!("sqlite:{}", dir.join("registry.db").display())).await.unwrap();
-        let state = std::sync::Arc::new(keel_registry::AppState {
-            store: store.clone(),
-            admin_hash: keel_registry::secret::hash("admin-token-for-the-loop-tests-0123456789"),
-            token_ttl_secs: 600,
-            public_url: String::new(),
-            boot_kernel: None,
-            boot_initrd: None,
-        });
+        let state = std::sync::Arc::new(keel_registry::AppState::new(store.clone(), "admin-token-for-the-loop-tests-0123456789"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, keel_registry::router(state)).await.unwrap() });

@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod hardware;
+pub mod hostkeys;
 pub mod plan;
 pub mod profile;
 pub mod render;

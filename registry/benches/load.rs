@@ -19,14 +19,7 @@ struct Server {
 
 async fn start(db_url: &str) -> Server {
     let store = Store::open(db_url).await.expect("database");
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        admin_hash: secret::hash(ADMIN),
-        token_ttl_secs: 3600,
-        public_url: "http://127.0.0.1".into(),
-        boot_kernel: None,
-        boot_initrd: None,
-    });
+    let state = Arc::new(AppState::new(store.clone(), ADMIN));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });

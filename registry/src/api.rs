@@ -41,6 +41,13 @@ pub struct AppState {
     pub boot_initrd: Option<String>,
 }
 
+impl AppState {
+    /// A registry with this admin token, default token lifetime (1 day) and no PXE boot files.
+    pub fn new(store: Store, admin_token: &str) -> AppState {
+        AppState { store, admin_hash: secret::hash(admin_token), token_ttl_secs: 86400, public_url: String::new(), boot_kernel: None, boot_initrd: None }
+    }
+}
+
 pub type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
@@ -54,8 +61,15 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/admin/nodes/{hostname}", get(show_node))
         .route("/v1/admin/nodes/{hostname}/events", get(node_events))
         .route("/v1/admin/nodes/{hostname}/report", get(node_report))
+        .route("/v1/admin/nodes/{hostname}/boot", get(node_boot_report))
+        .route("/v1/admin/authkeys/{cluster}", put(put_authkey).get(get_authkey_meta))
+        .route("/", get(crate::status_page::nodes_page))
+        .route("/nodes/{hostname}", get(crate::status_page::node_page))
         .route("/v1/enroll", post(enroll))
         .route("/v1/profile", get(node_profile))
+        .route("/v1/spec", get(node_spec))
+        .route("/v1/authkey", get(node_authkey))
+        .route("/v1/boot", post(post_boot))
         .route("/v1/events", post(post_events))
         .route("/v1/report", post(post_report))
         .route("/ipxe/{mac}", get(ipxe))
@@ -100,16 +114,25 @@ fn bearer(parts: &Parts) -> Option<&str> {
     parts.headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
+/// The password of `Authorization: Basic` (what a browser sends for the status page).
+fn basic_password(parts: &Parts) -> Option<String> {
+    use base64::Engine;
+    let b64 = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let text = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
+}
+
 /// The operator: `Authorization: Bearer ADMIN_TOKEN`.
 pub struct Admin;
 
 impl FromRequestParts<Shared> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        match bearer(parts) {
-            Some(t) if secret::matches(t, &state.admin_hash) => Ok(Admin),
+        let given = bearer(parts).map(String::from).or_else(|| basic_password(parts));
+        match given {
+            Some(t) if secret::matches(&t, &state.admin_hash) => Ok(Admin),
             Some(_) => Err(ApiError::unauthorized("wrong admin token")),
-            None => Err(ApiError::unauthorized("admin endpoints need Authorization: Bearer ADMIN_TOKEN")),
+            None => Err(ApiError::unauthorized("admin endpoints need Authorization: Bearer ADMIN_TOKEN (or Basic with the admin token as password)")),
         }
     }
 }
@@ -236,6 +259,11 @@ async fn issue_token(_: Admin, State(st): State<Shared>, JsonBody(req): JsonBody
             format!("profile {:?} is for node {:?}, not {:?}", req.profile, p.node.hostname, req.hostname),
         ));
     }
+    if let Some(m) = &mac {
+        if let Some(other) = st.store.node_by_mac(m).await?.filter(|n| n.hostname != req.hostname) {
+            return Err(ApiError::conflict("mac_taken", format!("mac {m} belongs to node {:?}: a MAC finds one node only (re-arm that node, or correct the MAC)", other.hostname)));
+        }
+    }
     let ttl = req.ttl_seconds.unwrap_or(st.token_ttl_secs);
     if !(60..=30 * 86400).contains(&ttl) {
         return Err(ApiError::bad_request("bad_ttl", "ttl_seconds must be between 60 and 2592000 (30 days)"));
@@ -278,6 +306,38 @@ async fn node_report(_: Admin, State(st): State<Shared>, Path(hostname): Path<St
     known_node(&st, &hostname).await?;
     let report = st.store.report(&hostname).await?.ok_or_else(|| ApiError::not_found(format!("node {hostname:?} has sent no report yet")))?;
     Ok(Json(serde_json::from_str(&report).unwrap_or(Value::Null)))
+}
+
+async fn node_boot_report(_: Admin, State(st): State<Shared>, Path(hostname): Path<String>) -> Result<Json<Value>, ApiError> {
+    known_node(&st, &hostname).await?;
+    let report = st.store.boot_report(&hostname).await?.ok_or_else(|| ApiError::not_found(format!("node {hostname:?} has not reported a first boot yet")))?;
+    Ok(Json(serde_json::from_str(&report).unwrap_or(Value::Null)))
+}
+
+/// Size limits of a corosync authkey (`corosync-keygen` makes 128 bytes by default).
+const AUTHKEY_SIZES: std::ops::RangeInclusive<usize> = 128..=4096;
+
+/// The cluster's shared corosync authkey (raw bytes, as `corosync-keygen -k FILE` writes it);
+/// nodes of a profile with that `cluster.name` fetch it. Stored base64-encoded; never listed.
+async fn put_authkey(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    use base64::Engine;
+    check_name(&cluster)?;
+    if !AUTHKEY_SIZES.contains(&body.len()) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_authkey",
+            format!("the body holds {} bytes; a corosync authkey is 128 to 4096 bytes (make one with `corosync-keygen -k FILE`)", body.len()),
+        ));
+    }
+    let sha = secret::sha256_hex(&body);
+    st.store.put_document("authkey", &cluster, &base64::engine::general_purpose::STANDARD.encode(&body), &sha).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "cluster": cluster, "sha256": sha, "bytes": body.len() }))).into_response())
+}
+
+/// Whether the key is there, and its digest (never the key itself).
+async fn get_authkey_meta(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>) -> Result<Json<Value>, ApiError> {
+    let d = st.store.document("authkey", &cluster).await?.ok_or_else(|| ApiError::not_found(format!("no authkey for cluster {cluster:?}")))?;
+    Ok(Json(json!({ "cluster": cluster, "sha256": d.sha256, "uploaded_at": d.uploaded_at })))
 }
 
 // --- node side
@@ -346,8 +406,46 @@ async fn node_profile(EnrolledNode(node): EnrolledNode, State(st): State<Shared>
             return Err(ApiError::forbidden(format!("{} may only read its own profile; dmi serial {s} is not its serial", node.hostname)));
         }
     }
+    let (body, _) = own_profile(&st, &node).await?;
+    Ok(toml_text(body))
+}
+
+/// The stored profile of an enrolled node, parsed.
+async fn own_profile(st: &Shared, node: &Node) -> Result<(String, keel_installer::profile::Profile), ApiError> {
     let d = st.store.document("profile", &node.profile).await?.ok_or_else(|| ApiError::not_found(format!("profile {:?} was removed", node.profile)))?;
+    let p = validate_profile(&node.profile, &d.body)?;
+    Ok((d.body, p))
+}
+
+/// The hardware spec the node's profile names (`hardware-spec`).
+async fn node_spec(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -> Result<Response, ApiError> {
+    let (_, p) = own_profile(&st, &node).await?;
+    let name = p.hardware_spec.clone().ok_or_else(|| ApiError::not_found(format!("profile {:?} names no hardware-spec", node.profile)))?;
+    let d = st.store.document("spec", &name).await?.ok_or_else(|| ApiError::not_found(format!("profile {:?} names hardware spec {name:?}, which is not uploaded (PUT /v1/admin/specs/{name})", node.profile)))?;
     Ok(toml_text(d.body))
+}
+
+/// The corosync authkey of the node's cluster (`cluster.name` of its profile).
+async fn node_authkey(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -> Result<Response, ApiError> {
+    use base64::Engine;
+    let (_, p) = own_profile(&st, &node).await?;
+    let name = p.cluster.name.clone();
+    let d = st.store.document("authkey", &name).await?.ok_or_else(|| ApiError::not_found(format!("no authkey for cluster {name:?} (PUT /v1/admin/authkeys/{name})")))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(d.body.as_bytes()).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the stored authkey is damaged; upload it again"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes).into_response())
+}
+
+/// The first boot's report: `phase` "booted" (with the new host keys), then "ready" (cluster
+/// step done) or "failed". Each newer report replaces the previous one.
+async fn post_boot(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, JsonBody(report): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+    let state = match report["phase"].as_str() {
+        Some("booted") => "booted",
+        Some("ready") => "ready",
+        Some("failed") => "boot-failed",
+        _ => return Err(ApiError::bad_request("bad_report", "the first-boot report needs \"phase\": \"booted\", \"ready\" or \"failed\"")),
+    };
+    st.store.set_boot_report(&node.hostname, &report.to_string(), state).await?;
+    Ok(Json(json!({ "stored": true, "state": state })))
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod ipxe;
 pub mod secret;
+pub mod status_page;
 pub mod store;
 pub mod tls;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use keel_registry::{router, secret, AppState, Store};
+use keel_registry::{router, AppState, Store};
 use serde::Deserialize;
 
 #[derive(Parser)]
@@ -93,12 +93,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let store = Store::open(&database).await?;
     let state = Arc::new(AppState {
-        store,
-        admin_hash: secret::hash(token),
         token_ttl_secs: args.token_ttl.unwrap_or(86400),
         public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
         boot_initrd: args.boot_initrd,
+        ..AppState::new(store, token)
     });
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;

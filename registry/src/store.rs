@@ -8,7 +8,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 /// Schema migrations, applied in order on start; each runs once (recorded in `schema_migrations`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql")), (2, include_str!("../migrations/0002_first_boot.sql"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,11 +42,12 @@ pub struct Node {
     pub enrolled_at: Option<i64>,
     pub last_event_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub booted_at: Option<i64>,
     pub events: i64,
 }
 
 const NODE_COLUMNS: &str = "hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, token_used_at, \
-    secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, \
+    secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, booted_at, \
     (SELECT COUNT(*) FROM events e WHERE e.hostname = nodes.hostname) AS events";
 
 fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
@@ -66,6 +67,7 @@ fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
         enrolled_at: r.try_get("enrolled_at")?,
         last_event_at: r.try_get("last_event_at")?,
         finished_at: r.try_get("finished_at")?,
+        booted_at: r.try_get("booted_at")?,
         events: r.try_get("events")?,
     })
 }
@@ -195,7 +197,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
              ON CONFLICT (hostname) DO UPDATE SET profile = excluded.profile, mac = excluded.mac, dmi_serial = excluded.dmi_serial, \
              pxe = excluded.pxe, token_hash = excluded.token_hash, token_expires_at = excluded.token_expires_at, \
-             token_used_at = NULL, secret_hash = NULL, state = 'waiting', step = NULL, finished_at = NULL, report = NULL",
+             token_used_at = NULL, secret_hash = NULL, state = 'waiting', step = NULL, finished_at = NULL, report = NULL, \
+             boot_report = NULL, booted_at = NULL",
         )
         .bind(&n.hostname)
         .bind(&n.profile)
@@ -306,6 +309,12 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("body")?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
+    /// The newest `limit` events of a node, newest first.
+    pub async fn last_events(&self, hostname: &str, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, body FROM events WHERE hostname = $1 ORDER BY seq DESC LIMIT $2").bind(hostname).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("body")?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+    }
+
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM events").fetch_one(&self.pool).await?.try_get("n")?)
     }
@@ -323,9 +332,30 @@ impl Store {
     }
 
     pub async fn report(&self, hostname: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT report FROM nodes WHERE hostname = $1").bind(hostname).fetch_optional(&self.pool).await?;
+        self.text_column("report", hostname).await
+    }
+
+    /// The first boot's report (replaced by each newer one) and the state it moves the node to.
+    pub async fn set_boot_report(&self, hostname: &str, report: &str, state: &str) -> Result<(), StoreError> {
+        let at = now();
+        sqlx::query("UPDATE nodes SET boot_report = $1, state = $2, booted_at = COALESCE(booted_at, $3), last_event_at = $3 WHERE hostname = $4")
+            .bind(report)
+            .bind(state)
+            .bind(at)
+            .bind(hostname)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn boot_report(&self, hostname: &str) -> Result<Option<String>, StoreError> {
+        self.text_column("boot_report", hostname).await
+    }
+
+    async fn text_column(&self, column: &'static str, hostname: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {column} FROM nodes WHERE hostname = $1")).bind(hostname).fetch_optional(&self.pool).await?;
         Ok(match row {
-            Some(r) => r.try_get("report")?,
+            Some(r) => r.try_get(column)?,
             None => None,
         })
     }

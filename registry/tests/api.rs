@@ -54,12 +54,11 @@ impl Reg {
     async fn with(url: &str, dir: Option<tempfile::TempDir>) -> Reg {
         let store = Store::open(url).await.unwrap();
         let state = Arc::new(AppState {
-            store: store.clone(),
-            admin_hash: secret::hash(ADMIN),
             token_ttl_secs: 3600,
             public_url: "http://registry.test:8440".into(),
             boot_kernel: Some("http://boot.test/vmlinuz".into()),
             boot_initrd: Some("http://boot.test/initrd.img".into()),
+            ..AppState::new(store.clone(), ADMIN)
         });
         Reg { app: router(state), store, _dir: dir }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::checks::{command_done, created_pool, table_differs, Done};
 use super::host::{command_line, Host, HostError};
 use super::journal::{Entry, Journal, JournalError, Record};
-use crate::plan::{Group, Plan, Step, SELF_EXE, TARGET_ROOT};
+use crate::plan::{Group, Plan, Step, FIRST_BOOT_CREDENTIALS, SELF_EXE, TARGET_ROOT};
 use crate::profile::Profile;
 use crate::verify;
 
@@ -29,6 +29,9 @@ pub struct Options {
     pub zfs_checked: bool,
     /// keel's own executable (copied into the target).
     pub self_exe: PathBuf,
+    /// The registry credentials for the first-boot unit (JSON written by the agent); None when
+    /// the install runs without a registry.
+    pub first_boot_credentials: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             crash_after: None,
             zfs_checked: true,
             self_exe: PathBuf::from("/proc/self/exe"),
+            first_boot_credentials: None,
         }
     }
 }
@@ -73,11 +77,6 @@ pub enum Outcome {
     AlreadyFinished,
 }
 
-/// The steps keel executes: all of them but the registry report, which comes with the
-/// registry (it is reported as not run).
-pub fn runs_now(step: &Step) -> bool {
-    step.id != "finish.report"
-}
 
 struct Run<'a> {
     host: &'a mut dyn Host,
@@ -168,7 +167,17 @@ impl Run<'_> {
             self.record(Record::Note { message: format!("{}: wrote {} ({} bytes)", step.id, path.display(), f.content.len()) })?;
         }
         for c in &step.copies {
-            let from = if c.from == SELF_EXE { self.opts.self_exe.clone() } else { PathBuf::from(&c.from) };
+            let from = match c.from.as_str() {
+                SELF_EXE => self.opts.self_exe.clone(),
+                FIRST_BOOT_CREDENTIALS => match &self.opts.first_boot_credentials {
+                    Some(p) => p.clone(),
+                    None => {
+                        self.record(Record::Note { message: format!("{}: no registry for this install: the first-boot unit will only run the cluster step, without reporting", step.id) })?;
+                        continue;
+                    }
+                },
+                other => PathBuf::from(other),
+            };
             let to = PathBuf::from(format!("{TARGET_ROOT}{}", c.to));
             let bytes = self.host.read_bytes(&from).map_err(herr)?;
             if self.host.exists(&to) && self.host.read_bytes(&to).map_err(herr)? == bytes {
@@ -257,6 +266,9 @@ impl Run<'_> {
         if step.id == "verify.target" {
             return self.verify_target(step, started);
         }
+        if step.id == "finish.report" {
+            return self.report_facts(step, started);
+        }
         if self.checksums_hold(step) {
             return self.record(Record::Skipped { step: id, why: "the fetched files are there with their pinned SHA-512".into() });
         }
@@ -322,6 +334,36 @@ impl Run<'_> {
         self.record(Record::Done { step: step.id.clone(), seconds: started.elapsed().as_secs_f64() })
     }
 
+    /// The facts the final report carries that only the mounted target knows: the SSH host key
+    /// fingerprints and the pool state (journal notes); then the first-boot credentials.
+    fn report_facts(&mut self, step: &Step, started: Instant) -> Result<(), ExecError> {
+        let herr = |source| ExecError::Host { step: step.id.clone(), source };
+        let host = &mut *self.host;
+        let keys = crate::hostkeys::host_keys(Path::new(TARGET_ROOT), |p| host.read_bytes(p).ok().map(|b| String::from_utf8_lossy(&b).into_owned()));
+        if keys.is_empty() {
+            self.record(Record::Note { message: format!("{}: no SSH host keys under {TARGET_ROOT}/etc/ssh (openssh-server makes them when it is installed)", step.id) })?;
+        }
+        for k in keys {
+            self.record(Record::Note { message: format!("{HOST_KEY_NOTE}{k}") })?;
+        }
+        let argv: Vec<String> = ["zpool", "list", "-H", "-o", "name,health,size,allocated,free"].iter().map(|s| s.to_string()).chain(["rpool".to_string(), "datapool".to_string()]).collect();
+        // for the report only: a failed query is noted, the install goes on
+        let out = self.host.run(&argv, self.opts.command_timeout).map_err(herr)?;
+        if !out.success() {
+            self.record(Record::Note { message: format!("{}: `{}` exited with code {}: {} (the report has no pool state)", step.id, command_line(&argv), out.code, out.stderr_tail(2)) })?;
+        }
+        for line in out.stdout.lines().filter(|l| !l.trim().is_empty() && out.success()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            let message = match f.as_slice() {
+                [name, health, size, alloc, free] => format!("{POOL_NOTE}{name} {health} size {size} allocated {alloc} free {free}"),
+                _ => format!("{POOL_NOTE}{line}"),
+            };
+            self.record(Record::Note { message })?;
+        }
+        self.write_files(step)?;
+        self.record(Record::Done { step: step.id.clone(), seconds: started.elapsed().as_secs_f64() })
+    }
+
     /// Once the root file system is mounted, the journal is mirrored into it.
     fn after_step(&mut self, step: &Step) -> Result<(), ExecError> {
         if step.id == "datasets.root" {
@@ -337,14 +379,10 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
     if journal.finished() {
         return Ok(Outcome::AlreadyFinished);
     }
-    let steps: Vec<&Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
+    let steps: Vec<&Step> = plan.steps.iter().collect();
     let started = Instant::now();
     let mut run = Run { host, journal, plan, opts, progress, profile, mounted: false };
-    let not_run: Vec<&str> = plan.steps.iter().filter(|s| !runs_now(s)).map(|s| s.id.as_str()).collect();
     let result = (|| {
-        if !not_run.is_empty() {
-            run.record(Record::Note { message: format!("not run by this keel (the registry comes later): {}", not_run.join(", ")) })?;
-        }
         for (i, step) in steps.iter().enumerate() {
             run.step(i + 1, steps.len(), step)?;
             if run.opts.until.as_deref() == Some(step.id.as_str()) {
@@ -373,6 +411,10 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
 
 /// How the journal note with the installed package versions starts.
 pub const VERSIONS_NOTE: &str = "installed versions: ";
+/// How the journal notes with the target's SSH host keys start.
+pub const HOST_KEY_NOTE: &str = "ssh host key: ";
+/// How the journal notes with the pool state at the end of the install start.
+pub const POOL_NOTE: &str = "pool: ";
 
 /// Commands that establish a mount: repeated when a resumed install finds them gone.
 fn is_mount(argv: &[String]) -> bool {

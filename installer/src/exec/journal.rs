@@ -201,8 +201,13 @@ pub fn summary(entries: &[Entry]) -> String {
 
 /// The installed package versions the package step noted (one note per run of that step).
 pub fn version_notes(entries: &[Entry]) -> impl Iterator<Item = &str> {
-    entries.iter().filter_map(|e| match &e.record {
-        Record::Note { message } => message.strip_prefix(super::engine::VERSIONS_NOTE),
+    notes(entries, super::engine::VERSIONS_NOTE)
+}
+
+/// The journal notes that start with `prefix` (without it), in order.
+pub fn notes<'a>(entries: &'a [Entry], prefix: &'a str) -> impl Iterator<Item = &'a str> {
+    entries.iter().filter_map(move |e| match &e.record {
+        Record::Note { message } => message.strip_prefix(prefix),
         _ => None,
     })
 }

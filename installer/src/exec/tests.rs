@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::engine::{execute as engine_execute, runs_now, Options, Outcome};
+use super::engine::{execute as engine_execute, Options, Outcome};
 use super::host::{Call, FakeHost, Output};
 use super::journal::{Journal, Record};
 use super::preflight;
@@ -124,7 +124,7 @@ fn journal(h: &mut FakeHost, plan: &Plan) -> Journal {
 fn planned_commands(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
-        .filter(|s| runs_now(s) && s.group != plan::Group::Preflight)
+        .filter(|s| s.group != plan::Group::Preflight)
         .flat_map(|s| s.commands.iter().map(|c| super::host::command_line(c)))
         .collect()
 }
@@ -154,6 +154,36 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     // Mirrored into the target once the root was mounted, closed before export.
     assert!(h.calls.contains(&Call::Write("/mnt/keel/var/lib/keel/install.jsonl".into())));
     assert!(j.finished());
+}
+
+/// The report step notes the target's SSH host keys and the pool state, and copies the
+/// first-boot credentials when the install has a registry.
+#[test]
+fn the_report_step_records_host_keys_and_pools_and_hands_over_the_credentials() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let ed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIKcYzqY/1ZJNwedqKmChCephDC3p/mfMrHcaHJmgH60 root@pve-node-01\n";
+    h.files.insert("/mnt/keel/etc/ssh/ssh_host_ed25519_key.pub".into(), ed.as_bytes().to_vec());
+    h.answer("zpool list -H -o name,health,size,allocated,free", Output::ok("rpool\tONLINE\t49.5G\t1.2G\t48.3G\ndatapool\tONLINE\t400G\t1M\t400G\n"));
+    h.files.insert("/var/lib/keel/registry.json".into(), b"{\"registry\":\"http://r\"}".to_vec());
+    let mut j = journal(&mut h, &plan);
+    let o = Options { first_boot_credentials: Some("/var/lib/keel/registry.json".into()), ..opts() };
+    execute(&mut h, &plan, &mut j, &o, &mut |_| {}).unwrap();
+    let keys: Vec<&str> = super::journal::notes(&j.entries, super::engine::HOST_KEY_NOTE).collect();
+    assert_eq!(keys, ["ssh-ed25519 SHA256:XNRWIicPW0dPIb3dFfNwaHbdOAP97r4cck7GtCI3OaI"]);
+    let pools: Vec<&str> = super::journal::notes(&j.entries, super::engine::POOL_NOTE).collect();
+    assert_eq!(pools, ["rpool ONLINE size 49.5G allocated 1.2G free 48.3G", "datapool ONLINE size 400G allocated 1M free 400G"]);
+    assert_eq!(h.files.get(Path::new("/mnt/keel/etc/keel/first-boot.json")).map(|b| b.as_slice()), Some(&b"{\"registry\":\"http://r\"}"[..]));
+
+    // without a registry: no credentials file, a note says why; a failed pool query is noted, not fatal
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
+    assert!(!h.files.contains_key(Path::new("/mnt/keel/etc/keel/first-boot.json")));
+    let notes: Vec<String> = j.entries.iter().filter_map(|e| match &e.record { Record::Note { message } if message.starts_with("finish.report") => Some(message.clone()), _ => None }).collect();
+    assert!(notes.iter().any(|n| n.contains("no registry for this install")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("no SSH host keys")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("the report has no pool state")), "{notes:?}");
 }
 
 #[test]
@@ -253,7 +283,7 @@ fn journal_of_another_install_is_refused() {
 }
 
 fn preflight_err(h: &mut FakeHost, plan: &Plan, inv: &Inventory, wipe_existing: bool) -> String {
-    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
+    let steps: Vec<&plan::Step> = plan.steps.iter().collect();
     match preflight::run(h, plan, inv, &steps, false, wipe_existing) {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
@@ -265,7 +295,7 @@ fn preflight_passes_on_empty_disks_and_lists_versions() {
     let (inv, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     h.answer("sgdisk --version", Output::ok("GPT fdisk (sgdisk) version 1.0.9\n"));
-    let steps: Vec<&plan::Step> = plan.steps.iter().filter(|s| runs_now(s)).collect();
+    let steps: Vec<&plan::Step> = plan.steps.iter().collect();
     let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false).unwrap();
     assert_eq!(pre.versions[0], "sgdisk --version: GPT fdisk (sgdisk) version 1.0.9");
     assert_eq!(pre.devices.values().collect::<Vec<_>>(), ["/dev/nvme0n1", "/dev/nvme1n1"]);

@@ -125,7 +125,14 @@ impl Plan {
             if s.id == "verify.target" {
                 let _ = writeln!(o, "\"$KEEL\" verify --root {} --profile {}", self.target_root, q(profile_path));
             }
+            if s.id == "finish.report" {
+                let _ = writeln!(o, "zpool list -H -o name,health,size,allocated,free rpool datapool\ncat {}/etc/ssh/ssh_host_*_key.pub", self.target_root);
+            }
             for c in &s.copies {
+                if c.from == super::FIRST_BOOT_CREDENTIALS {
+                    let _ = writeln!(o, "# (no registry in a shell run: the first-boot unit only runs the cluster step)");
+                    continue;
+                }
                 let from = if c.from == super::SELF_EXE { "\"$KEEL\"".to_string() } else { q(&c.from) };
                 let _ = writeln!(o, "install -D -m {:o} {from} {}", c.mode, q(&format!("{}{}", self.target_root, c.to)));
             }

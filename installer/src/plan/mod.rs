@@ -173,6 +173,13 @@ pub struct Checksum {
 /// Stands for keel's own executable in a [`FileCopy`].
 pub const SELF_EXE: &str = "<keel>";
 
+/// Stands for the first-boot unit's registry credentials in a [`FileCopy`] (written by the
+/// agent at run time: registry URL, fingerprint pin, the node's enrollment).
+pub const FIRST_BOOT_CREDENTIALS: &str = "<first-boot credentials>";
+
+/// Where the installed node finds them.
+pub const INSTALLED_CREDENTIALS: &str = "/etc/keel/first-boot.json";
+
 /// Where the installed node keeps the profile it was installed from (`keel verify` reads it).
 pub const INSTALLED_PROFILE: &str = "/etc/keel/profile.toml";
 

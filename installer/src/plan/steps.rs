@@ -1,7 +1,7 @@
 //! The steps of an install, in order. Each names what it writes and how "already done" is
 //! recognised; the executor (`exec`) runs them through the `Host` layer.
 
-use super::{Checksum, FileCopy, Group, Layout, Step, TargetDisk, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
+use super::{Checksum, FileCopy, Group, Layout, Step, TargetDisk, FIRST_BOOT_CREDENTIALS, INSTALLED_CREDENTIALS, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
 use crate::profile::{Bootloader, Profile};
 use crate::render;
 
@@ -260,6 +260,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
     s.copies.push(FileCopy { from: p.path.clone(), to: INSTALLED_PROFILE.into(), mode: 0o600 });
     s.copies.push(FileCopy { from: SELF_EXE.into(), to: "/usr/local/sbin/keel".into(), mode: 0o755 });
+    s.commands.push(chroot(&["systemctl", "enable", render::FIRST_BOOT_UNIT]));
     for u in &p.users {
         s.commands.push(chroot(&["chown", "-R", &format!("{0}:{0}", u.name), &format!("/home/{}/.ssh", u.name)]));
     }
@@ -290,6 +291,10 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     b.step("verify.target", Group::Verify,
         "keel verify on the mounted target: pools, properties, datasets, boot loaders on every drive, files",
         "never skipped: runs every time");
+    let s = b.step("finish.report", Group::Finish,
+        "record the SSH host keys and the pool state for the report; the first-boot unit's registry credentials",
+        "never skipped: runs every time");
+    s.copies.push(FileCopy { from: FIRST_BOOT_CREDENTIALS.into(), to: INSTALLED_CREDENTIALS.into(), mode: 0o600 });
     let s = b.step("finish.export", Group::Finish, "unmount the target and export both pools cleanly",
         "neither pool is imported");
     s.commands = vec![
@@ -298,10 +303,5 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
         cmd(&["zpool", "export", "datapool"]),
         cmd(&["zpool", "export", "rpool"]),
     ];
-    if let Some(r) = &p.registry {
-        let s = b.step("finish.report", Group::Finish, format!("send the final report to the registry {}", r.url),
-            "the registry acknowledged the report");
-        s.commands = vec![];
-    }
     b.steps
 }

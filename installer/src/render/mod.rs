@@ -99,6 +99,7 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
     if let Some(proxy) = apt::render_proxy(profile) {
         files.push(RenderedFile::new("/etc/apt/apt.conf.d/90keel-proxy", 0o644, proxy));
     }
+    files.push(RenderedFile::new(FIRST_BOOT_UNIT_PATH, 0o644, first_boot_unit(profile)));
     // proxmox-boot-tool and keel-boot-sync (GRUB) both read the command line from here
     files.push(RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{}\n", kernel_cmdline(profile))));
     if !profile.root_ssh_keys.is_empty() {
@@ -108,6 +109,21 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
         files.push(RenderedFile::new(&format!("/home/{}/.ssh/authorized_keys", user.name), 0o600, authorized_keys(profile, &user.ssh_keys)));
     }
     files
+}
+
+/// The first-boot unit: `keel first-boot` reports "booted" with the host keys to the registry,
+/// runs the cluster step, reports its result and then disables itself. Type=exec, so boot never
+/// waits for it; systemd restarts it on failure (it also retries inside, with backoff).
+pub const FIRST_BOOT_UNIT: &str = "keel-first-boot.service";
+pub const FIRST_BOOT_UNIT_PATH: &str = "/etc/systemd/system/keel-first-boot.service";
+/// Written when the first boot's work is done; the unit does not start again once it exists.
+pub const FIRST_BOOT_DONE: &str = "/var/lib/keel/first-boot.done";
+
+fn first_boot_unit(profile: &Profile) -> String {
+    format!(
+        "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        header(profile, "keel first boot (runs once; see `journalctl -u keel-first-boot`).")
+    )
 }
 
 /// Kernel command line for the ZFS root (`proxmox-boot-tool` reads `/etc/kernel/cmdline`).
