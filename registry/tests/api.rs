@@ -152,6 +152,10 @@ suite!(
     bad_bodies_get_json_errors,
     the_report_finishes_the_node,
     ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node,
+    a_node_fetches_its_spec_and_its_clusters_authkey,
+    a_mac_belongs_to_one_node,
+    the_first_boot_report_moves_the_node_to_ready,
+    the_status_page_lists_nodes_for_the_admin_only,
 );
 
 async fn admin_endpoints_need_the_admin_token(r: Reg) {
@@ -360,4 +364,111 @@ async fn ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node(r: Reg) {
     assert_eq!(a.status, StatusCode::OK, "the script's token enrolls: {}", a.text);
     // enrolled: no more scripts until the operator arms it again
     is_error(&r.get("/ipxe/52:54:00:a4:41:01", None).await, StatusCode::CONFLICT, "not_armed");
+}
+
+/// 128 bytes standing in for `corosync-keygen` output.
+fn authkey() -> Vec<u8> {
+    (0..128u32).map(|i| (i * 37 % 251) as u8).collect()
+}
+
+async fn a_node_fetches_its_spec_and_its_clusters_authkey(r: Reg) {
+    let r = r.with_profiles().await;
+    let node = r.enrolled("pve-node-01", MAC1).await;
+    // nothing uploaded yet: 404s that say what to upload
+    let a = r.get("/v1/spec", Some(&node)).await;
+    is_error(&a, StatusCode::NOT_FOUND, "not_found");
+    assert!(a.text.contains("ax41-nvme"), "{}", a.text);
+    let a = r.get("/v1/authkey", Some(&node)).await;
+    is_error(&a, StatusCode::NOT_FOUND, "not_found");
+    assert!(a.text.contains("/v1/admin/authkeys/prod-cluster"), "{}", a.text);
+    assert_eq!(r.put_text("/v1/admin/specs/ax41-nvme", Some(ADMIN), &ws("hardware-specs/ax41-nvme.toml")).await.status, StatusCode::CREATED);
+    // the authkey: admin only, 128..4096 bytes, never shown back to the admin
+    let key = authkey();
+    let put = |auth: Option<&'static str>, bytes: Vec<u8>| r.call("PUT", "/v1/admin/authkeys/prod-cluster", auth, Some(Body::from(bytes)), "application/octet-stream");
+    is_error(&put(None, key.clone()).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&put(Some(ADMIN), vec![1; 64]).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_authkey");
+    let a = put(Some(ADMIN), key.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let meta = r.get("/v1/admin/authkeys/prod-cluster", Some(ADMIN)).await;
+    assert_eq!(meta.body["sha256"], secret::sha256_hex(&key));
+    assert!(meta.body.get("key").is_none() && !meta.text.contains("base64"), "{}", meta.text);
+    // the node gets the spec its profile names and the raw key bytes
+    assert_eq!(r.get("/v1/spec", Some(&node)).await.text, ws("hardware-specs/ax41-nvme.toml"));
+    let res = r.app.clone().oneshot(Request::get("/v1/authkey").header("authorization", format!("Bearer {node}")).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes().to_vec(), key);
+    // not without the node's secret
+    is_error(&r.get("/v1/authkey", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/authkey", Some("pve-node-01:wrong")).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+async fn a_mac_belongs_to_one_node(r: Reg) {
+    let r = r.with_profiles().await;
+    r.token("pve-node-01", MAC1).await;
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-02", "profile": "pve-node-02", "mac": MAC1.to_uppercase() })).await;
+    is_error(&a, StatusCode::CONFLICT, "mac_taken");
+    assert!(a.text.contains("pve-node-01"), "{}", a.text);
+    // re-arming the same node with its MAC is fine
+    r.token("pve-node-01", MAC1).await;
+}
+
+async fn the_first_boot_report_moves_the_node_to_ready(r: Reg) {
+    let r = r.with_profiles().await;
+    let node = r.enrolled("pve-node-02", MAC2).await;
+    is_error(&r.json("POST", "/v1/boot", Some(&node), json!({ "phase": "dancing" })).await, StatusCode::BAD_REQUEST, "bad_report");
+    is_error(&r.json("POST", "/v1/boot", None, json!({ "phase": "booted" })).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/admin/nodes/pve-node-02/boot", Some(ADMIN)).await, StatusCode::NOT_FOUND, "not_found");
+    let keys = json!(["ssh-ed25519 SHA256:XNRWIicPW0dPIb3dFfNwaHbdOAP97r4cck7GtCI3OaI"]);
+    let a = r.json("POST", "/v1/boot", Some(&node), json!({ "phase": "booted", "ssh_host_keys": keys })).await;
+    assert_eq!((a.status, a.body["state"].as_str()), (StatusCode::OK, Some("booted")), "{}", a.text);
+    let n = r.get("/v1/admin/nodes/pve-node-02", Some(ADMIN)).await;
+    assert_eq!(n.body["state"], "booted");
+    let booted_at = n.body["booted_at"].as_i64().unwrap();
+    let a = r.json("POST", "/v1/boot", Some(&node), json!({ "phase": "ready", "ssh_host_keys": keys, "cluster": { "action": "join", "ok": true } })).await;
+    assert_eq!(a.body["state"], "ready");
+    let n = r.get("/v1/admin/nodes/pve-node-02", Some(ADMIN)).await;
+    assert_eq!((n.body["state"].as_str(), n.body["booted_at"].as_i64()), (Some("ready"), Some(booted_at)), "first boot time kept");
+    let b = r.get("/v1/admin/nodes/pve-node-02/boot", Some(ADMIN)).await;
+    assert_eq!(b.body["cluster"]["action"], "join");
+    assert_eq!(b.body["ssh_host_keys"], keys);
+    // a rebuild (re-arm) forgets the old boot
+    r.token("pve-node-02", MAC2).await;
+    is_error(&r.get("/v1/admin/nodes/pve-node-02/boot", Some(ADMIN)).await, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn the_status_page_lists_nodes_for_the_admin_only(r: Reg) {
+    use base64::Engine;
+    let r = r.with_profiles().await;
+    // no credentials: the browser is asked for them
+    let res = r.app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm=\"keel-registry\""));
+    let basic = |pw: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}")));
+    let page = |path: &'static str, auth: String| {
+        let app = r.app.clone();
+        async move {
+            let res = app.oneshot(Request::get(path).header("authorization", auth).body(Body::empty()).unwrap()).await.unwrap();
+            let status = res.status();
+            (status, String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+        }
+    };
+    assert_eq!(page("/", basic("wrong")).await.0, StatusCode::UNAUTHORIZED);
+    let (status, html) = page("/", basic(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("no nodes yet"), "{html}");
+    assert!(html.contains("http-equiv=\"refresh\""), "{html}");
+    // one node installing, with a hostile event text that must come out escaped
+    let node = r.enrolled("pve-node-01", MAC1).await;
+    let events = json!({ "events": [
+        { "seq": 1, "event": "start", "step": "zfs.rpool", "n": 7, "total": 27, "title": "create <rpool> & \"friends\"" },
+    ]});
+    assert_eq!(r.json("POST", "/v1/events", Some(&node), events).await.status, StatusCode::OK);
+    let (_, html) = page("/", basic(ADMIN)).await;
+    assert!(html.contains("<a href=\"/nodes/pve-node-01\">pve-node-01</a>"), "{html}");
+    assert!(html.contains("<progress value=\"7\" max=\"27\"></progress> 7/27"), "{html}");
+    assert!(html.contains("create &lt;rpool&gt; &amp; &quot;friends&quot;") && !html.contains("<rpool>"), "{html}");
+    let (status, html) = page("/nodes/pve-node-01", basic(ADMIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("events (1)") && html.contains("start zfs.rpool"), "{html}");
+    assert_eq!(page("/nodes/nobody", basic(ADMIN)).await.0, StatusCode::NOT_FOUND);
 }
