@@ -240,13 +240,13 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use keel_installer::exec::spool::Spool;
     use keel_registry::{router, secret, store::NewNode, AppState, Store};
 
     /// A registry on `port`, in its own runtime thread; returns its store.
-    pub(super) fn start_registry(port: u16, db: &std::path::Path) -> Store {
+    pub(crate) fn start_registry(port: u16, db: &std::path::Path) -> Store {
         let (tx, rx) = std::sync::mpsc::channel();
         let db = format!("sqlite:{}", db.display());
         std::thread::spawn(move || {
@@ -262,7 +262,7 @@ mod tests {
         rx.recv().unwrap()
     }
 
-    pub(super) fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
@@ -634,5 +634,84 @@ mod tls_tests {
         // no pin: a self-signed certificate is not trusted
         let err = format!("{:#}", Registry::new(&url, None).unwrap().enroll("nope", &inv).unwrap_err());
         assert!(!err.contains("401"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod fetch_tests {
+    use super::*;
+    use keel_registry::{secret, store::NewNode};
+
+    fn ws(path: &str) -> String {
+        format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// A registry holding lab-node-02's profile, the qemu-lab spec and the lab cluster's key;
+    /// lab-node-02 armed with a token. Returns (url, token, store).
+    fn lab_registry(dir: &std::path::Path) -> (String, String, keel_registry::Store) {
+        let port = tests::free_port();
+        let store = tests::start_registry(port, &dir.join("registry.db"));
+        let token = secret::generate();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            store.put_document("profile", "lab-node-02", &std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap(), "x").await.unwrap();
+            store.put_document("spec", "qemu-lab", &std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap(), "x").await.unwrap();
+            use base64::Engine;
+            let key = base64::engine::general_purpose::STANDARD.encode(std::fs::read(ws("profiles/lab-cluster.authkey")).unwrap());
+            store.put_document("authkey", "lab-cluster", &key, "x").await.unwrap();
+            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: false };
+            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        });
+        (format!("http://127.0.0.1:{port}"), token, store)
+    }
+
+    /// Without --profile: enroll, fetch profile + spec + authkey; the result loads exactly like
+    /// the repository's profile (its files are found), and a second fetch needs no new token.
+    #[test]
+    fn the_profile_comes_from_the_registry_with_its_spec_and_authkey() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, token, _store) = lab_registry(dir.path());
+        let creds_path = dir.path().join("keel/registry.json");
+        let mut creds = Credentials::load_or_new(&creds_path, &url, None, &token);
+        let inv = json!({ "nics": [{ "mac": "52:54:00:A4:41:02" }] });
+        let out = dir.path().join("keel/from-registry");
+        let p = fetch_profile(&mut creds, &creds_path, &inv, &out, Duration::from_secs(5)).unwrap();
+        assert_eq!(p, out.join("profiles/lab-node-02.toml"));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap());
+        assert_eq!(std::fs::read(out.join("profiles/lab-cluster.authkey")).unwrap(), std::fs::read(ws("profiles/lab-cluster.authkey")).unwrap());
+        assert_eq!(std::fs::read_to_string(out.join("hardware-specs/qemu-lab.toml")).unwrap(), std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap());
+        let loaded = keel_installer::profile::Profile::load(&p).unwrap();
+        assert_eq!(loaded.profile.node.hostname, "lab-node-02");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(out.join("profiles/lab-cluster.authkey")).unwrap().permissions().mode() & 0o777, 0o600);
+        // the token is spent; the saved enrollment still fetches (a resumed install)
+        let mut again = Credentials::load_or_new(&creds_path, &url, None, &token);
+        assert!(again.enrollment.is_some());
+        fetch_profile(&mut again, &creds_path, &inv, &out, Duration::from_secs(5)).unwrap();
+        // the spent token again (another machine trying it): refused at once
+        let mut other = Credentials::load_or_new(&dir.path().join("other.json"), &url, None, &token);
+        let t = std::time::Instant::now();
+        let err = format!("{:#}", fetch_profile(&mut other, &dir.path().join("other.json"), &inv, &dir.path().join("o"), Duration::from_secs(60)).unwrap_err());
+        assert!(err.contains("409") && err.contains("single-use"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5), "a refusal is not retried");
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_waited_for_then_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://127.0.0.1:{}", tests::free_port());
+        let mut creds = Credentials::load_or_new(&dir.path().join("r.json"), &url, None, "t");
+        let err = format!("{:#}", fetch_profile(&mut creds, &dir.path().join("r.json"), &json!({}), dir.path(), Duration::from_secs(2)).unwrap_err());
+        assert!(err.contains("did not answer within 2 s (--registry-wait)") && err.contains("enrolling at"), "{err}");
+    }
+
+    #[test]
+    fn the_kernel_command_line_names_the_registry() {
+        let line = "BOOT_IMAGE=/vmlinuz ip=dhcp keel.registry=https://reg:8443 keel.token=abc123 keel.fingerprint=sha256:00ff quiet\n";
+        assert_eq!(from_cmdline(line), Some(("https://reg:8443".into(), "abc123".into(), Some("sha256:00ff".into()))));
+        assert_eq!(from_cmdline("keel.registry=http://r keel.token=t"), Some(("http://r".into(), "t".into(), None)));
+        assert_eq!(from_cmdline("keel.registry=http://r"), None, "no token: no registry");
+        assert_eq!(from_cmdline("keel.registry= keel.token=t"), None);
+        assert_eq!(from_cmdline("BOOT_IMAGE=/vmlinuz quiet"), None);
     }
 }
