@@ -390,11 +390,55 @@ fn an_install_phones_home_every_event_then_its_report() {
     let report: serde_json::Value = serde_json::from_str(&rt.block_on(store.report("lab-node-01")).unwrap().unwrap()).unwrap();
     assert_eq!(report["result"], "ok");
     assert!(report["step_seconds"]["partition.format-esp"].as_f64().is_some(), "{report}");
-    // a second run: the token is spent, the saved enrollment is used, nothing is sent twice
-    let again = rig.install(&["--registry", &url, "--token", &token]);
+    // a second run (the token from a file this time): the token is spent, the saved
+    // enrollment is used, nothing is sent twice
+    let token_file = rig.dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let again = rig.install(&["--registry", &url, "--token-file", token_file.to_str().unwrap()]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     let n = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap().len();
     assert!(n > events.len(), "the second run's events arrive too");
     let seqs: Vec<i64> = rt.block_on(store.events("lab-node-01", 0, 10000)).unwrap().iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>());
+}
+
+/// An unattended install: no --profile and no --registry flag; the kernel command line names the
+/// registry and the token (as the registry's iPXE script does); the profile, and the cluster's
+/// authkey it names, come from the registry; the credentials stay beside the journal for the
+/// installed node's first boot.
+#[test]
+fn an_install_without_a_profile_takes_it_from_the_registry_named_on_the_kernel_command_line() {
+    let Some(_g) = exclusive() else { return };
+    let rig = Rig::new();
+    let (url, store, rt) = registry();
+    let token = keel_registry::secret::generate();
+    rt.block_on(async {
+        let profile = std::fs::read_to_string(rig.profile()).unwrap();
+        store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode(std::fs::read(workspace().join("profiles/lab-cluster.authkey")).unwrap());
+        store.put_document("authkey", "lab-cluster", &key, "x").await.unwrap();
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+        store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+    });
+    let cmdline = rig.dir.path().join("cmdline");
+    std::fs::write(&cmdline, format!("BOOT_IMAGE=/vmlinuz boot=live keel.registry={url} keel.token={token} quiet\n")).unwrap();
+    let (root, journals) = (rig.root(), rig.journals());
+    let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+    let args = ["install", "--root", root.to_str().unwrap(), "--journal-dir", journals.to_str().unwrap(), "--cmdline", cmdline.to_str().unwrap(),
+        "--yes", "--confirm-serials", &confirm, "--until", UNTIL];
+    let out = Command::new(env!("CARGO_BIN_EXE_keel")).args(args).current_dir(workspace()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("from-registry/profiles/lab-node-01.toml from the registry"), "{stderr}");
+    assert!(stderr.contains("report sent (ok)"), "{stderr}");
+    assert_eq!(rig.layout(), planned_layout(&rig));
+    let creds: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(journals.join("registry.json")).unwrap()).unwrap();
+    assert_eq!((creds["registry"].as_str(), creds["enrollment"]["hostname"].as_str()), (Some(url.as_str()), Some("lab-node-01")));
+    let node = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
+    assert_eq!(node.state, "installed");
+    // nothing at all: a clear refusal
+    let none = Command::new(env!("CARGO_BIN_EXE_keel")).args(["install", "--root", root.to_str().unwrap(), "--journal-dir", rig.dir.path().join("j2").to_str().unwrap(), "--cmdline", "/nonexistent"]).output().unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no profile: give --profile FILE, or a registry"), "{}", String::from_utf8_lossy(&none.stderr));
 }
