@@ -2,7 +2,8 @@
 # keel's whole test suite: the README's test command, and what .ci/run calls.
 #  1. test dependencies (Debian packages; as root, installed when missing): sshd, corosync,
 #     iproute2/unshare for the corosync check, the partitioning tools for the loop-device
-#     install tests, and Debian's ifupdown2 unpacked (not installed);
+#     install tests, headless Chromium for the registry's status page, and Debian's ifupdown2
+#     unpacked (not installed);
 #  2. the recorded fixtures are exactly what tests/fixtures/make-fixtures.sh generates;
 #  3. cargo test on the whole workspace, with the real-parser checks required (no skipping) and
 #     the registry's API suite run against SQLite and a throwaway PostgreSQL server;
@@ -32,8 +33,9 @@ need=()
 for cmd in /usr/sbin/sshd:openssh-server ssh-keygen:openssh-client /usr/sbin/corosync:corosync \
            ip:iproute2 unshare:util-linux python3:python3 bc:bc /usr/sbin/sgdisk:gdisk \
            /usr/sbin/mkfs.vfat:dosfstools /usr/sbin/partprobe:parted /usr/sbin/sfdisk:fdisk \
-           /usr/bin/udevadm:udev /usr/sbin/losetup:mount /usr/sbin/mkfs.ext4:e2fsprogs; do
-  command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd#*:}")
+           /usr/bin/udevadm:udev /usr/sbin/losetup:mount /usr/sbin/mkfs.ext4:e2fsprogs \
+           chromium:chromium /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core; do
+  { command -v "${cmd%%:*}" || [ -e "${cmd%%:*}" ]; } >/dev/null 2>&1 || need+=("${cmd#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -48,7 +48,7 @@ pub async fn nodes_page(admin: Result<Admin, ApiError>, State(st): State<Shared>
     let body = format!(
         "<table><thead><tr><th>node</th><th>state</th><th>step</th><th>progress</th><th>last event</th><th>result</th><th>duration</th></tr></thead>\n<tbody>\n{rows}</tbody></table>\n"
     );
-    Ok(page("keel-registry: nodes", &format!("{} node(s)", nodes.len()), &body))
+    Ok(page("keel-registry: nodes", &format!("keel-registry: {} node(s)", nodes.len()), &body))
 }
 
 pub async fn node_page(admin: Result<Admin, ApiError>, State(st): State<Shared>, Path(hostname): Path<String>) -> Result<Response, ApiError> {
@@ -141,7 +141,7 @@ fn page(title: &str, heading: &str, body: &str) -> Response {
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}\
 th,td{border-bottom:1px solid #ccc;padding:.3em .7em;text-align:left;font-size:14px}th{background:#f0f0f0}\
 tr.state-failed td,tr.state-boot-failed td{background:#fde2e2}tr.state-installed td,tr.state-ready td,tr.state-booted td{background:#e3f6e3}\
-tr.state-installing td{background:#fff7dd}pre{background:#f6f6f6;padding:.6em;font-size:12px}.foot{color:#888;font-size:12px}";
+tr.state-installing td{background:#fff7dd}td:first-child,td:nth-child(4),td:last-child{white-space:nowrap}pre{background:#f6f6f6;padding:.6em;font-size:12px}.foot{color:#888;font-size:12px}";
 
 fn ask_password(e: ApiError) -> Response {
     let mut r = (StatusCode::UNAUTHORIZED, format!("{}\nThe status page's password is the registry's admin token.\n", e.message)).into_response();
