@@ -10,7 +10,8 @@
 # guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
 # KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
 # KEEL_LAB_REPO_PORT (the lab repository's port on the host loopback: the guest reaches it as
-# http://10.0.2.100/), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
+# http://10.0.2.100/), KEEL_LAB_REGISTRY_PORT (a keel-registry on the host loopback: the guest
+# reaches it as http://10.0.2.101:8080), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
 # the first one first, instead of the rescue kernel; the installed system's lab probe unit runs
 # the scenario).
 set -euo pipefail
@@ -62,6 +63,7 @@ else
   fwd=""
   # one nc per guest connection (a tcp: target would carry a single connection only)
   [ -n "${KEEL_LAB_REPO_PORT:-}" ] && fwd=",guestfwd=tcp:10.0.2.100:80-cmd:nc 127.0.0.1 $KEEL_LAB_REPO_PORT"
+  [ -n "${KEEL_LAB_REGISTRY_PORT:-}" ] && fwd="$fwd,guestfwd=tcp:10.0.2.101:8080-cmd:nc 127.0.0.1 $KEEL_LAB_REGISTRY_PORT"
   net=(-nic "user,model=e1000,mac=$mac,restrict=on$fwd")
 fi
 

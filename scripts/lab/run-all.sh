@@ -125,17 +125,41 @@ fi
 # boots both nodes into one cluster; "none" stops after wrong-key.
 os=${KEEL_LAB_OS:-node}
 if [ -n "$repo" ] && [ "$os" != none ]; then
+  # lab-node-01 installs unattended: no --profile; the registry and its enrollment token are on
+  # the rescue kernel's command line (as the registry's iPXE script puts them), the profile, spec
+  # and cluster authkey come from the keel-registry on the host loopback, which then holds the
+  # install's events and report and, after the first boot from the drives, the boot report.
+  reg=""
+  reg_dir="$work/registry"
+  reg_port=47090
+  reg_url="http://127.0.0.1:$reg_port"
+  mkdir -p "$reg_dir"
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$reg_dir/admin-token"
+  if (cd "$here/../.." && cargo build -q -p keel-registry); then
+    "$here/../../target/debug/keel-registry" serve --listen "127.0.0.1:$reg_port" --database "sqlite:$reg_dir/registry.db" \
+      --admin-token-file "$reg_dir/admin-token" >"$reg_dir/registry.log" 2>&1 &
+    reg_pid=$!
+    trap 'kill $http $reg_pid 2>/dev/null' EXIT
+    if token=$(python3 "$here/registry-admin.py" setup "$reg_url" "$reg_dir/admin-token" "$here/../.."); then
+      reg="keel.registry=http://10.0.2.101:8080 keel.token=$token"
+      export KEEL_LAB_REGISTRY_PORT=$reg_port
+    fi
+  fi
+  [ -n "$reg" ] || { echo "lab: the lab registry could not be started (see $reg_dir/registry.log); lab-node-01 installs with --profile"; failed=$((failed + 1)); }
   s=$(date +%s)
   if [ "$os" = cluster ]; then
     KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=7200 \
       bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1 &
     o2=$!
   fi
-  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND=keel.node=1 KEEL_LAB_TIMEOUT=7200 \
+  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND="keel.node=1 $reg" KEEL_LAB_TIMEOUT=7200 \
     bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1
   r1=$?
   cat "$work/os1.out"; show "$work/os1" os-install
   result os-install $r1 $(( $(date +%s) - s ))
+  if [ -n "$reg" ]; then
+    python3 "$here/registry-admin.py" installed "$reg_url" "$reg_dir/admin-token"; result registry-report $? 0
+  fi
   if [ "$os" = cluster ]; then
     wait $o2
     r2=$?
@@ -144,6 +168,9 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   fi
   if [ "$r1" = 0 ]; then
     booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
+    if [ -n "$reg" ]; then
+      python3 "$here/registry-admin.py" booted "$reg_url" "$reg_dir/admin-token"; result registry-first-boot $? 0
+    fi
   fi
   if [ "$os" = cluster ] && [ "$r1" = 0 ] && [ "$r2" = 0 ]; then
     s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/os2" 47011; result cluster $? $(( $(date +%s) - s ))
@@ -155,6 +182,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   fi
 fi
 [ -n "$repo" ] && kill $http 2>/dev/null
+[ -n "${reg_pid:-}" ] && kill $reg_pid 2>/dev/null
 
 echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
 echo "lab: $passed passed, $failed failed"

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""The lab's keel-registry, seen by its operator (admin API over HTTP, no other tools):
+  registry-admin.py setup URL ADMIN_TOKEN_FILE REPO   upload lab-node-01's profile, the qemu-lab
+      spec and the lab cluster's authkey; arm lab-node-01 (its MAC); print the enrollment token
+  registry-admin.py installed URL ADMIN_TOKEN_FILE    the install's report arrived: state, result,
+      SSH host keys, both pools, every event (exit 1 and say what is missing otherwise)
+  registry-admin.py booted URL ADMIN_TOKEN_FILE       the first boot reported "ready" with the same
+      host keys as the install's report
+"""
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+NODE = "lab-node-01"
+MAC = "52:54:00:a4:41:01"
+
+
+def call(url, token, method, path, body=None, content_type="application/json"):
+    req = urllib.request.Request(url + path, data=body, method=method)
+    req.add_header("Authorization", "Bearer " + token)
+    if body is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def must(url, token, method, path, body=None, content_type="application/json"):
+    status, out = call(url, token, method, path, body, content_type)
+    if status >= 300:
+        sys.exit(f"registry: {method} {path} answered {status}: {out.decode(errors='replace')}")
+    return out
+
+
+def failed(what):
+    print(f"FAIL  {what}")
+    return 1
+
+
+def main():
+    cmd, url, token_file = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3]
+    token = open(token_file).read().strip()
+    for _ in range(100):  # the registry was just started
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    if cmd == "setup":
+        repo = sys.argv[4]
+        must(url, token, "PUT", f"/v1/admin/profiles/{NODE}", open(f"{repo}/profiles/{NODE}.toml", "rb").read(), "application/toml")
+        must(url, token, "PUT", "/v1/admin/specs/qemu-lab", open(f"{repo}/hardware-specs/qemu-lab.toml", "rb").read(), "application/toml")
+        must(url, token, "PUT", "/v1/admin/authkeys/lab-cluster", open(f"{repo}/profiles/lab-cluster.authkey", "rb").read(), "application/octet-stream")
+        out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": NODE, "profile": NODE, "mac": MAC, "ttl_seconds": 6 * 3600}).encode())
+        print(json.loads(out)["token"])
+        return 0
+    node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}"))
+    bad = 0
+    if cmd == "installed":
+        report = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}/report"))
+        print(f"registry: {NODE} state {node['state']}, {node['events']} events, report result {report.get('result')}")
+        keys, pools = report.get("ssh_host_keys", []), report.get("pools", [])
+        for k in keys:
+            print(f"registry: host key {k}")
+        for p in pools:
+            print(f"registry: pool {p}")
+        if node["state"] != "installed" or report.get("result") != "ok":
+            bad += failed(f"expected state installed and result ok, found {node['state']} / {report.get('result')}")
+        if not any(k.startswith("ssh-ed25519 SHA256:") for k in keys):
+            bad += failed("the report has no ed25519 host key fingerprint")
+        if sorted(p.split()[0] for p in pools) != ["datapool", "rpool"] or not all(" ONLINE " in p for p in pools):
+            bad += failed(f"the report should show rpool and datapool ONLINE: {pools}")
+        events = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}/events?limit=10000"))["events"]
+        seqs = [e["seq"] for e in events]
+        if seqs != list(range(1, len(seqs) + 1)) or not events or events[-1].get("event") != "finished":
+            bad += failed(f"events should be 1..N without gaps, the last one 'finished': {len(seqs)} events, last {events[-1] if events else None}")
+    elif cmd == "booted":
+        report = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}/report"))
+        status, out = call(url, token, "GET", f"/v1/admin/nodes/{NODE}/boot")
+        if status != 200:
+            return failed(f"no first-boot report ({status}: {out.decode(errors='replace')})")
+        boot = json.loads(out)
+        print(f"registry: {NODE} state {node['state']}, first boot {boot.get('phase')}, cluster {json.dumps(boot.get('cluster'))}")
+        if node["state"] != "ready" or boot.get("phase") != "ready":
+            bad += failed(f"expected the first boot ready, found state {node['state']}, phase {boot.get('phase')}")
+        if boot.get("ssh_host_keys") != report.get("ssh_host_keys") or not boot.get("ssh_host_keys"):
+            bad += failed(f"host keys differ: install report {report.get('ssh_host_keys')}, first boot {boot.get('ssh_host_keys')}")
+        else:
+            print(f"registry: the booted node's host keys are the installed ones ({len(boot['ssh_host_keys'])})")
+    else:
+        sys.exit(f"unknown command {cmd}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
