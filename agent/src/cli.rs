@@ -112,6 +112,15 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The Hetzner Robot webservice: list servers, activate the rescue system, hardware reset.
+    /// Credentials from KEEL_ROBOT_USER/KEEL_ROBOT_PASSWORD or a 0600 TOML file (never flags).
+    Robot {
+        #[command(subcommand)]
+        command: RobotCommand,
+        /// Credentials file (user, password, optional url); default ~/.config/keel/robot.toml.
+        #[arg(long, global = true)]
+        credentials: Option<PathBuf>,
+    },
     /// Run by the installed node's keel-first-boot unit: report "booted" with the new SSH host
     /// keys to the registry, run the cluster step (`pvecm create` on the first node, `pvecm add`
     /// on the others), report the result, then disable the unit. Retries with backoff.
@@ -122,6 +131,27 @@ pub enum Command {
         /// Give up (exit 1, so systemd starts it again later) after this many seconds.
         #[arg(long, default_value_t = 1800)]
         give_up_after: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RobotCommand {
+    /// The account's dedicated servers: number, name, main IP, product, data center, status.
+    Servers,
+    /// Activate the Linux rescue system for the next boot, with this SSH key (its fingerprint
+    /// as Robot lists the account's keys).
+    Rescue {
+        /// Server name, main IP or number.
+        server: String,
+        #[arg(long)]
+        key_fingerprint: String,
+    },
+    /// Hardware reset (power cycle) of the server. Asks first unless --yes.
+    Reset {
+        /// Server name, main IP or number.
+        server: String,
+        #[arg(long)]
+        yes: bool,
     },
 }
 

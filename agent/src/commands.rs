@@ -24,6 +24,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Render { profile, out } => render(&profile, &out),
         Command::Install(args) => crate::install::install(&args),
         Command::Status { journal_dir, follow, json } => crate::install::status(&journal_dir, follow, json),
+        Command::Robot { command, credentials } => robot(command, credentials.as_deref()),
         Command::FirstBoot { root, give_up_after } => crate::first_boot::run(&root, std::time::Duration::from_secs(give_up_after)),
         Command::Verify { profile, root, allow_degraded, expect_quorum, json } => verify(&profile, &root, allow_degraded, expect_quorum, json),
     }
@@ -196,4 +197,48 @@ fn verify(profile: &Path, root: &Path, allow_degraded: bool, expect_quorum: bool
         print!("{}", verify::table(&rows));
     }
     Ok(if rows.iter().any(|r| r.status == verify::Status::Fail) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn robot(cmd: crate::cli::RobotCommand, credentials: Option<&Path>) -> Result<ExitCode> {
+    use crate::cli::RobotCommand;
+    use crate::robot::{Credentials, Robot};
+    let robot = Robot::new(Credentials::load(credentials)?)?;
+    match cmd {
+        RobotCommand::Servers => {
+            let rows: Vec<[String; 6]> =
+                robot.servers()?.into_iter().map(|s| [s.server_number.to_string(), s.server_name, s.server_ip.unwrap_or_default(), s.product, s.dc, s.status]).collect();
+            print!("{}", keel_installer::table::render(&["NUMBER", "NAME", "IP", "PRODUCT", "DC", "STATUS"], &rows));
+        }
+        RobotCommand::Rescue { server, key_fingerprint } => {
+            let s = robot.find(&server)?;
+            let r = robot.activate_rescue(s.server_number, &key_fingerprint)?;
+            println!(
+                "rescue system active for the next boot of {} (#{}, {}): root login with the key {}{}",
+                s.server_name,
+                s.server_number,
+                s.server_ip.as_deref().unwrap_or("-"),
+                r.keys.join(", "),
+                if r.password.is_some() { "; Robot also set a root password (not shown)" } else { "" }
+            );
+        }
+        RobotCommand::Reset { server, yes } => {
+            let s = robot.find(&server)?;
+            if !yes {
+                use std::io::{BufRead, IsTerminal, Write};
+                if !std::io::stdin().is_terminal() {
+                    bail!("a hardware reset cuts the power of {}: confirm with --yes", s.server_name);
+                }
+                eprint!("Hardware reset (power cycle) of {} (#{}, {})? Type its name: ", s.server_name, s.server_number, s.server_ip.as_deref().unwrap_or("-"));
+                std::io::stderr().flush().ok();
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if answer.trim() != s.server_name {
+                    bail!("not confirmed: nothing was done");
+                }
+            }
+            robot.reset(s.server_number)?;
+            println!("hardware reset of {} (#{}) sent", s.server_name, s.server_number);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod install;
 mod logging_host;
 mod phone_home;
 mod progress;
+mod robot;
 mod inventory_view;
 
 use std::process::ExitCode;
