@@ -121,6 +121,10 @@ pub enum Command {
         #[arg(long, global = true)]
         credentials: Option<PathBuf>,
     },
+    /// Install a node over SSH from here: the far side is a rescue system; keel uploads itself
+    /// and the profile, shows the far side's disks, asks here, runs there, follows here.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Run by the installed node's keel-first-boot unit: report "booted" with the new SSH host
     /// keys to the registry, run the cluster step (`pvecm create` on the first node, `pvecm add`
     /// on the others), report the result, then disable the unit. Retries with backoff.
@@ -153,6 +157,82 @@ pub enum RobotCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Check the far side is a rescue system, upload keel (SHA-256 checked there) and the
+    /// profile, preflight there, confirm here, `keel install --detach` there, follow here.
+    Install(RemoteInstallArgs),
+    /// The far side's install journal; --follow re-attaches to a running install.
+    Status {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
+        progress: ProgressFormat,
+    },
+}
+
+/// How to reach the far side.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// The rescue system: anything `ssh` accepts (user@host, a Host alias of ~/.ssh/config).
+    #[arg(long)]
+    pub host: String,
+    /// Extra OpenSSH option for every connection (KEY=VALUE, as `ssh -o`); repeatable.
+    #[arg(long = "ssh-option")]
+    pub ssh_option: Vec<String>,
+    /// Folder on the far side for keel and the profile.
+    #[arg(long, default_value = crate::remote::FAR_DIR)]
+    pub far_dir: String,
+    /// The far side's journal folder.
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub far_journal_dir: String,
+    /// Inventory root on the far side (tests point it at a recorded tree).
+    #[arg(long, hide = true)]
+    pub far_root: Option<String>,
+    /// How often a dropped connection is retried before keel leaves the install running there.
+    #[arg(long, default_value_t = 5)]
+    pub reconnect_tries: u32,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteInstallArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node profile (here; uploaded with the files it names).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Hardware spec (default: the profile's `hardware-spec`, beside its folder).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Unattended: do not ask. Only with --confirm-serials.
+    #[arg(long, requires = "confirm_serials")]
+    pub yes: bool,
+    /// The serials of the disks to destroy over there, comma-separated; must match its plan.
+    #[arg(long, value_delimiter = ',')]
+    pub confirm_serials: Vec<String>,
+    /// Proceed although the far side's target disks hold file systems or pool members.
+    #[arg(long)]
+    pub wipe_existing: bool,
+    /// Install even though the far side looks like an installed node, not a rescue system.
+    #[arg(long)]
+    pub force: bool,
+    /// Stop after this step over there (see `keel plan`).
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
+    pub progress: ProgressFormat,
+    /// Phone home from the far side to this registry (see `keel install --registry`).
+    #[arg(long, requires = "token_file")]
+    pub registry: Option<String>,
+    /// The node's enrollment token, in a file here (uploaded, 0600).
+    #[arg(long, requires = "registry")]
+    pub token_file: Option<PathBuf>,
+    #[arg(long, requires = "registry")]
+    pub registry_fingerprint: Option<String>,
 }
 
 /// Where journals and logs live in the rescue system.

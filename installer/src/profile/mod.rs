@@ -12,7 +12,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 pub use raw::{Bootloader, PveRepository};
-pub(crate) use validate::hex as hex_digest;
+pub use validate::hex as hex_digest;
 
 use crate::size::ByteSize;
 use crate::source::{Diagnostic, SourceError, SourceFile};

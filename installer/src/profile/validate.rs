@@ -561,6 +561,6 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
     Ok(Loaded { profile, warnings })
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

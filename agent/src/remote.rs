@@ -1,0 +1,349 @@
+//! `keel remote install` and `keel remote status`: the same install, run on a rescue system over
+//! the operator's own OpenSSH (`ssh`, so ~/.ssh/config, the agent and known_hosts apply).
+//!
+//! install: look at the far side (a rescue system, not an installed node, unless --force),
+//! upload keel and check its SHA-256 there, upload the profile with the files it names, run the
+//! preflight there and show its disk table here, take the consent here (the serials come from
+//! the far side's plan), start `keel install --detach` there, then follow its journal with the
+//! same progress output as a local run. A dropped connection is retried; if it stays down, the
+//! install goes on there and `keel remote status --host H --follow` re-attaches.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use keel_installer::exec::journal::{Entry, Record};
+use keel_installer::plan::display::shell_quote;
+use keel_installer::profile::Profile;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{ProgressFormat, RemoteArgs, RemoteInstallArgs};
+use crate::progress::Progress;
+
+/// Exit code when the connection is lost for good while the install goes on over there.
+pub const DETACHED: u8 = 3;
+
+/// The far side, reached with `ssh [options] HOST -- COMMAND`.
+pub struct Ssh {
+    host: String,
+    options: Vec<String>,
+}
+
+impl Ssh {
+    pub fn new(args: &RemoteArgs) -> Ssh {
+        let mut options = vec!["-o".to_string(), "ServerAliveInterval=15".into(), "-o".into(), "ServerAliveCountMax=4".into()];
+        for o in &args.ssh_option {
+            options.push("-o".into());
+            options.push(o.clone());
+        }
+        Ssh { host: args.host.clone(), options }
+    }
+
+    fn command(&self, remote: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(&self.options).arg(&self.host).arg("--").arg(remote);
+        c
+    }
+
+    /// Runs `remote` there; its output, or an error with the command, exit code and stderr.
+    fn run(&self, what: &str, remote: &str, input: Option<&Path>) -> Result<String> {
+        let mut c = self.command(remote);
+        c.stdin(match input {
+            Some(p) => Stdio::from(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+            None => Stdio::null(),
+        });
+        let out = c.output().context("running ssh (OpenSSH's client must be installed)")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            bail!(
+                "{what} on {} failed: `ssh {} -- {remote}` exited with code {}{}",
+                self.host,
+                self.host,
+                out.status.code().unwrap_or(-1),
+                if tail.is_empty() { String::new() } else { format!("; stderr ends with:\n  {}", tail[tail.len().saturating_sub(5)..].join("\n  ")) }
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// What the far side looks like.
+#[derive(Debug, Default, PartialEq)]
+pub struct FarSide {
+    pub hostname: String,
+    pub root_fs: String,
+    pub keel_profile: bool,
+    pub proxmox: bool,
+}
+
+impl FarSide {
+    pub fn parse(text: &str) -> FarSide {
+        let mut f = FarSide::default();
+        for line in text.lines() {
+            match line.split_once('=') {
+                Some(("hostname", v)) => f.hostname = v.to_string(),
+                Some(("rootfs", v)) => f.root_fs = v.to_string(),
+                Some(("keel", v)) => f.keel_profile = v == "yes",
+                Some(("pve", v)) => f.proxmox = v == "yes",
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// Why this looks like an installed node rather than a rescue system (None: it does not).
+    pub fn installed_node(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.keel_profile {
+            why.push("it has /etc/keel/profile.toml (installed by keel)".to_string());
+        }
+        if self.proxmox {
+            why.push("it has /etc/pve (a Proxmox VE node)".to_string());
+        }
+        if self.root_fs == "zfs" {
+            why.push("its root file system is ZFS".to_string());
+        }
+        (!why.is_empty()).then(|| why.join(", "))
+    }
+}
+
+fn far_probe(root: &str) -> String {
+    let r = shell_quote(root.trim_end_matches('/'));
+    format!(
+        "echo hostname=$(hostname); echo rootfs=$(findmnt -n -o FSTYPE / 2>/dev/null || stat -f -c %T /); \
+         if [ -e {r}/etc/keel/profile.toml ]; then echo keel=yes; fi; if [ -d {r}/etc/pve ]; then echo pve=yes; fi"
+    )
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(keel_installer::profile::hex_digest(&Sha256::digest(&bytes)))
+}
+
+/// Uploads `local` to `remote` (0600, or 0755 when `exec`) and checks its SHA-256 there. A file
+/// already there with that digest is left alone.
+fn upload(ssh: &Ssh, local: &Path, remote: &str, exec: bool) -> Result<String> {
+    let want = sha256_file(local)?;
+    let q = shell_quote(remote);
+    let have = ssh.run("checking an earlier upload", &format!("sha256sum {q} 2>/dev/null || true"), None)?;
+    if have.split_whitespace().next() == Some(want.as_str()) {
+        return Ok(want);
+    }
+    let part = shell_quote(&format!("{remote}.part"));
+    let dir = shell_quote(Path::new(remote).parent().and_then(|p| p.to_str()).unwrap_or("/"));
+    ssh.run(&format!("uploading {}", local.display()), &format!("mkdir -p {dir} && umask 077 && cat > {part}"), Some(local))?;
+    let got = ssh.run("checking the upload", &format!("sha256sum {part}"), None)?;
+    let got = got.split_whitespace().next().unwrap_or("");
+    if got != want {
+        bail!("the upload of {} to {}:{remote} arrived with SHA-256 {got}, not {want}: the connection corrupted it; run again", local.display(), ssh.host);
+    }
+    let mode = if exec { "755" } else { "600" };
+    ssh.run("placing the upload", &format!("chmod {mode} {part} && mv -f {part} {q}"), None)?;
+    Ok(want)
+}
+
+/// The far side's keel invocation: `DIR/keel SUBCOMMAND ...` with the hidden test root.
+fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
+    let mut words = vec![format!("{}/keel", args.far_dir.trim_end_matches('/')), sub.to_string()];
+    words.extend(rest.iter().cloned());
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
+    let args = &a.remote;
+    let ssh = Ssh::new(args);
+    // the profile must be valid here before anything happens there
+    let loaded = Profile::load(&a.profile).map_err(|e| anyhow!("{e}\nkeel: {} has errors; nothing was done", a.profile.display()))?;
+    let profile = loaded.profile;
+    let far_root = args.far_root.clone().unwrap_or_else(|| "/".into());
+
+    let far = FarSide::parse(&ssh.run("looking at the far side", &far_probe(&far_root), None)?);
+    eprintln!("{}: host {}, root file system {}", args.host, far.hostname, far.root_fs);
+    if let Some(why) = far.installed_node() {
+        if !a.force {
+            bail!("{} does not look like a rescue system: {why}. Boot it into the rescue system first (keel robot rescue, then reset), or pass --force if you are sure; nothing was done", args.host);
+        }
+        eprintln!("{}: {why}; going on because of --force", args.host);
+    }
+
+    // keel itself, then the profile with what it names, in the same folder layout as here
+    let dir = args.far_dir.trim_end_matches('/').to_string();
+    let exe = std::env::current_exe().context("finding keel's own binary")?;
+    let sum = upload(&ssh, &exe, &format!("{dir}/keel"), true)?;
+    eprintln!("{}: keel uploaded, sha256 {sum} verified there", args.host);
+    let profile_remote = format!("{dir}/profiles/{}", a.profile.file_name().and_then(|n| n.to_str()).unwrap_or("profile.toml"));
+    upload(&ssh, &a.profile, &profile_remote, false)?;
+    if let Some(key) = &profile.cluster.authkey_file {
+        let folder = a.profile.parent().unwrap_or(Path::new("."));
+        let rel = key.strip_prefix(folder).ok().filter(|r| r.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+        let rel = rel.ok_or_else(|| anyhow!("cluster.authkey-file {} must be beside the profile for a remote install", key.display()))?;
+        upload(&ssh, key, &format!("{dir}/profiles/{}", rel.display()), false)?;
+    }
+    let mut install_args = vec!["--profile".to_string(), profile_remote];
+    let spec = match (&a.spec, &profile.hardware_spec) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(name)) => Some(a.profile.parent().unwrap_or(Path::new(".")).join("../hardware-specs").join(format!("{name}.toml"))),
+        (None, None) => None,
+    };
+    if let Some(s) = spec {
+        let remote = format!("{dir}/spec.toml");
+        upload(&ssh, &s, &remote, false).with_context(|| format!("the hardware spec {}", s.display()))?;
+        install_args.extend(["--spec".into(), remote]);
+    }
+    if let Some(f) = &a.token_file {
+        let remote = format!("{dir}/token");
+        upload(&ssh, f, &remote, false)?;
+        install_args.extend(["--token-file".into(), remote]);
+    }
+    if let Some(r) = &a.registry {
+        install_args.extend(["--registry".into(), r.clone()]);
+    }
+    if let Some(fp) = &a.registry_fingerprint {
+        install_args.extend(["--registry-fingerprint".into(), fp.clone()]);
+    }
+    if let Some(r) = &args.far_root {
+        install_args.extend(["--root".into(), r.clone()]);
+    }
+    install_args.extend(["--journal-dir".into(), args.far_journal_dir.clone()]);
+    if a.wipe_existing {
+        install_args.push("--wipe-existing".into());
+    }
+    if let Some(u) = &a.until {
+        install_args.extend(["--until".into(), u.clone()]);
+    }
+
+    // the far side's own view of the disks, shown here; then consent here
+    let mut pre = ssh.command(&far_keel(args, "install", &[install_args.clone(), vec!["--preflight-only".into()]].concat()));
+    let status = pre.stdin(Stdio::null()).status().context("running ssh")?;
+    if !status.success() {
+        eprintln!("keel: the preflight on {} refused (above); nothing was written", args.host);
+        return Ok(ExitCode::from(1));
+    }
+    let serials = far_serials(&ssh, args, &install_args)?;
+    if a.yes {
+        let given: Vec<String> = a.confirm_serials.iter().map(|s| s.trim().to_string()).collect();
+        let (mut g, mut w) = (given.clone(), serials.clone());
+        g.sort();
+        w.sort();
+        if g != w {
+            bail!("--confirm-serials {} does not match the disks the plan on {} would destroy ({}); nothing was written", given.join(","), args.host, serials.join(","));
+        }
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("no terminal to ask for confirmation: run it interactively, or with --yes --confirm-serials {}", serials.join(","));
+        }
+        eprint!("Type the host name ({}) to destroy these disks on {}: ", profile.node.hostname, args.host);
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != profile.node.hostname {
+            bail!("not confirmed ({:?} is not {}); nothing was written", answer.trim(), profile.node.hostname);
+        }
+    }
+    let start = [install_args, vec!["--yes".into(), "--confirm-serials".into(), serials.join(","), "--detach".into()]].concat();
+    let out = ssh.run("starting the install", &far_keel(args, "install", &start), None)?;
+    eprint!("{}: {out}", args.host);
+    follow(&ssh, args, a.progress)
+}
+
+/// The serials the far side's plan would destroy (from `keel plan --json` there).
+fn far_serials(ssh: &Ssh, args: &RemoteArgs, install_args: &[String]) -> Result<Vec<String>> {
+    let mut plan_args: Vec<String> = Vec::new();
+    let mut it = install_args.iter();
+    while let Some(w) = it.next() {
+        if ["--profile", "--spec", "--root"].contains(&w.as_str()) {
+            plan_args.push(w.clone());
+            plan_args.extend(it.next().cloned());
+        } else if ["--journal-dir", "--until", "--token-file", "--registry", "--registry-fingerprint"].contains(&w.as_str()) {
+            it.next();
+        }
+    }
+    plan_args.push("--json".into());
+    let text = ssh.run("reading the plan", &format!("{} 2>/dev/null", far_keel(args, "plan", &plan_args)), None)?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("the plan from {} is not JSON", args.host))?;
+    let serials: Vec<String> = v["targets"].as_array().map(|a| a.iter().filter_map(|t| t["serial"].as_str().map(String::from)).collect()).unwrap_or_default();
+    if serials.is_empty() {
+        bail!("the plan from {} names no target disks", args.host);
+    }
+    Ok(serials)
+}
+
+pub fn status(args: &RemoteArgs, follow_it: bool, progress: ProgressFormat) -> Result<ExitCode> {
+    let ssh = Ssh::new(args);
+    if follow_it {
+        return follow(&ssh, args, progress);
+    }
+    let cmd = far_keel(args, "status", &["--journal-dir".into(), args.far_journal_dir.clone()]);
+    print!("{}", ssh.run("reading the install's status", &cmd, None)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follows the far side's journal (`keel status --follow --json` there) with local progress
+/// output; reconnects when the connection drops.
+fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<ExitCode> {
+    let mut progress = Progress::new(format);
+    let mut shown = 0u64;
+    let drop_after: Option<u64> = std::env::var("KEEL_TEST_DROP_AFTER").ok().and_then(|v| v.parse().ok());
+    let cmd = far_keel(args, "status", &["--follow".into(), "--json".into(), "--journal-dir".into(), args.far_journal_dir.clone()]);
+    let mut tries = 0;
+    loop {
+        let mut child = ssh.command(&cmd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("running ssh")?;
+        let out = child.stdout.take().expect("piped");
+        let mut last: Option<Record> = None;
+        let mut this_time = 0;
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let Ok(e) = serde_json::from_str::<Entry>(&line) else { continue };
+            if e.seq <= shown {
+                continue;
+            }
+            shown = e.seq;
+            this_time += 1;
+            progress.event(&e);
+            last = Some(e.record.clone());
+            if drop_after.is_some_and(|n| shown >= n) {
+                // test hook: the connection dies here and stays down
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!("keel: lost the connection to {} (KEEL_TEST_DROP_AFTER); the install goes on there. Re-attach: keel remote status --host {} --follow", args.host, args.host);
+                return Ok(ExitCode::from(DETACHED));
+            }
+        }
+        let status = child.wait().context("waiting for ssh")?;
+        match last {
+            Some(Record::Finished { .. }) | Some(Record::Paused { .. }) => return Ok(ExitCode::SUCCESS),
+            Some(Record::Failed { .. }) => return Ok(ExitCode::from(1)),
+            _ => {}
+        }
+        if status.success() {
+            // status --follow ended by itself: the journal was already at its end
+            return Ok(ExitCode::SUCCESS);
+        }
+        if this_time > 0 {
+            tries = 0;
+        }
+        tries += 1;
+        if tries > args.reconnect_tries {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            eprintln!(
+                "keel: lost the connection to {} ({}); the install goes on there. Re-attach: keel remote status --host {} --follow",
+                args.host,
+                err.lines().last().unwrap_or("ssh failed"),
+                args.host
+            );
+            return Ok(ExitCode::from(DETACHED));
+        }
+        let wait = Duration::from_secs(2u64.pow(tries.min(5)));
+        eprintln!("keel: the connection to {} dropped; reconnecting in {} s ({tries}/{})", args.host, wait.as_secs(), args.reconnect_tries);
+        std::thread::sleep(wait);
+    }
+}
+
+/// Where `keel remote` keeps things on the far side by default.
+pub const FAR_DIR: &str = "/root/keel-remote";

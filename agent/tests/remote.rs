@@ -1,0 +1,177 @@
+//! `keel remote install` / `keel remote status` against a real OpenSSH server on loopback (own
+//! port, own host key, a test user key, known_hosts pinned) standing in for the rescue system.
+//! The far side is this machine: its keel installs onto the loop-device rig (the far root is the
+//! rig's recorded tree), up to the ESPs, as the local install tests do.
+
+mod common;
+mod loop_rig;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use loop_rig::*;
+
+struct Sshd {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "keel-test", "-f"]).arg(path).status().unwrap().success();
+    assert!(ok, "ssh-keygen failed");
+}
+
+impl Sshd {
+    /// None when sshd is missing (unless KEEL_REQUIRE_TOOLS says it must be there).
+    fn start() -> Option<Sshd> {
+        if !Path::new("/usr/sbin/sshd").exists() {
+            assert!(std::env::var_os("KEEL_REQUIRE_TOOLS").is_none(), "/usr/sbin/sshd is missing (apt-get install openssh-server)");
+            eprintln!("SKIPPED: no sshd");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("user_key"));
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nPidFile {0}/sshd.pid\nAuthorizedKeysFile {0}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Command::new("/usr/sbin/sshd").args(["-D", "-e", "-f"]).arg(d.join("sshd_config")).stderr(std::fs::File::create(d.join("sshd.log")).unwrap()).spawn().unwrap();
+        let s = Sshd { dir, child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("sshd did not start: {}", std::fs::read_to_string(s.dir.path().join("sshd.log")).unwrap_or_default());
+    }
+
+    /// The connection options: this port, the test key, the pinned host key, no prompts.
+    fn options(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        [
+            format!("Port={}", self.port),
+            "User=root".into(),
+            format!("IdentityFile={d}/user_key"),
+            "IdentitiesOnly=yes".into(),
+            format!("UserKnownHostsFile={d}/known_hosts"),
+            "StrictHostKeyChecking=yes".into(),
+            "BatchMode=yes".into(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["--ssh-option".to_string(), o])
+        .collect()
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn remote(sshd: &Sshd, rig: &Rig, far_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let root = rig.root();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["--host".into(), "127.0.0.1".into()]);
+    all.extend(sshd.options());
+    all.extend(["--far-dir".into(), far_dir.display().to_string(), "--far-journal-dir".into(), rig.journals().display().to_string()]);
+    all.extend(["--far-root".into(), root.display().to_string()]);
+    let o = Command::new(env!("CARGO_BIN_EXE_keel")).args(&all).envs(env.iter().copied()).stdin(std::process::Stdio::null()).output().unwrap();
+    let out = Out { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out
+}
+
+fn far_dir(rig: &Rig) -> PathBuf {
+    rig.dir.path().join("far")
+}
+
+/// Upload + checksum there, preflight there, consent here, detached run, follow; the connection
+/// drops mid-way (test hook) and stays down: keel says how to re-attach, the install goes on
+/// there, and `keel remote status --follow` shows it to the end. The disks end as planned.
+#[test]
+fn a_remote_install_survives_a_dropped_connection_and_is_re_attached() {
+    let Some(_g) = exclusive() else { return };
+    let Some(sshd) = Sshd::start() else { return };
+    let rig = Rig::new();
+    let far = far_dir(&rig);
+    let profile = rig.profile();
+    let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+    // wrong serials: refused here after the far side's plan, nothing written there
+    let bad = remote(&sshd, &rig, &far, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", "KEELTESTC0003", "--until", UNTIL], &[]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("does not match the disks the plan on 127.0.0.1 would destroy"), "{}", bad.stderr);
+    assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing may be written");
+
+    let run = remote(&sshd, &rig, &far, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[("KEEL_TEST_DROP_AFTER", "6")]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("keel uploaded, sha256") && run.stderr.contains("verified there"), "{}", run.stderr);
+    assert!(run.stderr.contains("KEELTESTA0001") && run.stderr.contains("EVERYTHING ON THEM IS DESTROYED"), "the far side's disk table is shown here:\n{}", run.stderr);
+    assert!(run.stderr.contains("Re-attach: keel remote status --host 127.0.0.1 --follow"), "{}", run.stderr);
+    assert!(run.stdout.contains("preflight.targets"), "{}", run.stdout);
+    // the uploaded binary is the local one, byte for byte
+    assert_eq!(std::fs::read(far.join("keel")).unwrap(), std::fs::read(env!("CARGO_BIN_EXE_keel")).unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(far.join("profiles/lab-cluster.authkey")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let st = remote(&sshd, &rig, &far, &["remote", "status", "--follow"], &[]);
+    assert_eq!(st.code, 0, "{}", st.stderr);
+    assert!(st.stdout.contains("paused after partition.format-esp"), "{}", st.stdout);
+    assert!(st.stdout.contains("partition.format-esp: format the EFI system partitions"), "the whole journal, up to the last step:\n{}", st.stdout);
+    // the far side did the whole job
+    let journal = std::fs::read_to_string(rig.journals().join("install-lab-node-01.jsonl")).unwrap();
+    assert!(journal.contains("\"event\":\"paused\""), "{journal}");
+    assert_eq!(rig.layout(), planned_layout(&rig));
+    // a second run uploads nothing new and finds the install paused where it was asked to
+    let again = remote(&sshd, &rig, &far, &["remote", "status"], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("paused after partition.format-esp"), "{}", again.stdout);
+}
+
+/// A far side that looks like an installed node is refused before anything is uploaded.
+#[test]
+fn an_installed_node_is_not_taken_for_a_rescue_system() {
+    let Some(_g) = exclusive() else { return };
+    let Some(sshd) = Sshd::start() else { return };
+    let rig = Rig::new();
+    let far = far_dir(&rig);
+    let profile = rig.profile();
+    let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+    // the far root looks installed (Rig::root() builds a fresh tree; marked here, after)
+    let marker_root = rig.root();
+    std::fs::create_dir_all(marker_root.join("etc/keel")).unwrap();
+    std::fs::write(marker_root.join("etc/keel/profile.toml"), "installed").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL, "--host", "127.0.0.1"])
+        .args(sshd.options())
+        .args(["--far-dir", far.to_str().unwrap(), "--far-journal-dir", rig.journals().to_str().unwrap(), "--far-root", marker_root.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not look like a rescue system: it has /etc/keel/profile.toml (installed by keel)") && err.contains("--force"), "{err}");
+    assert!(!far.exists(), "nothing was uploaded");
+    assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing was written");
+}
