@@ -25,6 +25,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("ashift-out-of-range", "ashift = 12", "ashift = 20"),
     ("unknown-compression", "compression = \"lz4\"", "compression = \"lz5\""),
     ("bad-mac", "mac = \"a8:a1:59:41:00:01\"", "mac = \"a8:a1:59:41:00\""),
+    ("robot-key-fingerprint", "key-fingerprint = \"00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff\"", "key-fingerprint = \"SHA256:abc\""),
     ("gateway-outside-subnet", "\"203.0.113.10/32\"\nipv4-gateway = \"203.0.113.1\"", "\"203.0.113.10/26\"\nipv4-gateway = \"203.0.113.65\""),
     ("hosts-address-loopback", "hosts-address = \"192.168.100.1\"", "hosts-address = \"127.0.1.1\""),
     ("hosts-address-foreign", "hosts-address = \"192.168.100.1\"", "hosts-address = \"192.168.100.9\""),

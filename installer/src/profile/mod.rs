@@ -34,6 +34,7 @@ pub struct Profile {
     pub users: Vec<User>,
     pub root_ssh_keys: Vec<String>,
     pub registry: Option<Registry>,
+    pub robot: Option<Robot>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -261,6 +262,14 @@ pub struct User {
 #[derive(Debug, Clone, Serialize)]
 pub struct Registry {
     pub url: String,
+}
+
+/// The node's server in Hetzner Robot (name, main IP or number) and the fingerprint of the
+/// operator's SSH key stored in Robot (the rescue system is activated with it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Robot {
+    pub server: String,
+    pub key_fingerprint: String,
 }
 
 /// A validated profile and the warnings (placeholders left to fill in) found on the way.

@@ -24,6 +24,8 @@ pub struct RawProfile {
     pub root_ssh_keys: Vec<String>,
     #[serde(default)]
     pub registry: Option<RawRegistry>,
+    #[serde(default)]
+    pub robot: Option<RawRobot>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +151,14 @@ pub struct RawUser {
     #[serde(default)]
     pub sudo: bool,
     pub ssh_keys: Vec<String>,
+}
+
+/// Hetzner Robot: which server this node is, for `keel rebuild`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RawRobot {
+    pub server: String,
+    pub key_fingerprint: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -520,6 +520,17 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
         Registry { url: r.url.trim_end_matches('/').to_string() }
     });
 
+    let robot = raw.robot.as_ref().map(|r| {
+        let fp_ok = r.key_fingerprint.split(':').count() == 16 && r.key_fingerprint.split(':').all(|h| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        if !fp_ok {
+            p.err("robot.key-fingerprint", format!("\"{}\" is not an MD5 key fingerprint", r.key_fingerprint), "Robot lists its SSH keys with MD5 fingerprints (16 hex pairs with colons): copy it from Robot > Key management");
+        }
+        if r.server.trim().is_empty() {
+            p.err("robot.server", "empty", "the server's name in Robot, its main IP or its number");
+        }
+        Robot { server: r.server.trim().to_string(), key_fingerprint: r.key_fingerprint.to_ascii_lowercase() }
+    });
+
     if !p.errors.is_empty() {
         return Err(src.errors(p.errors));
     }
@@ -557,6 +568,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
         users,
         root_ssh_keys: raw.root_ssh_keys,
         registry,
+        robot,
     };
     Ok(Loaded { profile, warnings })
 }
