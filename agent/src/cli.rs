@@ -125,6 +125,10 @@ pub enum Command {
     /// and the profile, shows the far side's disks, asks here, runs there, follows here.
     #[command(subcommand)]
     Remote(RemoteCommand),
+    /// Disaster recovery of one node, from here: Robot rescue + hardware reset (when the
+    /// profile has [robot]), wait for the rescue system's SSH, remote install, follow it, wait
+    /// for the first boot's phone-home; every phase recorded, so a re-run continues.
+    Rebuild(RebuildArgs),
     /// Run by the installed node's keel-first-boot unit: report "booted" with the new SSH host
     /// keys to the registry, run the cluster step (`pvecm create` on the first node, `pvecm add`
     /// on the others), report the result, then disable the unit. Retries with backoff.
@@ -173,6 +177,65 @@ pub enum RemoteCommand {
         #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
         progress: ProgressFormat,
     },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebuildArgs {
+    /// The node (its profile's host name).
+    pub node: String,
+    /// Its profile (default: profiles/NODE.toml).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Where SSH reaches the rescue system (default: the profile's uplink IPv4 address).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Extra OpenSSH option (KEY=VALUE, as `ssh -o`); repeatable.
+    #[arg(long = "ssh-option")]
+    pub ssh_option: Vec<String>,
+    #[arg(long, default_value = crate::remote::FAR_DIR)]
+    pub far_dir: String,
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub far_journal_dir: String,
+    #[arg(long, hide = true)]
+    pub far_root: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    pub reconnect_tries: u32,
+    /// Robot credentials file (default ~/.config/keel/robot.toml, or KEEL_ROBOT_* variables).
+    #[arg(long)]
+    pub robot_credentials: Option<PathBuf>,
+    /// Unattended: do not ask. Only with --confirm-serials.
+    #[arg(long, requires = "confirm_serials")]
+    pub yes: bool,
+    #[arg(long, value_delimiter = ',')]
+    pub confirm_serials: Vec<String>,
+    #[arg(long)]
+    pub wipe_existing: bool,
+    /// Stop the install after this step.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
+    pub progress: ProgressFormat,
+    /// The node phones home to this registry (needs --token-file); with
+    /// --registry-admin-token-file the rebuild also waits for the first boot's report.
+    #[arg(long)]
+    pub registry: Option<String>,
+    #[arg(long, requires = "registry")]
+    pub token_file: Option<PathBuf>,
+    #[arg(long, requires = "registry")]
+    pub registry_fingerprint: Option<String>,
+    #[arg(long, requires = "registry")]
+    pub registry_admin_token_file: Option<PathBuf>,
+    /// Seconds to wait for the rescue system's SSH after the reset.
+    #[arg(long, default_value_t = 900)]
+    pub ssh_wait: u64,
+    /// Seconds to wait for the first boot's phone-home.
+    #[arg(long, default_value_t = 3600)]
+    pub phone_home_wait: u64,
+    /// Where the rebuild records its phases (default ~/.local/state/keel).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// How to reach the far side.

@@ -250,6 +250,8 @@ fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path
         .arg("--os-command-timeout").arg(args.os_command_timeout.to_string());
     cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
     let child = cmd.spawn().context("starting the background install")?;
+    // `keel status --follow` tells a finished journal from a process that died without one
+    std::fs::write(journal.with_extension("pid"), format!("{}\n", child.id())).with_context(|| format!("writing {}", journal.with_extension("pid").display()))?;
     println!(
         "install running in the background (pid {}); output {}; journal {}\nfollow it with: keel status --follow --journal-dir {}",
         child.id(),
@@ -258,6 +260,28 @@ fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path
         args.journal_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A detached install (pid file beside the journal) whose process is gone although its journal
+/// has no end: what happened, with the end of its output.
+fn detached_install_gone(journal: &Path) -> Option<String> {
+    let pid: u32 = std::fs::read_to_string(journal.with_extension("pid")).ok()?.trim().parse().ok()?;
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    // it may have written its last lines just before exiting
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    if text.lines().last().is_some_and(|l| l.contains("\"event\":\"finished\"") || l.contains("\"event\":\"paused\"") || l.contains("\"event\":\"failed\"")) {
+        return None;
+    }
+    let out = std::fs::read_to_string(journal.with_extension("out")).unwrap_or_default();
+    let tail: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    Some(format!(
+        "the install (pid {pid}) ended without finishing its journal {}; the end of its output ({}):\n  {}",
+        journal.display(),
+        journal.with_extension("out").display(),
+        tail[tail.len().saturating_sub(8)..].join("\n  ")
+    ))
 }
 
 pub fn status(dir: &Path, follow: bool, json: bool) -> Result<ExitCode> {
@@ -285,6 +309,10 @@ pub fn status(dir: &Path, follow: bool, json: bool) -> Result<ExitCode> {
         let ended = matches!(entries.last().map(|e| &e.record), Some(Record::Finished { .. } | Record::Paused { .. } | Record::Failed { .. }));
         if !follow || ended {
             return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(why) = detached_install_gone(path) {
+            eprintln!("keel: {why}");
+            return Ok(ExitCode::from(1));
         }
         std::thread::sleep(Duration::from_millis(500));
     }

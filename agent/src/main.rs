@@ -8,6 +8,7 @@ mod install;
 mod logging_host;
 mod phone_home;
 mod progress;
+mod rebuild;
 mod remote;
 mod robot;
 mod inventory_view;

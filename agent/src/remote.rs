@@ -153,6 +153,15 @@ fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
 }
 
 pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
+    match start(a)? {
+        Some(code) => Ok(code),
+        None => follow(&Ssh::new(&a.remote), &a.remote, a.progress),
+    }
+}
+
+/// Everything up to the detached install running over there; Some(exit code) when it stopped
+/// before (a refusal, already printed).
+pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     let args = &a.remote;
     let ssh = Ssh::new(args);
     // the profile must be valid here before anything happens there
@@ -220,7 +229,7 @@ pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
     let status = pre.stdin(Stdio::null()).status().context("running ssh")?;
     if !status.success() {
         eprintln!("keel: the preflight on {} refused (above); nothing was written", args.host);
-        return Ok(ExitCode::from(1));
+        return Ok(Some(ExitCode::from(1)));
     }
     let serials = far_serials(&ssh, args, &install_args)?;
     if a.yes {
@@ -246,7 +255,7 @@ pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
     let start = [install_args, vec!["--yes".into(), "--confirm-serials".into(), serials.join(","), "--detach".into()]].concat();
     let out = ssh.run("starting the install", &far_keel(args, "install", &start), None)?;
     eprint!("{}: {out}", args.host);
-    follow(&ssh, args, a.progress)
+    Ok(None)
 }
 
 /// The serials the far side's plan would destroy (from `keel plan --json` there).
@@ -283,7 +292,7 @@ pub fn status(args: &RemoteArgs, follow_it: bool, progress: ProgressFormat) -> R
 
 /// Follows the far side's journal (`keel status --follow --json` there) with local progress
 /// output; reconnects when the connection drops.
-fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<ExitCode> {
+pub fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<ExitCode> {
     let mut progress = Progress::new(format);
     let mut shown = 0u64;
     let drop_after: Option<u64> = std::env::var("KEEL_TEST_DROP_AFTER").ok().and_then(|v| v.parse().ok());
@@ -321,6 +330,15 @@ fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<ExitCo
         if status.success() {
             // status --follow ended by itself: the journal was already at its end
             return Ok(ExitCode::SUCCESS);
+        }
+        if status.code() != Some(255) {
+            // ssh itself is fine (it exits 255 when the connection fails): keel over there said no
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            eprint!("{}: {err}", args.host);
+            return Ok(ExitCode::from(1));
         }
         if this_time > 0 {
             tries = 0;

@@ -148,6 +148,21 @@ fn a_detached_install_survives_its_caller_and_status_follows_it() {
     assert!(log.contains("$ sgdisk --clear") && log.contains("exit 0"), "{log}");
 }
 
+/// A detached install that dies without finishing its journal (a crash, a kill -9) does not
+/// leave `status --follow` waiting forever: it says so, with the end of the install's output.
+#[test]
+fn status_follow_notices_a_detached_install_that_died() {
+    let Some(_g) = exclusive() else { return };
+    let rig = Rig::new();
+    let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
+    let start = rig.keel(&["--yes", "--confirm-serials", &confirm, "--until", UNTIL, "--detach"], &[("KEEL_TEST_CRASH_AFTER", "wipe.disk-a")]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let dir = rig.journals();
+    let follow = keel(&["status", "--follow", "--journal-dir", dir.to_str().unwrap()]);
+    assert_eq!(follow.code, 1, "{}\n{}", follow.stdout, follow.stderr);
+    assert!(follow.stderr.contains("ended without finishing its journal") && follow.stderr.contains("KEEL_TEST_CRASH_AFTER=wipe.disk-a"), "{}", follow.stderr);
+}
+
 /// A registry in process on a free loopback port; returns its URL and store.
 fn registry() -> (String, keel_registry::Store, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -31,6 +31,8 @@ pub struct World {
     pub rate_limit_after: Option<usize>,
     /// Everything the requests carried, headers included (to look for leaked secrets).
     pub raw: Vec<String>,
+    /// Runs on each accepted reset (a test makes the "server" come back as a rescue system).
+    pub on_reset: Option<Box<dyn FnMut() + Send>>,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -159,6 +161,9 @@ async fn reset(State(w): State<Shared>, h: HeaderMap, Path(n): Path<u64>, body: 
     // the rescue system is used by the next boot, then Robot deactivates it
     if let Some(r) = world.rescue.get_mut(&n) {
         r.0 = false;
+    }
+    if let Some(hook) = world.on_reset.as_mut() {
+        hook();
     }
     Json(json!({ "reset": { "server_ip": "203.0.113.10", "type": t } })).into_response()
 }
