@@ -89,4 +89,6 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
     let again = run(None);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(world.lock().unwrap().resets.len(), 1);
+    // the stand-in outlives the test: drop its hook so that sshd stops with the test
+    world.lock().unwrap().on_reset = None;
 }
