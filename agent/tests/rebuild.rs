@@ -76,6 +76,10 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
 
     let last = run(None);
     assert_eq!(last.code, 0, "{}", last.stderr);
+    if let Some(f) = std::env::var_os("KEEL_CAPTURE_REBUILD") {
+        // the README's captured run comes from here
+        std::fs::write(f, format!("{}{}", last.stderr, last.stdout)).unwrap();
+    }
     assert!(last.stdout.contains("rebuild of lab-node-01: done"), "{}", last.stdout);
     for phase in ["rescue", "reset", "ssh", "install", "follow", "phone-home"] {
         assert!(last.stdout.lines().any(|l| l.starts_with(phase)), "{phase} in the summary:\n{}", last.stdout);
