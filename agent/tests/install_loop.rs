@@ -163,20 +163,6 @@ fn status_follow_notices_a_detached_install_that_died() {
     assert!(follow.stderr.contains("ended without finishing its journal") && follow.stderr.contains("KEEL_TEST_CRASH_AFTER=wipe.disk-a"), "{}", follow.stderr);
 }
 
-/// A registry in process on a free loopback port; returns its URL and store.
-fn registry() -> (String, keel_registry::Store, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap().keep();
-    let (url, store) = rt.block_on(async move {
-        let store = keel_registry::Store::open(&format!("sqlite:{}", dir.join("registry.db").display())).await.unwrap();
-        let state = std::sync::Arc::new(keel_registry::AppState::new(store.clone(), "admin-token-for-the-loop-tests-0123456789"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, keel_registry::router(state)).await.unwrap() });
-        (url, store)
-    });
-    (url, store, rt)
-}
 
 #[test]
 fn an_install_phones_home_every_event_then_its_report() {

@@ -41,12 +41,14 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
     let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
     // one recorded tree for the whole rebuild: the far install runs detached while later runs start
     let root = rig.root();
+    let registry_args: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let run = |stop_after: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_keel"));
         c.args(["rebuild", "lab-node-01", "--profile", profile.to_str().unwrap(), "--host", "127.0.0.1", "--yes", "--confirm-serials", &confirm, "--until", UNTIL])
             .args(&options)
             .args(["--far-dir", rig.dir.path().join("far").to_str().unwrap(), "--far-journal-dir", rig.journals().to_str().unwrap(), "--far-root", root.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap(), "--ssh-wait", "60"])
+            .args(registry_args.lock().unwrap().iter())
             .env("KEEL_ROBOT_URL", &robot_url)
             .env("KEEL_ROBOT_USER", robot_standin::USER)
             .env("KEEL_ROBOT_PASSWORD", robot_standin::PASSWORD)
@@ -74,8 +76,21 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
     let pinned = std::fs::read_to_string(state.join("known_hosts-lab-node-01")).unwrap();
     assert!(pinned.contains(new_host_pub.split_whitespace().nth(1).unwrap()), "{pinned}");
 
+    // the last run also waits for the first boot's phone-home: the registry has it already
+    // (the lab proves the real first boot; here the node's report is stored directly)
+    let (reg_url, store, rt) = registry();
+    rt.block_on(async {
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "x".into(), mac: None, dmi_serial: Some("S".into()), pxe: false };
+        store.arm_node(&node, "h", keel_registry::store::now() + 600).await.unwrap();
+        let boot = serde_json::json!({ "phase": "ready", "ssh_host_keys": ["ssh-ed25519 SHA256:abc"], "cluster": { "action": "join", "ok": true } });
+        store.set_boot_report("lab-node-01", &boot.to_string(), "ready").await.unwrap();
+    });
+    let admin = rig.dir.path().join("admin.token");
+    std::fs::write(&admin, REGISTRY_ADMIN).unwrap();
+    registry_args.lock().unwrap().extend(["--registry".to_string(), reg_url, "--registry-admin-token-file".into(), admin.display().to_string()]);
     let last = run(None);
     assert_eq!(last.code, 0, "{}", last.stderr);
+    assert!(last.stdout.contains("first boot reported: state ready, host keys ssh-ed25519 SHA256:abc"), "{}", last.stdout);
     if let Some(f) = std::env::var_os("KEEL_CAPTURE_REBUILD") {
         // the README's captured run comes from here
         std::fs::write(f, format!("{}{}", last.stderr, last.stdout)).unwrap();
@@ -84,7 +99,6 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
     for phase in ["rescue", "reset", "ssh", "install", "follow", "phone-home"] {
         assert!(last.stdout.lines().any(|l| l.starts_with(phase)), "{phase} in the summary:\n{}", last.stdout);
     }
-    assert!(last.stdout.contains("skipped: no --registry"), "{}", last.stdout);
     assert_eq!(world.lock().unwrap().resets.len(), 1, "one reset in all");
     assert_eq!(rig.layout(), planned_layout(&rig));
     let journal = std::fs::read_to_string(rig.journals().join("install-lab-node-01.jsonl")).unwrap();

@@ -209,3 +209,21 @@ pub fn planned_layout(rig: &Rig) -> Vec<String> {
     }
     out
 }
+
+pub const REGISTRY_ADMIN: &str = "admin-token-for-the-loop-tests-0123456789";
+
+/// A registry in process on a free loopback port (admin token [`REGISTRY_ADMIN`]); returns its
+/// URL, its store and the runtime that serves it.
+pub fn registry() -> (String, keel_registry::Store, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (url, store) = rt.block_on(async move {
+        let store = keel_registry::Store::open(&format!("sqlite:{}", dir.join("registry.db").display())).await.unwrap();
+        let state = std::sync::Arc::new(keel_registry::AppState::new(store.clone(), REGISTRY_ADMIN));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, keel_registry::router(state)).await.unwrap() });
+        (url, store)
+    });
+    (url, store, rt)
+}
