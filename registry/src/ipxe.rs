@@ -1,6 +1,6 @@
 //! The iPXE script a PXE node boots: the live system's kernel and initrd, with keel's registry
-//! and a single-use enrollment token on the kernel command line (read by `keel install
-//! --from-cmdline`).
+//! and a single-use enrollment token on the kernel command line (`keel install` without
+//! `--registry` reads them from /proc/cmdline).
 
 pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str) -> String {
     format!(
