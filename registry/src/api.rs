@@ -39,12 +39,23 @@ pub struct AppState {
     /// Kernel and initrd of the live/rescue system the iPXE script boots.
     pub boot_kernel: Option<String>,
     pub boot_initrd: Option<String>,
+    /// `sha256:HEX` of the registry's TLS certificate when it serves HTTPS: iPXE scripts carry
+    /// it (`keel.fingerprint=`) so that a node pins a self-signed registry.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl AppState {
     /// A registry with this admin token, default token lifetime (1 day) and no PXE boot files.
     pub fn new(store: Store, admin_token: &str) -> AppState {
-        AppState { store, admin_hash: secret::hash(admin_token), token_ttl_secs: 86400, public_url: String::new(), boot_kernel: None, boot_initrd: None }
+        AppState {
+            store,
+            admin_hash: secret::hash(admin_token),
+            token_ttl_secs: 86400,
+            public_url: String::new(),
+            boot_kernel: None,
+            boot_initrd: None,
+            tls_fingerprint: None,
+        }
     }
 }
 
@@ -509,6 +520,6 @@ async fn ipxe(State(st): State<Shared>, Path(mac): Path<String>) -> Result<Respo
     };
     let token = secret::generate();
     st.store.set_token(&node.hostname, &secret::hash(&token), crate::store::now() + st.token_ttl_secs).await?;
-    let script = crate::ipxe::script(kernel, initrd, &st.public_url, &token, &node.hostname);
+    let script = crate::ipxe::script(kernel, initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref());
     Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], script).into_response())
 }

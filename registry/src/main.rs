@@ -92,7 +92,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         bail!("the admin token in {} is shorter than 32 characters: make one with openssl rand -hex 32", token_file.display());
     }
     let store = Store::open(&database).await?;
+    let tls_fingerprint = match &args.tls_cert {
+        Some(cert) => Some(keel_registry::tls::fingerprint(&std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?)?),
+        None => None,
+    };
     let state = Arc::new(AppState {
+        tls_fingerprint,
         token_ttl_secs: args.token_ttl.unwrap_or(86400),
         public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
@@ -100,13 +105,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ..AppState::new(store, token)
     });
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
         let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
         eprintln!(
             "keel-registry: listening on https://{} ({} database {database}); nodes pin it with --registry-fingerprint {}",
             listener.local_addr()?,
             state.store.backend,
-            keel_registry::tls::fingerprint(&pem)?
+            state.tls_fingerprint.as_deref().unwrap_or("?")
         );
         return keel_registry::tls::serve(listener, router(state), cert, key).await;
     }

@@ -58,6 +58,7 @@ impl Reg {
             public_url: "http://registry.test:8440".into(),
             boot_kernel: Some("http://boot.test/vmlinuz".into()),
             boot_initrd: Some("http://boot.test/initrd.img".into()),
+            tls_fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
             ..AppState::new(store.clone(), ADMIN)
         });
         Reg { app: router(state), store, _dir: dir }
@@ -359,6 +360,7 @@ async fn ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node(r: Reg) {
     let s = r.get("/ipxe/52-54-00-A4-41-01", None).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
     assert!(s.text.starts_with("#!ipxe\n") && s.text.contains("kernel http://boot.test/vmlinuz ") && s.text.contains("keel.registry=http://registry.test:8440 "), "{}", s.text);
+    assert!(s.text.contains(&format!(" keel.fingerprint=sha256:{} ", "ab".repeat(32))), "the node pins the registry's certificate: {}", s.text);
     let token = s.text.split("keel.token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
     assert_eq!(a.status, StatusCode::OK, "the script's token enrolls: {}", a.text);
