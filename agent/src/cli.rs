@@ -186,37 +186,16 @@ pub struct RebuildArgs {
     /// Its profile (default: profiles/NODE.toml).
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    #[arg(long)]
-    pub spec: Option<PathBuf>,
     /// Where SSH reaches the rescue system (default: the profile's uplink IPv4 address).
     #[arg(long)]
     pub host: Option<String>,
-    /// Extra OpenSSH option (KEY=VALUE, as `ssh -o`); repeatable.
-    #[arg(long = "ssh-option")]
-    pub ssh_option: Vec<String>,
-    #[arg(long, default_value = crate::remote::FAR_DIR)]
-    pub far_dir: String,
-    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
-    pub far_journal_dir: String,
-    #[arg(long, hide = true)]
-    pub far_root: Option<String>,
-    #[arg(long, default_value_t = 5)]
-    pub reconnect_tries: u32,
+    #[command(flatten)]
+    pub far: FarSideArgs,
     /// Robot credentials file (default ~/.config/keel/robot.toml, or KEEL_ROBOT_* variables).
     #[arg(long)]
     pub robot_credentials: Option<PathBuf>,
-    /// Unattended: do not ask. Only with --confirm-serials.
-    #[arg(long, requires = "confirm_serials")]
-    pub yes: bool,
-    #[arg(long, value_delimiter = ',')]
-    pub confirm_serials: Vec<String>,
-    #[arg(long)]
-    pub wipe_existing: bool,
-    /// Stop the install after this step.
-    #[arg(long)]
-    pub until: Option<String>,
-    #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
-    pub progress: ProgressFormat,
+    #[command(flatten)]
+    pub choices: InstallChoices,
     /// The node phones home to this registry (needs --token-file); with
     /// --registry-admin-token-file the rebuild also waits for the first boot's report.
     #[arg(long)]
@@ -244,6 +223,13 @@ pub struct RemoteArgs {
     /// The rescue system: anything `ssh` accepts (user@host, a Host alias of ~/.ssh/config).
     #[arg(long)]
     pub host: String,
+    #[command(flatten)]
+    pub far: FarSideArgs,
+}
+
+/// The SSH options and the far side's folders (remote and rebuild).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FarSideArgs {
     /// Extra OpenSSH option for every connection (KEY=VALUE, as `ssh -o`); repeatable.
     #[arg(long = "ssh-option")]
     pub ssh_option: Vec<String>,
@@ -261,13 +247,9 @@ pub struct RemoteArgs {
     pub reconnect_tries: u32,
 }
 
+/// What the far install is asked to do (remote and rebuild).
 #[derive(Debug, Clone, clap::Args)]
-pub struct RemoteInstallArgs {
-    #[command(flatten)]
-    pub remote: RemoteArgs,
-    /// Node profile (here; uploaded with the files it names).
-    #[arg(long)]
-    pub profile: PathBuf,
+pub struct InstallChoices {
     /// Hardware spec (default: the profile's `hardware-spec`, beside its folder).
     #[arg(long)]
     pub spec: Option<PathBuf>,
@@ -280,14 +262,25 @@ pub struct RemoteInstallArgs {
     /// Proceed although the far side's target disks hold file systems or pool members.
     #[arg(long)]
     pub wipe_existing: bool,
-    /// Install even though the far side looks like an installed node, not a rescue system.
-    #[arg(long)]
-    pub force: bool,
     /// Stop after this step over there (see `keel plan`).
     #[arg(long)]
     pub until: Option<String>,
     #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
     pub progress: ProgressFormat,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteInstallArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node profile (here; uploaded with the files it names).
+    #[arg(long)]
+    pub profile: PathBuf,
+    #[command(flatten)]
+    pub choices: InstallChoices,
+    /// Install even though the far side looks like an installed node, not a rescue system.
+    #[arg(long)]
+    pub force: bool,
     /// Phone home from the far side to this registry (see `keel install --registry`).
     #[arg(long, requires = "token_file")]
     pub registry: Option<String>,

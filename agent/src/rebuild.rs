@@ -115,15 +115,8 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
     if !st.phases.is_empty() {
         eprintln!("rebuild of {}: continuing ({} done: {})", a.node, st.phases.len(), st.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
     }
-    let port = port_of(&a.ssh_option);
-    let mut remote_args = RemoteArgs {
-        host: host.clone(),
-        ssh_option: a.ssh_option.clone(),
-        far_dir: a.far_dir.clone(),
-        far_journal_dir: a.far_journal_dir.clone(),
-        far_root: a.far_root.clone(),
-        reconnect_tries: a.reconnect_tries,
-    };
+    let port = port_of(&a.far.ssh_option);
+    let mut remote_args = RemoteArgs { host: host.clone(), far: a.far.clone() };
 
     for phase in PHASES {
         if st.done(phase) {
@@ -174,13 +167,8 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
                 let ia = RemoteInstallArgs {
                     remote: remote_args.clone(),
                     profile: profile_path.clone(),
-                    spec: a.spec.clone(),
-                    yes: a.yes,
-                    confirm_serials: a.confirm_serials.clone(),
-                    wipe_existing: a.wipe_existing,
+                    choices: a.choices.clone(),
                     force: false,
-                    until: a.until.clone(),
-                    progress: a.progress,
                     registry: a.registry.clone(),
                     token_file: a.token_file.clone(),
                     registry_fingerprint: a.registry_fingerprint.clone(),
@@ -191,7 +179,7 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
                 format!("keel install running detached on {host}")
             }
             "follow" => {
-                let code = remote::follow(&Ssh::new(&remote_args), &remote_args, a.progress)?;
+                let code = remote::follow(&Ssh::new(&remote_args), &remote_args, a.choices.progress)?;
                 if code != ExitCode::SUCCESS {
                     eprintln!("keel: the install on {host} did not finish (above); fix the cause, then run the same command again");
                     return Ok(code);
@@ -224,9 +212,9 @@ fn pin(remote_args: &mut RemoteArgs, known_hosts: &Path, st: &State, host: &str,
     let text: String = key_parts(&st.rescue_keys).iter().map(|k| format!("{name} {k}\n")).collect();
     std::fs::write(known_hosts, text).with_context(|| format!("writing {}", known_hosts.display()))?;
     let opt = format!("UserKnownHostsFile={}", known_hosts.display());
-    if remote_args.ssh_option.first() != Some(&opt) {
-        remote_args.ssh_option.insert(0, opt);
-        remote_args.ssh_option.insert(1, "StrictHostKeyChecking=yes".into());
+    if remote_args.far.ssh_option.first() != Some(&opt) {
+        remote_args.far.ssh_option.insert(0, opt);
+        remote_args.far.ssh_option.insert(1, "StrictHostKeyChecking=yes".into());
     }
     Ok(())
 }

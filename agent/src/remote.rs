@@ -34,7 +34,7 @@ pub struct Ssh {
 impl Ssh {
     pub fn new(args: &RemoteArgs) -> Ssh {
         let mut options = vec!["-o".to_string(), "ServerAliveInterval=15".into(), "-o".into(), "ServerAliveCountMax=4".into()];
-        for o in &args.ssh_option {
+        for o in &args.far.ssh_option {
             options.push("-o".into());
             options.push(o.clone());
         }
@@ -147,7 +147,7 @@ fn upload(ssh: &Ssh, local: &Path, remote: &str, exec: bool) -> Result<String> {
 
 /// The far side's keel invocation: `DIR/keel SUBCOMMAND ...` with the hidden test root.
 fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
-    let mut words = vec![format!("{}/keel", args.far_dir.trim_end_matches('/')), sub.to_string()];
+    let mut words = vec![format!("{}/keel", args.far.far_dir.trim_end_matches('/')), sub.to_string()];
     words.extend(rest.iter().cloned());
     words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
 }
@@ -155,7 +155,7 @@ fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
 pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
     match start(a)? {
         Some(code) => Ok(code),
-        None => follow(&Ssh::new(&a.remote), &a.remote, a.progress),
+        None => follow(&Ssh::new(&a.remote), &a.remote, a.choices.progress),
     }
 }
 
@@ -167,7 +167,7 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     // the profile must be valid here before anything happens there
     let loaded = Profile::load(&a.profile).map_err(|e| anyhow!("{e}\nkeel: {} has errors; nothing was done", a.profile.display()))?;
     let profile = loaded.profile;
-    let far_root = args.far_root.clone().unwrap_or_else(|| "/".into());
+    let far_root = args.far.far_root.clone().unwrap_or_else(|| "/".into());
 
     let far = FarSide::parse(&ssh.run("looking at the far side", &far_probe(&far_root), None)?);
     eprintln!("{}: host {}, root file system {}", args.host, far.hostname, far.root_fs);
@@ -179,7 +179,7 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     }
 
     // keel itself, then the profile with what it names, in the same folder layout as here
-    let dir = args.far_dir.trim_end_matches('/').to_string();
+    let dir = args.far.far_dir.trim_end_matches('/').to_string();
     let exe = std::env::current_exe().context("finding keel's own binary")?;
     let sum = upload(&ssh, &exe, &format!("{dir}/keel"), true)?;
     eprintln!("{}: keel uploaded, sha256 {sum} verified there", args.host);
@@ -192,7 +192,7 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
         upload(&ssh, key, &format!("{dir}/profiles/{}", rel.display()), false)?;
     }
     let mut install_args = vec!["--profile".to_string(), profile_remote];
-    let spec = match (&a.spec, &profile.hardware_spec) {
+    let spec = match (&a.choices.spec, &profile.hardware_spec) {
         (Some(s), _) => Some(s.clone()),
         (None, Some(name)) => Some(a.profile.parent().unwrap_or(Path::new(".")).join("../hardware-specs").join(format!("{name}.toml"))),
         (None, None) => None,
@@ -213,14 +213,14 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     if let Some(fp) = &a.registry_fingerprint {
         install_args.extend(["--registry-fingerprint".into(), fp.clone()]);
     }
-    if let Some(r) = &args.far_root {
+    if let Some(r) = &args.far.far_root {
         install_args.extend(["--root".into(), r.clone()]);
     }
-    install_args.extend(["--journal-dir".into(), args.far_journal_dir.clone()]);
-    if a.wipe_existing {
+    install_args.extend(["--journal-dir".into(), args.far.far_journal_dir.clone()]);
+    if a.choices.wipe_existing {
         install_args.push("--wipe-existing".into());
     }
-    if let Some(u) = &a.until {
+    if let Some(u) = &a.choices.until {
         install_args.extend(["--until".into(), u.clone()]);
     }
 
@@ -232,8 +232,8 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
         return Ok(Some(ExitCode::from(1)));
     }
     let serials = far_serials(&ssh, args, &install_args)?;
-    if a.yes {
-        let given: Vec<String> = a.confirm_serials.iter().map(|s| s.trim().to_string()).collect();
+    if a.choices.yes {
+        let given: Vec<String> = a.choices.confirm_serials.iter().map(|s| s.trim().to_string()).collect();
         let (mut g, mut w) = (given.clone(), serials.clone());
         g.sort();
         w.sort();
@@ -285,7 +285,7 @@ pub fn status(args: &RemoteArgs, follow_it: bool, progress: ProgressFormat) -> R
     if follow_it {
         return follow(&ssh, args, progress);
     }
-    let cmd = far_keel(args, "status", &["--journal-dir".into(), args.far_journal_dir.clone()]);
+    let cmd = far_keel(args, "status", &["--journal-dir".into(), args.far.far_journal_dir.clone()]);
     print!("{}", ssh.run("reading the install's status", &cmd, None)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -296,7 +296,7 @@ pub fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<Ex
     let mut progress = Progress::new(format);
     let mut shown = 0u64;
     let drop_after: Option<u64> = std::env::var("KEEL_TEST_DROP_AFTER").ok().and_then(|v| v.parse().ok());
-    let cmd = far_keel(args, "status", &["--follow".into(), "--json".into(), "--journal-dir".into(), args.far_journal_dir.clone()]);
+    let cmd = far_keel(args, "status", &["--follow".into(), "--json".into(), "--journal-dir".into(), args.far.far_journal_dir.clone()]);
     let mut tries = 0;
     loop {
         let mut child = ssh.command(&cmd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("running ssh")?;
@@ -344,7 +344,7 @@ pub fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<Ex
             tries = 0;
         }
         tries += 1;
-        if tries > args.reconnect_tries {
+        if tries > args.far.reconnect_tries {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
@@ -358,7 +358,7 @@ pub fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<Ex
             return Ok(ExitCode::from(DETACHED));
         }
         let wait = Duration::from_secs(2u64.pow(tries.min(5)));
-        eprintln!("keel: the connection to {} dropped; reconnecting in {} s ({tries}/{})", args.host, wait.as_secs(), args.reconnect_tries);
+        eprintln!("keel: the connection to {} dropped; reconnecting in {} s ({tries}/{})", args.host, wait.as_secs(), args.far.reconnect_tries);
         std::thread::sleep(wait);
     }
 }
