@@ -19,8 +19,9 @@ struct Out {
     stderr: String,
 }
 
-fn remote(sshd: &Sshd, rig: &Rig, far_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let root = rig.root();
+/// `keel ARGS` against the sshd, the far side installing onto the rig with `root` as its
+/// recorded tree (built once per test: a detached install may still be reading it).
+fn remote(sshd: &Sshd, rig: &Rig, far_dir: &Path, root: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     all.extend(["--host".into(), "127.0.0.1".into()]);
     all.extend(sshd.options());
@@ -46,14 +47,15 @@ fn a_remote_install_survives_a_dropped_connection_and_is_re_attached() {
     let rig = Rig::new();
     let far = far_dir(&rig);
     let profile = rig.profile();
+    let root = rig.root();
     let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
     // wrong serials: refused here after the far side's plan, nothing written there
-    let bad = remote(&sshd, &rig, &far, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", "KEELTESTC0003", "--until", UNTIL], &[]);
+    let bad = remote(&sshd, &rig, &far, &root, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", "KEELTESTC0003", "--until", UNTIL], &[]);
     assert_eq!(bad.code, 1, "{}", bad.stderr);
     assert!(bad.stderr.contains("does not match the disks the plan on 127.0.0.1 would destroy"), "{}", bad.stderr);
     assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing may be written");
 
-    let run = remote(&sshd, &rig, &far, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[("KEEL_TEST_DROP_AFTER", "6")]);
+    let run = remote(&sshd, &rig, &far, &root, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[("KEEL_TEST_DROP_AFTER", "6")]);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("keel uploaded, sha256") && run.stderr.contains("verified there"), "{}", run.stderr);
     assert!(run.stderr.contains("KEELTESTA0001") && run.stderr.contains("EVERYTHING ON THEM IS DESTROYED"), "the far side's disk table is shown here:\n{}", run.stderr);
@@ -64,7 +66,7 @@ fn a_remote_install_survives_a_dropped_connection_and_is_re_attached() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(far.join("profiles/lab-cluster.authkey")).unwrap().permissions().mode() & 0o777, 0o600);
 
-    let st = remote(&sshd, &rig, &far, &["remote", "status", "--follow"], &[]);
+    let st = remote(&sshd, &rig, &far, &root, &["remote", "status", "--follow"], &[]);
     assert_eq!(st.code, 0, "{}", st.stderr);
     assert!(st.stdout.contains("paused after partition.format-esp"), "{}", st.stdout);
     assert!(st.stdout.contains("partition.format-esp: format the EFI system partitions"), "the whole journal, up to the last step:\n{}", st.stdout);
@@ -73,7 +75,7 @@ fn a_remote_install_survives_a_dropped_connection_and_is_re_attached() {
     assert!(journal.contains("\"event\":\"paused\""), "{journal}");
     assert_eq!(rig.layout(), planned_layout(&rig));
     // a second run uploads nothing new and finds the install paused where it was asked to
-    let again = remote(&sshd, &rig, &far, &["remote", "status"], &[]);
+    let again = remote(&sshd, &rig, &far, &root, &["remote", "status"], &[]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("paused after partition.format-esp"), "{}", again.stdout);
 }
@@ -87,19 +89,13 @@ fn an_installed_node_is_not_taken_for_a_rescue_system() {
     let far = far_dir(&rig);
     let profile = rig.profile();
     let confirm = format!("{},{}", SERIALS[0], SERIALS[1]);
-    // the far root looks installed (Rig::root() builds a fresh tree; marked here, after)
+    // the far root looks installed
     let marker_root = rig.root();
     std::fs::create_dir_all(marker_root.join("etc/keel")).unwrap();
     std::fs::write(marker_root.join("etc/keel/profile.toml"), "installed").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL, "--host", "127.0.0.1"])
-        .args(sshd.options())
-        .args(["--far-dir", far.to_str().unwrap(), "--far-journal-dir", rig.journals().to_str().unwrap(), "--far-root", marker_root.to_str().unwrap()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let o = remote(&sshd, &rig, &far, &marker_root, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[]);
+    let err = o.stderr;
+    assert_eq!(o.code, 1, "{err}");
     assert!(err.contains("does not look like a rescue system: it has /etc/keel/profile.toml (installed by keel)") && err.contains("--force"), "{err}");
     assert!(!far.exists(), "nothing was uploaded");
     assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing was written");
