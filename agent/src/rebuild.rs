@@ -115,6 +115,20 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
     if !st.phases.is_empty() {
         eprintln!("rebuild of {}: continuing ({} done: {})", a.node, st.phases.len(), st.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "));
     }
+    // a hardware reset power-cycles what may be a running node: asked here, before any phase
+    if let (Some(r), false, false) = (&profile.robot, st.done("reset"), a.choices.yes) {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            bail!("keel rebuild {} power-cycles Robot server {} and destroys its disks: run it interactively, or with --yes --confirm-serials; nothing was done", a.node, r.server);
+        }
+        eprint!("Rebuild {}: Robot server {} is reset (power cycle) and its disks are destroyed. Type the node name to go on: ", a.node, r.server);
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != a.node {
+            bail!("not confirmed ({:?} is not {}); nothing was done", answer.trim(), a.node);
+        }
+    }
     let port = port_of(&a.far.ssh_option);
     let mut remote_args = RemoteArgs { host: host.clone(), far: a.far.clone() };
 

@@ -62,6 +62,20 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
         out
     };
 
+    // without --yes and without a terminal: refused before any Robot call
+    let o = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["rebuild", "lab-node-01", "--profile", profile.to_str().unwrap(), "--host", "127.0.0.1", "--state-dir", state.to_str().unwrap()])
+        .env("KEEL_ROBOT_URL", &robot_url)
+        .env("KEEL_ROBOT_USER", robot_standin::USER)
+        .env("KEEL_ROBOT_PASSWORD", robot_standin::PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("power-cycles Robot server 2001") && err.contains("--yes --confirm-serials") && err.contains("nothing was done"), "{err}");
+    assert!(world.lock().unwrap().log.is_empty(), "no Robot call was made");
+
     for phase in ["rescue", "reset", "ssh", "install", "follow"] {
         let r = run(Some(phase));
         assert_eq!(r.code, 1, "stopped after {phase}:\n{}", r.stderr);
