@@ -29,10 +29,8 @@ impl LoggingHost {
     }
 }
 
-impl Host for LoggingHost {
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
-        let start = Instant::now();
-        let r = self.inner.run(argv, timeout);
+impl LoggingHost {
+    fn log_command(&mut self, argv: &[String], start: Instant, r: &Result<Output, HostError>) {
         let mut text = format!("{} $ {}\n", keel_installer::exec::journal::now(), command_line(argv));
         match &r {
             Ok(o) => {
@@ -46,6 +44,20 @@ impl Host for LoggingHost {
             Err(e) => text.push_str(&format!("  error: {e}\n")),
         }
         self.write(&text);
+    }
+}
+
+impl Host for LoggingHost {
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
+        let start = Instant::now();
+        let r = self.inner.run(argv, timeout);
+        self.log_command(argv, start, &r);
+        r
+    }
+    fn run_with_input(&mut self, argv: &[String], input: &mut dyn std::io::Read, timeout: Duration) -> Result<Output, HostError> {
+        let start = Instant::now();
+        let r = self.inner.run_with_input(argv, input, timeout);
+        self.log_command(argv, start, &r);
         r
     }
     fn read_file(&mut self, path: &Path) -> Result<String, HostError> {

@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod hardware;
 pub mod hostkeys;
+pub mod image;
 pub mod plan;
 pub mod profile;
 pub mod render;

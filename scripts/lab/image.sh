@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) and caches the lab's guest: a Debian 12 root with the OpenZFS module (DKMS,
 # built for the guest's kernel inside the chroot), the tools a Hetzner rescue system has
-# (sgdisk, parted, wipefs, mkfs.vfat, udev, ifupdown2, iproute2) and keel's lab init.
+# (sgdisk, parted, wipefs, mkfs.vfat, udev, ifupdown2, iproute2; zstd and curl for the image
+# bench's shell baseline) and keel's lab init.
 # Prints the cache folder, which holds vmlinuz, initrd.img and root.img (ext4, no loop mount).
 # The cache key is this script's own hash: edit it and the next run rebuilds.
 # Cold: about 10-12 minutes on 2 cores (DKMS is most of it); warm: instant.
@@ -25,7 +26,7 @@ rootfs="$work/rootfs"
 start=$(date +%s)
 echo "lab image: debootstrap from $mirror (cold build, about 10 minutes)" >&2
 debootstrap --variant=minbase --components=main,contrib \
-  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,debootstrap,wget,curl \
+  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,debootstrap,wget,curl,zstd \
   bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 echo "lab image: debootstrap done after $(( $(date +%s) - start ))s" >&2
 

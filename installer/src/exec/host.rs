@@ -52,6 +52,10 @@ pub enum HostError {
 pub trait Host {
     /// Runs a command (no shell) with captured output; kills it after `timeout`.
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError>;
+    /// Runs a command with `input` streamed to its standard input (no shell, output captured).
+    /// When reading `input` fails, the command's stdin is closed early (it sees a short stream)
+    /// and the read error is returned once the command has exited.
+    fn run_with_input(&mut self, argv: &[String], input: &mut dyn Read, timeout: Duration) -> Result<Output, HostError>;
     fn read_file(&mut self, path: &Path) -> Result<String, HostError>;
     fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError>;
     /// The first `n` bytes of a file or device (boot code on a disk).
@@ -86,53 +90,101 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A started command whose stdout and stderr are drained on threads (so a chatty command
+/// cannot block on a full pipe).
+struct Started {
+    command: String,
+    child: std::process::Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+fn start(argv: &[String], stdin: Stdio) -> Result<Started, HostError> {
+    let command = command_line(argv);
+    // Root's tools live in sbin, which a non-login PATH may lack.
+    let program = find_program(&argv[0]).unwrap_or_else(|| PathBuf::from(&argv[0]));
+    let mut child = Command::new(program)
+        .args(&argv[1..])
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("LC_ALL", "C")
+        .spawn()
+        .map_err(|err| HostError::Spawn { command: command.clone(), err })?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = r.read_to_end(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    Ok(Started { command, child, out, err })
+}
+
+impl Started {
+    /// Waits for the exit (killing the command after `timeout`, counted from `since`).
+    fn wait(mut self, timeout: Duration, since: Instant) -> Result<Output, HostError> {
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if since.elapsed() >= timeout => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(HostError::Timeout { command: self.command, timeout });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(err) => return Err(HostError::Spawn { command: self.command, err }),
+            }
+        };
+        let stdout = String::from_utf8_lossy(&self.out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&self.err.join().unwrap_or_default()).into_owned();
+        use std::os::unix::process::ExitStatusExt;
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(Output { code, stdout, stderr })
+    }
+}
+
 /// The machine keel runs on.
 pub struct SystemHost;
 
 impl Host for SystemHost {
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
-        let command = command_line(argv);
-        // Root's tools live in sbin, which a non-login PATH may lack.
-        let program = find_program(&argv[0]).unwrap_or_else(|| PathBuf::from(&argv[0]));
-        let mut child = Command::new(program)
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("LC_ALL", "C")
-            .spawn()
-            .map_err(|err| HostError::Spawn { command: command.clone(), err })?;
-        // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-        let mut out = child.stdout.take().expect("piped");
-        let mut err = child.stderr.take().expect("piped");
-        let t_out = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s);
-            s
-        });
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if start.elapsed() >= timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(HostError::Timeout { command, timeout });
+        start(argv, Stdio::null())?.wait(timeout, Instant::now())
+    }
+
+    fn run_with_input(&mut self, argv: &[String], input: &mut dyn Read, timeout: Duration) -> Result<Output, HostError> {
+        let since = Instant::now();
+        let mut started = start(argv, Stdio::piped())?;
+        let mut stdin = started.child.stdin.take().expect("piped");
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut failed = None;
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(err) => return Err(HostError::Spawn { command, err }),
+            };
+            // the command stopped reading (it failed): its exit code and stderr say why
+            if std::io::Write::write_all(&mut stdin, &buf[..n]).is_err() {
+                break;
             }
-        };
-        let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-        let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
-        use std::os::unix::process::ExitStatusExt;
-        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        Ok(Output { code, stdout, stderr })
+            if since.elapsed() >= timeout {
+                break;
+            }
+        }
+        // a short stream: the command sees its end and must fail on its own
+        drop(stdin);
+        let out = started.wait(timeout, since)?;
+        match failed {
+            Some(err) => Err(HostError::Io { path: "the input stream".into(), err }),
+            None => Ok(out),
+        }
     }
 
     fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
@@ -219,6 +271,8 @@ pub struct FakeHost {
     pub root: bool,
     /// (command-line prefix, file, content): running such a command creates the file.
     pub effects: Vec<(String, PathBuf, Vec<u8>)>,
+    /// What each `run_with_input` read from its input, in order.
+    pub inputs: Vec<Vec<u8>>,
 }
 
 impl FakeHost {
@@ -272,6 +326,15 @@ impl Host for FakeHost {
             None => Ok(Output::ok("")),
         };
         answer.map_err(|_| HostError::Timeout { command: line, timeout })
+    }
+
+    fn run_with_input(&mut self, argv: &[String], input: &mut dyn Read, timeout: Duration) -> Result<Output, HostError> {
+        let mut data = Vec::new();
+        let read = input.read_to_end(&mut data);
+        self.inputs.push(data);
+        let out = self.run(argv, timeout)?;
+        read.map_err(|err| HostError::Io { path: "the input stream".into(), err })?;
+        Ok(out)
     }
 
     fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
@@ -352,6 +415,38 @@ mod tests {
     fn system_host_reports_a_missing_program() {
         let err = SystemHost.run(&argv(&["keel-no-such-program"]), Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn system_host_streams_input_to_a_command() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let out = SystemHost.run_with_input(&argv(&["wc", "-c"]), &mut std::io::Cursor::new(data), Duration::from_secs(30)).unwrap();
+        assert_eq!((out.code, out.stdout.trim()), (0, "3000000"));
+    }
+
+    #[test]
+    fn system_host_input_stops_when_the_command_stops_reading() {
+        // `false` exits at once: the write fails, the exit code is what counts, nothing hangs
+        let mut endless = std::io::repeat(7);
+        let out = SystemHost.run_with_input(&argv(&["sh", "-c", "echo refused >&2; exit 4"]), &mut endless, Duration::from_secs(30)).unwrap();
+        assert_eq!((out.code, out.stderr.as_str()), (4, "refused\n"));
+    }
+
+    #[test]
+    fn system_host_input_failure_closes_the_stream_and_is_returned() {
+        struct Fails(usize);
+        impl Read for Fails {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "stalled"));
+                }
+                self.0 -= 1;
+                buf[..10].fill(b'x');
+                Ok(10)
+            }
+        }
+        let err = SystemHost.run_with_input(&argv(&["wc", "-c"]), &mut Fails(3), Duration::from_secs(30)).unwrap_err();
+        assert!(err.to_string().contains("the input stream: stalled"), "{err}");
     }
 
     #[test]
