@@ -56,6 +56,10 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let out = host.run(&s(&["zfs", "list", "-H", "-o", "name", name]), CHECK_TIMEOUT)?;
             Ok(if out.success() { Done::Yes(format!("dataset {name} exists")) } else { Done::No })
         }
+        ["zfs", "snapshot", name] => {
+            let out = host.run(&s(&["zfs", "list", "-H", "-t", "snapshot", "-o", "name", name]), CHECK_TIMEOUT)?;
+            Ok(if out.success() { Done::Yes(format!("snapshot {name} exists")) } else { Done::No })
+        }
         ["zpool", "create", ..] => {
             let pool = created_pool(argv).unwrap_or("");
             if pool_imported(host, pool)? {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::checks::{command_done, created_pool, table_differs, Done};
 use super::host::{command_line, Host, HostError};
 use super::journal::{Entry, Journal, JournalError, Record};
+use crate::image::{self, ROOT_DATASET};
 use crate::plan::{Group, Plan, Step, FIRST_BOOT_CREDENTIALS, SELF_EXE, TARGET_ROOT};
 use crate::profile::Profile;
 use crate::verify;
@@ -32,6 +33,19 @@ pub struct Options {
     /// The registry credentials for the first-boot unit (JSON written by the agent); None when
     /// the install runs without a registry.
     pub first_boot_credentials: Option<PathBuf>,
+    /// Opens the root image of a plan with one (`keel install --image`): a file, or a download
+    /// that resumes with range requests.
+    pub image_source: Option<ImageSource>,
+}
+
+/// Opens the image's bytes from the start (a function, so a resumed install opens it afresh).
+#[derive(Clone)]
+pub struct ImageSource(pub std::sync::Arc<dyn Fn() -> std::io::Result<Box<dyn std::io::Read + Send>> + Send + Sync>);
+
+impl std::fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageSource")
+    }
 }
 
 impl Default for Options {
@@ -44,6 +58,7 @@ impl Default for Options {
             zfs_checked: true,
             self_exe: PathBuf::from("/proc/self/exe"),
             first_boot_credentials: None,
+            image_source: None,
         }
     }
 }
@@ -276,6 +291,9 @@ impl Run<'_> {
             // The journal copy in the target is closed before the pools go away.
             self.journal.mirror = None;
         }
+        if step.id == "os.image" {
+            self.receive_image(step)?;
+        }
         // files come first: the commands read them (debconf answers, policy-rc.d, keys to chown)
         self.write_files(step)?;
         for c in &step.commands {
@@ -300,7 +318,7 @@ impl Run<'_> {
             std::process::exit(99);
         }
         self.after_step(step)?;
-        if step.id == "os.packages" {
+        if step.id == "os.packages" || step.id == "os.image" {
             self.record_versions()?;
         }
         if step.id == "finish.export" {
@@ -318,6 +336,55 @@ impl Run<'_> {
             self.record(Record::Note { message: format!("{VERSIONS_NOTE}{}", list.join(", ")) })?;
         }
         Ok(())
+    }
+
+    /// Receives the plan's root image into rpool/ROOT/pve-1 (the step's commands then set its
+    /// properties and mount it). Already received (the snapshot with the manifest's GUID): not
+    /// fetched again.
+    fn receive_image(&mut self, step: &Step) -> Result<(), ExecError> {
+        let img = self.plan.image.as_ref().expect("os.image is planned with an image");
+        let m = &img.manifest;
+        let id = step.id.clone();
+        let herr = |source| ExecError::Host { step: step.id.clone(), source };
+        let check = |message: String| ExecError::Check { step: step.id.clone(), message };
+        let t = self.opts.command_timeout;
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let snap = m.received_snapshot();
+        let guid = self.host.run(&argv(&["zfs", "get", "-H", "-p", "-o", "value", "guid", &snap]), t).map_err(herr)?;
+        if guid.success() {
+            if guid.stdout.trim() == m.snapshot_guid {
+                return self.record(Record::Note { message: format!("{id}: {snap} is here with the image's GUID {}: not received again", m.snapshot_guid) });
+            }
+            return Err(check(format!(
+                "{snap} exists with GUID {}, the image {} has {}: another image's root. Run with --restart to install afresh",
+                guid.stdout.trim(), m.name, m.snapshot_guid
+            )));
+        }
+        if self.host.run(&argv(&["zfs", "list", "-H", "-o", "name", ROOT_DATASET]), t).map_err(herr)?.success() {
+            // created by this install's own earlier run (the disks were wiped by it): no snapshot, so not a whole image
+            self.record(Record::Note { message: format!("{id}: {ROOT_DATASET} exists without {snap}: left from an interrupted receive, destroyed") })?;
+            self.run_command(step, &argv(&["zfs", "destroy", "-r", ROOT_DATASET]))?;
+        }
+        let here = self.host.read_file(Path::new(ZFS_VERSION_FILE)).map_err(herr)?;
+        image::check_zfs(m, &here).map_err(|e| check(e.to_string()))?;
+        let Some(open) = self.opts.image_source.clone() else {
+            return Err(check(format!("the plan names the image {} but this run has no way to read it (keel install --image)", img.location)));
+        };
+        let reader = (open.0)().map_err(|e| check(format!("opening the image {}: {e}", img.location)))?;
+        self.record(Record::Command { step: id.clone(), command: format!("<{}> | zstd -d | zfs receive -u {ROOT_DATASET}", img.location) })?;
+        let r = image::receive(self.host, reader, m, ROOT_DATASET, self.opts.os_command_timeout).map_err(|e| check(e.to_string()))?;
+        let got = self.host.run(&argv(&["zfs", "get", "-H", "-p", "-o", "value", "guid", &snap]), t).map_err(herr)?;
+        if got.stdout.trim() != m.snapshot_guid {
+            return Err(check(format!("after the receive {snap} has GUID \"{}\", the manifest says {}", got.stdout.trim(), m.snapshot_guid)));
+        }
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let peak = image::peak_memory_kib().map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "unknown".into());
+        self.record(Record::Note {
+            message: format!(
+                "{IMAGE_NOTE}{} ({:.1} MiB, stream {:.1} MiB) in {:.1} s, {:.1} MiB/s; SHA-256 {} matches the manifest; keel's peak memory {peak}",
+                m.name, mib(r.bytes), mib(r.stream_bytes), r.seconds, mib(r.bytes) / r.seconds.max(0.001), r.sha256
+            ),
+        })
     }
 
     /// `keel verify` on the mounted target: every check must pass.
@@ -366,7 +433,9 @@ impl Run<'_> {
 
     /// Once the root file system is mounted, the journal is mirrored into it.
     fn after_step(&mut self, step: &Step) -> Result<(), ExecError> {
-        if step.id == "datasets.root" {
+        // the root file system is mounted by datasets.root, or with an image by os.image
+        let mounts_root = if self.plan.image.is_some() { "os.image" } else { "datasets.root" };
+        if step.id == mounts_root {
             self.mounted = true;
             self.journal.mirror_into(self.host, Path::new(TARGET_ROOT))?;
         }
@@ -413,6 +482,10 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
 pub const VERSIONS_NOTE: &str = "installed versions: ";
 /// How the journal notes with the target's SSH host keys start.
 pub const HOST_KEY_NOTE: &str = "ssh host key: ";
+/// How the journal note of a received root image starts.
+pub const IMAGE_NOTE: &str = "received image ";
+/// The loaded OpenZFS module's version.
+pub const ZFS_VERSION_FILE: &str = "/sys/module/zfs/version";
 /// How the journal notes with the pool state at the end of the install start.
 pub const POOL_NOTE: &str = "pool: ";
 

@@ -28,6 +28,8 @@ pub enum PreflightError {
     PoolImported { pool: String, devices: String },
     #[error("the target disks hold data: {found}. They will be destroyed: pass --wipe-existing to confirm that this is intended")]
     ExistingData { found: String },
+    #[error("{0}")]
+    Image(String),
     #[error("preflight: {0}")]
     Host(#[from] HostError),
 }
@@ -70,7 +72,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
     if !host.is_root() {
         return Err(PreflightError::NotRoot);
     }
-    let mut report = Preflight { needs_zfs: steps.iter().any(|s| matches!(s.group, Group::Pools | Group::Datasets)), ..Default::default() };
+    let mut report = Preflight { needs_zfs: steps.iter().any(|s| matches!(s.group, Group::Pools | Group::Datasets) || s.id == "os.image"), ..Default::default() };
 
     // Tools: every program the steps run, plus what the checks use.
     let mut tools: BTreeSet<String> = ["blkid", "sfdisk"].iter().map(|s| s.to_string()).collect();
@@ -109,6 +111,11 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
         if !out.success() {
             return Err(PreflightError::NoZfs { why: format!("`modprobe zfs` failed: {}", out.stderr_tail(3)) });
         }
+    }
+    // an image written by a newer ZFS than this module may not be receivable
+    if let (Some(img), true) = (&plan.image, report.needs_zfs) {
+        let here = host.read_file(Path::new(super::engine::ZFS_VERSION_FILE))?;
+        crate::image::check_zfs(&img.manifest, &here).map_err(|e| PreflightError::Image(e.to_string()))?;
     }
 
     // Targets: present, the right serial, free.

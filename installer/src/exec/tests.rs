@@ -70,8 +70,9 @@ fn host_for(plan: &Plan) -> FakeHost {
     h.answer("zpool import", Output::failed(1, "no such pool available for import"));
     h.answer("zpool status", Output::ok("no pools available\n"));
     // what the OS steps leave and the checks of `verify.target` see
-    let key = plan.steps.iter().flat_map(|s| &s.checksums).next().expect("the key step").path.clone();
-    h.effects.push(("curl ".into(), key.into(), TEST_KEY.to_vec()));
+    if let Some(key) = plan.steps.iter().flat_map(|s| &s.checksums).next() {
+        h.effects.push(("curl ".into(), key.path.clone().into(), TEST_KEY.to_vec()));
+    }
     h.effects.push(("debootstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
     h.effects.push(("zgenhostid -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), b"\x01\x02\x03\x04".to_vec()));
     h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
@@ -139,7 +140,7 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
-        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/"];
+        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd"];
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
     assert_eq!(ran, planned_commands(&plan));
     // Nothing that writes names a device except through the plan's by-id paths (the
@@ -470,4 +471,116 @@ fn a_failing_verify_fails_the_install_with_the_checks() {
     assert!(err.starts_with("step verify.target: "), "{err}");
     assert!(err.contains("rpool compression: expected lz4, found off") && err.contains("rpool health: DEGRADED"), "{err}");
     assert!(!h.commands().iter().any(|c| c.starts_with("zpool export")), "pools stay imported for a look");
+}
+
+/// An image plan on the AX41 fixture: the image is `stream` zstd-compressed, the fake host is
+/// the usual rescue system with a ZFS 2.1.11 module.
+fn image_setup(stream: &[u8], zfs_version: &str) -> (Inventory, Plan, Vec<u8>, FakeHost) {
+    use sha2::{Digest, Sha256};
+    let inv = probe(&ws("tests/fixtures/ax41-nvme")).unwrap();
+    let z = zstd::encode_all(stream, 3).unwrap();
+    let manifest = crate::image::Manifest {
+        schema: crate::image::MANIFEST_SCHEMA.into(),
+        name: "pve-base.zfs.zst".into(),
+        created: "2026-11-28T00:00:00Z".into(),
+        dataset: "rpool/ROOT/pve-1".into(),
+        snapshot: "keel-base".into(),
+        snapshot_guid: "987654321".into(),
+        size: z.len() as u64,
+        stream_size: stream.len() as u64,
+        sha256: crate::profile::hex_digest(&Sha256::digest(&z)),
+        compression: "zstd".into(),
+        zfs_version: zfs_version.into(),
+        debian_version: "12.8".into(),
+        kernels: vec![],
+        packages: Default::default(),
+        profile_sha256: "00".repeat(32),
+        profile_hostname: "pve-node-02".into(),
+    };
+    let image = plan::ImageRef { location: "/srv/pve-base.zfs.zst".into(), manifest };
+    let plan = plan::build_with_image(&inv, &profile(), None, Some(image)).unwrap();
+    let mut h = host_for(&plan);
+    h.files.insert("/sys/module/zfs/version".into(), b"2.1.11-1\n".to_vec());
+    (inv, plan, z, h)
+}
+
+fn image_opts(z: Vec<u8>) -> Options {
+    let source = super::engine::ImageSource(std::sync::Arc::new(move || Ok(Box::new(std::io::Cursor::new(z.clone())) as Box<dyn std::io::Read + Send>)));
+    Options { image_source: Some(source), ..opts() }
+}
+
+#[test]
+fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
+    let stream: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
+    let (_, plan, z, mut h) = image_setup(&stream, "2.1.11-1");
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    for gone in ["os.pve-key", "os.debootstrap", "os.packages", "os.base-snapshot"] {
+        assert!(!ids.contains(&gone), "{gone} in {ids:?}");
+    }
+    let at = |id: &str| ids.iter().position(|s| *s == id).unwrap_or_else(|| panic!("{id} missing"));
+    assert!(at("datasets.datapool") < at("os.image") && at("os.image") < at("os.chroot") && at("os.identity") < at("os.boot-identity"));
+    // not there before the receive, there after it with the image's GUID
+    h.answer("zfs get -H -p -o value guid", Output::failed(1, "dataset does not exist"));
+    h.answer("zfs get -H -p -o value guid", Output::ok("987654321\n"));
+    let mut j = journal(&mut h, &plan);
+    let mut notes = Vec::new();
+    let out = execute(&mut h, &plan, &mut j, &image_opts(z.clone()), &mut |e| {
+        if let Record::Note { message } = &e.record {
+            notes.push(message.clone());
+        }
+    })
+    .unwrap();
+    assert_eq!(out, Outcome::Finished);
+    assert_eq!(h.inputs, vec![stream], "zfs receive got the stream whole");
+    let cmds = h.commands();
+    let pos = |c: &str| cmds.iter().position(|x| x == c).unwrap_or_else(|| panic!("`{c}` not run: {cmds:#?}"));
+    assert!(pos("zfs create -o canmount=off -o mountpoint=none rpool/ROOT") < pos("zfs receive -u rpool/ROOT/pve-1"));
+    assert!(pos("zfs receive -u rpool/ROOT/pve-1") < pos("zfs set canmount=noauto rpool/ROOT/pve-1"));
+    assert!(pos("zfs set mountpoint=/ rpool/ROOT/pve-1") < pos("zfs mount rpool/ROOT/pve-1"));
+    assert!(pos("rm -f /mnt/keel/etc/machine-id /mnt/keel/etc/hostid") < pos("zgenhostid -o /mnt/keel/etc/hostid"));
+    for c in ["chroot /mnt/keel systemd-machine-id-setup", "chroot /mnt/keel ssh-keygen -A", "chroot /mnt/keel update-initramfs -u -k all"] {
+        pos(c);
+    }
+    assert!(!cmds.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get")), "no network OS steps");
+    assert!(notes.iter().any(|n| n.starts_with(super::engine::IMAGE_NOTE) && n.contains("matches the manifest") && n.contains("peak memory")), "{notes:#?}");
+    let mailname = String::from_utf8(h.files[Path::new("/mnt/keel/etc/mailname")].clone()).unwrap();
+    assert!(mailname.starts_with("pve-node-01."), "{mailname}");
+    assert!(cmds.iter().any(|c| c.starts_with("chroot /mnt/keel postconf -e myhostname=pve-node-01.")), "{cmds:#?}");
+    // the journal is mirrored once the received root is mounted
+    let write = h.calls.iter().position(|c| *c == Call::Write("/mnt/keel/var/lib/keel/install.jsonl".into())).expect("mirrored");
+    let receive = h.calls.iter().position(|c| *c == Call::Run("zfs receive -u rpool/ROOT/pve-1".into())).unwrap();
+    assert!(write > receive);
+}
+
+#[test]
+fn an_image_already_received_is_not_fetched_again() {
+    let (_, plan, z, mut h) = image_setup(b"stream", "2.1.11-1");
+    h.answer("zfs get -H -p -o value guid", Output::ok("987654321\n"));
+    let mut j = journal(&mut h, &plan);
+    let mut notes = Vec::new();
+    execute(&mut h, &plan, &mut j, &image_opts(z), &mut |e| {
+        if let Record::Note { message } = &e.record {
+            notes.push(message.clone());
+        }
+    })
+    .unwrap();
+    assert!(h.inputs.is_empty() && !h.commands().iter().any(|c| c.starts_with("zfs receive")));
+    assert!(notes.iter().any(|n| n.contains("is here with the image's GUID 987654321: not received again")), "{notes:#?}");
+}
+
+#[test]
+fn an_image_from_a_newer_zfs_is_refused_before_any_disk_is_touched() {
+    let (inv, plan, _, mut h) = image_setup(b"stream", "2.2.6-pve1");
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("written by OpenZFS 2.2.6-pve1, newer than this system's module 2.1.11-1"), "{e}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("wipefs --all") || c.starts_with("sgdisk --zap-all") || c.starts_with("zpool create")));
+}
+
+#[test]
+fn another_images_root_on_the_disks_is_not_taken_for_this_one() {
+    let (_, plan, z, mut h) = image_setup(b"stream", "2.1.11-1");
+    h.answer("zfs get -H -p -o value guid", Output::ok("555\n"));
+    let mut j = journal(&mut h, &plan);
+    let e = execute(&mut h, &plan, &mut j, &image_opts(z), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("rpool/ROOT/pve-1@keel-base exists with GUID 555, the image pve-base.zfs.zst has 987654321"), "{e}");
 }

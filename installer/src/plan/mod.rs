@@ -42,6 +42,17 @@ pub struct Plan {
     pub layout: Layout,
     pub steps: Vec<Step>,
     pub warnings: Vec<String>,
+    /// The root image the OS comes from (`keel install --image`); none: debootstrap and apt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
+}
+
+/// A root image and its manifest (read before planning, so the plan can name it).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRef {
+    /// URL or file path of the image.
+    pub location: String,
+    pub manifest: crate::image::Manifest,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,6 +226,11 @@ impl Plan {
 
 /// Builds the plan. `spec`, when given, is checked first and any FAIL stops planning.
 pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<Plan, PlanError> {
+    build_with_image(inv, profile, spec, None)
+}
+
+/// [`build`], with the OS from a root image instead of debootstrap and apt when `image` is given.
+pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>, image: Option<ImageRef>) -> Result<Plan, PlanError> {
     let report = spec.map(|s| s.check(inv));
     if let Some(r) = &report {
         if !r.passed() {
@@ -307,7 +323,7 @@ pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<
         return Err(PlanError::Layout("GRUB on a BIOS machine needs the BIOS boot partition: set disks.bios-boot = true".into()));
     }
 
-    let steps = steps::all(profile, &targets, &layout);
+    let steps = steps::all(profile, &targets, &layout, image.as_ref());
     Ok(Plan {
         schema: PLAN_SCHEMA,
         hostname: profile.node.hostname.clone(),
@@ -320,6 +336,7 @@ pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<
         layout,
         steps,
         warnings,
+        image,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The steps of an install, in order. Each names what it writes and how "already done" is
 //! recognised; the executor (`exec`) runs them through the `Host` layer.
 
-use super::{Checksum, FileCopy, Group, Layout, Step, TargetDisk, FIRST_BOOT_CREDENTIALS, INSTALLED_CREDENTIALS, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
+use super::{Checksum, FileCopy, Group, ImageRef, Layout, Step, TargetDisk, FIRST_BOOT_CREDENTIALS, INSTALLED_CREDENTIALS, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
 use crate::profile::{Bootloader, Profile};
+use crate::image::{BASE_SNAPSHOT, ROOT_DATASET};
 use crate::render;
 
 fn cmd(args: &[&str]) -> Vec<String> {
@@ -68,7 +69,7 @@ fn for_initramfs(path: &str) -> bool {
 /// What the initramfs holds of the node: `boot.zfs` rebuilds it unless it is newer than all of these.
 pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache"];
 
-pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
+pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&ImageRef>) -> Vec<Step> {
     let mut b = Builder { steps: Vec::new() };
     let serials: Vec<String> = targets.iter().map(|t| t.serial.clone()).collect();
     let parts = |n: u32| targets.iter().map(|t| t.part(n)).collect::<Vec<_>>();
@@ -160,14 +161,24 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
 
     // --- datasets
-    let s = b.step("datasets.root", Group::Datasets, "root file system rpool/ROOT/pve-1, boot file system set",
-        "the datasets exist and bootfs is rpool/ROOT/pve-1");
-    s.commands = vec![
-        cmd(&["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", "rpool/ROOT"]),
-        cmd(&["zfs", "create", "-o", "canmount=noauto", "-o", "mountpoint=/", "-o", "acltype=posixacl", "rpool/ROOT/pve-1"]),
-        cmd(&["zfs", "mount", "rpool/ROOT/pve-1"]),
-        cmd(&["zpool", "set", "bootfs=rpool/ROOT/pve-1", "rpool"]),
-    ];
+    let root_props = ["canmount=noauto", "mountpoint=/", "acltype=posixacl"];
+    let mount_root = [cmd(&["zfs", "mount", ROOT_DATASET]), cmd(&["zpool", "set", &format!("bootfs={ROOT_DATASET}"), "rpool"])];
+    if image.is_some() {
+        // the root file system itself comes with the image (os.image)
+        let s = b.step("datasets.root", Group::Datasets, "rpool/ROOT, the parent of the root file system the image brings",
+            "rpool/ROOT exists");
+        s.commands = vec![cmd(&["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", "rpool/ROOT"])];
+    } else {
+        let s = b.step("datasets.root", Group::Datasets, "root file system rpool/ROOT/pve-1, boot file system set",
+            "the datasets exist and bootfs is rpool/ROOT/pve-1");
+        let mut create = cmd(&["zfs", "create"]);
+        for prop in root_props {
+            create.extend(["-o".to_string(), prop.to_string()]);
+        }
+        create.push(ROOT_DATASET.into());
+        s.commands = vec![cmd(&["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", "rpool/ROOT"]), create];
+        s.commands.extend(mount_root.iter().cloned());
+    }
     let swap = p.disks.swap_size.exact().trim_end_matches("iB").to_string();
     let s = b.step("datasets.swap", Group::Datasets, format!("swap zvol rpool/swap ({})", p.disks.swap_size.exact()),
         "rpool/swap exists with the planned volsize and carries a swap signature");
@@ -183,24 +194,36 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
         s.commands.push(cmd(&["zfs", "create", "-o", &format!("mountpoint=/datapool/{ds}"), &format!("datapool/{ds}")]));
     }
 
-    // --- OS: Debian 12 + Proxmox VE
-    let key_path = format!("{TARGET_ROOT}{}", p.os.pve_key_path());
-    let s = b.step("os.pve-key", Group::Os, "fetch the Proxmox release key and check it against the pinned SHA-512",
-        "the key file is there and its SHA-512 equals os.pve-key-sha512 (a mismatch stops the install before any package is installed)");
-    s.commands = vec![
-        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/apt/trusted.gpg.d")]),
-        cmd(&["curl", "--fail", "--silent", "--show-error", "--location", "--retry", "3", "--output", &key_path, &p.os.pve_key_url()]),
-    ];
-    s.checksums = vec![Checksum { path: key_path.clone(), sha512: p.os.pve_key_sha512(), source: p.os.pve_key_url() }];
-    let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
-        "the target has /etc/debian_version and debootstrap's work folder is gone (it removes it when it succeeds)");
-    let mut c = cmd(&["debootstrap", "--arch=amd64", "--variant=minbase", "--components=main,contrib"]);
-    if let Some(k) = &p.os.debian_keyring {
-        c.push(format!("--keyring={k}"));
+    // --- OS: Debian 12 + Proxmox VE, from the network or from a root image
+    if let Some(img) = image {
+        let m = &img.manifest;
+        let s = b.step("os.image", Group::Os,
+            format!("receive the root image {} ({} bytes, Debian {}, built on {}) into {ROOT_DATASET}, streaming; SHA-256 checked", m.name, m.size, m.debian_version, m.profile_hostname),
+            format!("{} exists with the manifest's GUID {} (a received image is not fetched again)", m.received_snapshot(), m.snapshot_guid));
+        s.disks = serials.clone();
+        for prop in root_props {
+            s.commands.push(cmd(&["zfs", "set", prop, ROOT_DATASET]));
+        }
+        s.commands.extend(mount_root.iter().cloned());
+    } else {
+        let key_path = format!("{TARGET_ROOT}{}", p.os.pve_key_path());
+        let s = b.step("os.pve-key", Group::Os, "fetch the Proxmox release key and check it against the pinned SHA-512",
+            "the key file is there and its SHA-512 equals os.pve-key-sha512 (a mismatch stops the install before any package is installed)");
+        s.commands = vec![
+            cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/apt/trusted.gpg.d")]),
+            cmd(&["curl", "--fail", "--silent", "--show-error", "--location", "--retry", "3", "--output", &key_path, &p.os.pve_key_url()]),
+        ];
+        s.checksums = vec![Checksum { path: key_path.clone(), sha512: p.os.pve_key_sha512(), source: p.os.pve_key_url() }];
+        let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
+            "the target has /etc/debian_version and debootstrap's work folder is gone (it removes it when it succeeds)");
+        let mut c = cmd(&["debootstrap", "--arch=amd64", "--variant=minbase", "--components=main,contrib"]);
+        if let Some(k) = &p.os.debian_keyring {
+            c.push(format!("--keyring={k}"));
+        }
+        c.push(format!("--include={}", DEBOOTSTRAP_INCLUDE.join(",")));
+        c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), p.os.debian_mirror.clone()]);
+        s.commands = vec![c];
     }
-    c.push(format!("--include={}", DEBOOTSTRAP_INCLUDE.join(",")));
-    c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), p.os.debian_mirror.clone()]);
-    s.commands = vec![c];
     let s = b.step("os.chroot", Group::Os, "bind /dev, /proc and /sys into the target for the steps that run inside it",
         "each is a mount point under the target (re-bound after a reboot of the rescue system)");
     for fs in ["dev", "proc", "sys"] {
@@ -208,6 +231,20 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
     }
     let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, name resolution for apt", "the files match their digests");
     s.files = render::node_files(p).into_iter().filter(|f| for_apt(&f.path)).collect();
+    if image.is_some() {
+        let s = b.step("os.identity", Group::Os,
+            "this node's own identity in place of the image's: new machine id, new SSH host keys, its mail name; the image's host id removed",
+            "never checked: runs until the journal records it");
+        let fqdn = format!("{}.{}", p.node.hostname, p.node.domain);
+        s.files = vec![render::file("/etc/mailname", 0o644, format!("{fqdn}\n"))];
+        s.commands = vec![
+            cmd(&["rm", "-f", &format!("{TARGET_ROOT}/etc/machine-id"), &format!("{TARGET_ROOT}/etc/hostid")]),
+            chroot(&["systemd-machine-id-setup"]),
+            chroot(&["ssh-keygen", "-A"]),
+            // postfix as its package configures a local-only mailer, for this node's name
+            chroot(&["postconf", "-e", &format!("myhostname={fqdn}"), &format!("mydestination=$myhostname, {}, localhost.localdomain, localhost", p.node.hostname)]),
+        ];
+    }
     let s = b.step("os.boot-identity", Group::Os,
         "host id, pool cache file and NIC name pinning into the target, before any initramfs is built",
         "the host id and cache files exist and the .link files match their digests");
@@ -220,24 +257,37 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout) -> Vec<Step> {
         cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
         cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
     ];
-    let s = b.step("os.packages", Group::Os,
-        "Proxmox VE, its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed",
-        "dpkg reports every package installed");
-    s.files = vec![
-        render::file("/usr/sbin/policy-rc.d", 0o755, "#!/bin/sh\n# keel: no service starts inside the target while it is installed\nexit 101\n".into()),
-        render::file(DEBCONF_SEED, 0o644, render::debconf_seed(p)),
-    ];
-    let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "--yes", "--quiet",
-        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]);
-    install.extend(packages(p).into_iter().map(String::from));
-    s.commands = vec![
-        chroot(&["debconf-set-selections", DEBCONF_SEED]),
-        chroot(&["apt-get", "update", "--quiet"]),
-        install,
-        // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
-        chroot(&["dpkg", "--purge", "linux-image-amd64", "os-prober"]),
-        cmd(&["rm", "-f", &format!("{TARGET_ROOT}/usr/sbin/policy-rc.d")]),
-    ];
+    if image.is_none() {
+        let s = b.step("os.packages", Group::Os,
+            "Proxmox VE, its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed",
+            "dpkg reports every package installed");
+        s.files = vec![
+            render::file("/usr/sbin/policy-rc.d", 0o755, "#!/bin/sh\n# keel: no service starts inside the target while it is installed\nexit 101\n".into()),
+            render::file(DEBCONF_SEED, 0o644, render::debconf_seed(p)),
+        ];
+        let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "--yes", "--quiet",
+            "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]);
+        install.extend(packages(p).into_iter().map(String::from));
+        s.commands = vec![
+            chroot(&["debconf-set-selections", DEBCONF_SEED]),
+            chroot(&["apt-get", "update", "--quiet"]),
+            install,
+            // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
+            chroot(&["dpkg", "--purge", "linux-image-amd64", "os-prober"]),
+            cmd(&["rm", "-f", &format!("{TARGET_ROOT}/usr/sbin/policy-rc.d")]),
+        ];
+
+        // The image point: the OS without anything of this node (SSH host keys made again
+        // right after); `keel image build` sends this snapshot.
+        let s = b.step("os.base-snapshot", Group::Os,
+            format!("snapshot {ROOT_DATASET}@{BASE_SNAPSHOT} without SSH host keys (what `keel image build` sends), then this node's host keys"),
+            format!("{ROOT_DATASET}@{BASE_SNAPSHOT} exists"));
+        s.commands = vec![
+            cmd(&["find", &format!("{TARGET_ROOT}/etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*", "-delete"]),
+            cmd(&["zfs", "snapshot", &format!("{ROOT_DATASET}@{BASE_SNAPSHOT}")]),
+            chroot(&["ssh-keygen", "-A"]),
+        ];
+    }
 
     // --- configuration
     let s = b.step("config.system", Group::Config, "time zone, users", "the users exist");
