@@ -66,7 +66,13 @@ pub enum Command {
         /// for review, and the baseline keel's install is benchmarked against.
         #[arg(long, conflicts_with = "json")]
         shell: bool,
+        /// Plan the install from this root image (file or URL; its manifest is IMAGE.json).
+        #[arg(long)]
+        image: Option<String>,
     },
+    /// Root images for fast installs: build one from a node keel installed, show a manifest.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Install the node: preflight, confirmation, then every step of the plan (disks, pools,
     /// OS, configuration, boot loaders, verify), journaled so that a re-run continues where
     /// the last stopped.
@@ -291,6 +297,47 @@ pub struct RemoteInstallArgs {
     pub registry_fingerprint: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write a root image: the base snapshot a network install takes after its packages and
+    /// before anything of the node (rpool/ROOT/pve-1@keel-base, without SSH host keys),
+    /// `zfs send` + zstd to FILE, and its manifest FILE.json (Debian, kernels, Proxmox and ZFS
+    /// package versions, OpenZFS module, size, SHA-256, the profile it came from). Runs on a
+    /// node keel installed, or in the rescue system with its pools imported and the root mounted.
+    Build {
+        #[arg(long, default_value = keel_installer::image::ROOT_DATASET)]
+        dataset: String,
+        #[arg(long, default_value = keel_installer::image::BASE_SNAPSHOT)]
+        snapshot: String,
+        /// The node's profile (default: /etc/keel/profile.toml under the dataset's mount point).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// The image file; the manifest goes beside it (FILE.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// zstd level (1-19).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+        level: i32,
+    },
+    /// Print an image's manifest (a file or an http(s) URL).
+    Show {
+        image: String,
+        /// Pin the TLS certificate of an https URL: sha256:HEX.
+        #[arg(long)]
+        registry_fingerprint: Option<String>,
+    },
+    /// Receive an image into a dataset of your choice with the install's own pipeline and print
+    /// its figures (time, throughput, keel's peak memory): for benchmarks.
+    #[command(hide = true)]
+    Receive {
+        image: String,
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        registry_fingerprint: Option<String>,
+    },
+}
+
 /// Where journals and logs live in the rescue system.
 pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/keel";
 
@@ -303,6 +350,12 @@ pub struct InstallArgs {
     /// Hardware spec to check first (default: the profile's `hardware-spec`).
     #[arg(long)]
     pub spec: Option<PathBuf>,
+    /// Install the OS from this root image (a file, or an http(s) URL such as the registry's
+    /// /v1/images/NAME; its manifest is IMAGE.json) instead of debootstrap and apt: streamed
+    /// into rpool/ROOT/pve-1 and checked against the manifest's SHA-256, then only the
+    /// node-specific steps run.
+    #[arg(long)]
+    pub image: Option<String>,
     /// Inventory root, as for `detect` (tests point it at a tree that describes loop devices).
     #[arg(long, default_value = "/", hide = true)]
     pub root: PathBuf,

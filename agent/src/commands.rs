@@ -20,7 +20,10 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Detect { root, json } => detect(&root, json),
         Command::Check { spec, root, json } => check(&spec, &root, json),
         Command::Validate { profile } => validate(&profile),
-        Command::Plan { profile, spec, root, json, shell } => plan(&profile, spec.as_deref(), &root, json, shell),
+        Command::Plan { profile, spec, root, json, shell, image } => plan(&profile, spec.as_deref(), &root, json, shell, image.as_deref()),
+        Command::Image(crate::cli::ImageCommand::Build { dataset, snapshot, profile, out, level }) => crate::image::build(&crate::image::BuildArgs { dataset, snapshot, profile, out, level }),
+        Command::Image(crate::cli::ImageCommand::Show { image, registry_fingerprint }) => crate::image::show(&image, registry_fingerprint.as_deref()),
+        Command::Image(crate::cli::ImageCommand::Receive { image, dataset, registry_fingerprint }) => crate::image::receive(&image, &dataset, registry_fingerprint.as_deref()),
         Command::Render { profile, out } => render(&profile, &out),
         Command::Install(args) => crate::install::install(&args),
         Command::Status { journal_dir, follow, json } => crate::install::status(&journal_dir, follow, json),
@@ -113,8 +116,13 @@ fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
 
 /// Loads profile and spec, probes the hardware and builds the plan; `Ok(None)` when the
 /// reason was already printed (bad profile or spec, impossible plan).
-pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) -> Result<Option<(Profile, plan::Plan)>> {
+pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, image: Option<(&str, Option<&str>)>) -> Result<Option<(Profile, plan::Plan)>> {
     let Some(l) = load_profile(profile_path)? else { return Ok(None) };
+    // the image's manifest first: a wrong location stops here, before the hardware is read
+    let image = match image {
+        Some((location, fingerprint)) => Some(plan::ImageRef { location: location.to_string(), manifest: crate::image::manifest(location, fingerprint)? }),
+        None => None,
+    };
     let spec_path = match (spec_path, &l.profile.hardware_spec) {
         (Some(s), _) => Some(s.to_path_buf()),
         (None, Some(name)) => {
@@ -137,7 +145,7 @@ pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) ->
         }
     };
     let inv = inventory(root)?;
-    match plan::build(&inv, &l.profile, spec.as_ref()) {
+    match plan::build_with_image(&inv, &l.profile, spec.as_ref(), image) {
         Ok(p) => Ok(Some((l.profile, p))),
         Err(e) => {
             eprintln!("keel: cannot plan {}: {e}", l.profile.node.hostname);
@@ -146,8 +154,8 @@ pub fn build_plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path) ->
     }
 }
 
-fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool, shell: bool) -> Result<ExitCode> {
-    let Some((_, p)) = build_plan(profile_path, spec_path, root)? else { return Ok(ExitCode::from(1)) };
+fn plan(profile_path: &Path, spec_path: Option<&Path>, root: &Path, json: bool, shell: bool, image: Option<&str>) -> Result<ExitCode> {
+    let Some((_, p)) = build_plan(profile_path, spec_path, root, image.map(|i| (i, None)))? else { return Ok(ExitCode::from(1)) };
     if shell {
         print!("{}", p.shell_script(&profile_path.display().to_string()));
     } else if json {

@@ -56,7 +56,8 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("no profile: give --profile FILE, or a registry to fetch it from (--registry URL --token T, or keel.registry= and keel.token= on the kernel command line)"),
     };
-    let Some((profile, plan)) = build_plan(&profile_path, args.spec.as_deref(), &args.root)? else { return Ok(ExitCode::from(1)) };
+    let fingerprint = args.registry_fingerprint.clone().or_else(|| creds.as_ref().and_then(|c| c.fingerprint.clone()));
+    let Some((profile, plan)) = build_plan(&profile_path, args.spec.as_deref(), &args.root, args.image.as_deref().map(|i| (i, fingerprint.as_deref())))? else { return Ok(ExitCode::from(1)) };
     let path = journal_path(&args.journal_dir, &plan.hostname);
     let mut host = LoggingHost::new(&path.with_extension("log"));
     if !args.restart {
@@ -149,6 +150,10 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         zfs_checked: pre.needs_zfs,
         self_exe: std::env::current_exe().context("finding keel's own binary")?,
         first_boot_credentials: creds.as_ref().map(|_| creds_path.clone()),
+        image_source: match &plan.image {
+            Some(i) => Some(crate::image::source(&i.location, i.manifest.size, fingerprint.as_deref())?),
+            None => None,
+        },
     };
     let uplink = match creds {
         Some(c) => {
@@ -225,6 +230,9 @@ fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path
     cmd.arg("install").arg("--profile").arg(profile).arg("--root").arg(&args.root);
     if let Some(s) = &args.spec {
         cmd.arg("--spec").arg(s);
+    }
+    if let Some(i) = &args.image {
+        cmd.arg("--image").arg(i);
     }
     cmd.arg("--yes").arg("--confirm-serials").arg(serials.join(","));
     if args.wipe_existing {

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod first_boot;
+mod image;
 mod install;
 mod logging_host;
 mod phone_home;

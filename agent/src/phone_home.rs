@@ -91,25 +91,31 @@ fn accepted(url: &str, r: reqwest::blocking::Response) -> Result<reqwest::blocki
     Err(Refused { url: url.to_string(), status, why }.into())
 }
 
+/// An HTTP client (rustls) whose reads give up after `timeout` without data; with a
+/// fingerprint (`sha256:HEX`) it trusts exactly that certificate and nothing else.
+pub fn http_client(fingerprint: Option<&str>, timeout: Duration) -> Result<reqwest::blocking::Client> {
+    let mut b = reqwest::blocking::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(5));
+    if let Some(fp) = fingerprint {
+        let pin = parse_fingerprint(fp)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+            .with_no_client_auth();
+        b = b.use_preconfigured_tls(config);
+    }
+    b.build().context("HTTP client setup")
+}
+
 impl Registry {
     pub fn new(url: &str, fingerprint: Option<&str>) -> Result<Registry> {
         let base = url.trim_end_matches('/').to_string();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             bail!("--registry {url}: expected an http:// or https:// URL");
         }
-        let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).connect_timeout(Duration::from_secs(5));
-        if let Some(fp) = fingerprint {
-            let pin = parse_fingerprint(fp)?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .context("TLS setup")?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
-                .with_no_client_auth();
-            b = b.use_preconfigured_tls(config);
-        }
-        Ok(Registry { base, http: b.build().context("HTTP client setup")? })
+        Ok(Registry { base, http: http_client(fingerprint, Duration::from_secs(20))? })
     }
 
     pub fn enroll(&self, token: &str, inventory: &Value) -> Result<Enrolled> {
