@@ -88,6 +88,15 @@ fn plan_as_a_shell_script() {
 }
 
 #[test]
+fn plan_from_an_image() {
+    // the OS comes from the image: no debootstrap/apt steps, os.image and os.identity instead
+    golden_run("cli/plan-lab-node-01-image.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--image", "tests/images/pve-base-lab.zfs.zst"], 0);
+    golden_run("cli/plan-lab-node-01-image-shell.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--image", "tests/images/pve-base-lab.zfs.zst", "--shell"], 0);
+    // no manifest beside the image: said before anything else
+    golden_run("cli/plan-image-missing.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--image", "tests/images/nothing.zfs.zst"], 1);
+}
+
+#[test]
 fn plan_refusals() {
     // spec failure: the table, and nothing planned
     golden_run("cli/plan-one-drive.txt", &["plan", "--profile", "profiles/pve-node-01.toml", "--root", "tests/fixtures/ax41-nvme-one-drive"], 1);

@@ -42,6 +42,9 @@ pub struct AppState {
     /// `sha256:HEX` of the registry's TLS certificate when it serves HTTPS: iPXE scripts carry
     /// it (`keel.fingerprint=`) so that a node pins a self-signed registry.
     pub tls_fingerprint: Option<String>,
+    /// Folder of root images (`keel image build` output: IMAGE and IMAGE.json), served as files
+    /// under /v1/images/ with range requests; none: no images.
+    pub images_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             boot_kernel: None,
             boot_initrd: None,
             tls_fingerprint: None,
+            images_dir: None,
         }
     }
 }
@@ -62,7 +66,15 @@ impl AppState {
 pub type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
+    // Root images are plain files, read with range requests (a broken download resumes).
+    // They hold no secrets: keel snapshots the OS before any node configuration, without SSH
+    // host keys; so no token is asked for, as for the iPXE boot files.
+    let images = match &state.images_dir {
+        Some(dir) => Router::new().nest_service("/v1/images", tower_http::services::ServeDir::new(dir)),
+        None => Router::new().route("/v1/images/{*name}", get(|| async { ApiError::not_found("this registry serves no images: start it with --images DIR") })),
+    };
     Router::new()
+        .merge(images)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/admin/profiles", get(list_profiles))
         .route("/v1/admin/profiles/{name}", put(put_profile).get(get_profile))

@@ -56,6 +56,9 @@ struct ServeArgs {
     /// The certificate's private key (PEM).
     #[arg(long, env = "KEEL_REGISTRY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Serve the root images in this folder (`keel image build` output) under /v1/images/.
+    #[arg(long, env = "KEEL_REGISTRY_IMAGES")]
+    images: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -75,6 +78,7 @@ impl ServeArgs {
             boot_initrd: self.boot_initrd.or(file.boot_initrd),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            images: self.images.or(file.images),
         })
     }
 }
@@ -102,6 +106,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
         boot_initrd: args.boot_initrd,
+        images_dir: args.images,
         ..AppState::new(store, token)
     });
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

@@ -474,3 +474,43 @@ async fn the_status_page_lists_nodes_for_the_admin_only(r: Reg) {
     assert!(html.contains("events (1)") && html.contains("start zfs.rpool"), "{html}");
     assert_eq!(page("/nodes/nobody", basic(ADMIN)).await.0, StatusCode::NOT_FOUND);
 }
+
+/// Root images are files under --images, read whole or from an offset (a resumed download);
+/// nothing outside the folder is reachable, and a registry without images says so.
+#[tokio::test]
+async fn images_are_served_with_range_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(images.join("base.zfs.zst"), &data).unwrap();
+    std::fs::write(images.join("base.zfs.zst.json"), b"{\"schema\":\"keel.image/v1\"}").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), b"not for nodes").unwrap();
+    let store = Store::open(&format!("sqlite:{}", dir.path().join("r.db").display())).await.unwrap();
+    let with_images = router(Arc::new(AppState { images_dir: Some(images.clone()), ..AppState::new(store.clone(), ADMIN) }));
+    let get = |app: axum::Router, uri: &'static str, range: Option<&'static str>| async move {
+        let mut req = Request::get(uri);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = res.status();
+        (status, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+    };
+    let (status, body) = get(with_images.clone(), "/v1/images/base.zfs.zst", None).await;
+    assert_eq!((status, body == data), (StatusCode::OK, true));
+    let (status, body) = get(with_images.clone(), "/v1/images/base.zfs.zst", Some("bytes=150000-")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == data[150_000..], "the rest from the offset ({} bytes)", body.len());
+    let (status, body) = get(with_images.clone(), "/v1/images/base.zfs.zst.json", None).await;
+    assert_eq!((status, String::from_utf8(body).unwrap().contains("keel.image/v1")), (StatusCode::OK, true));
+    for outside in ["/v1/images/../secret.txt", "/v1/images/%2e%2e/secret.txt", "/v1/images/..%2fsecret.txt"] {
+        let (status, body) = get(with_images.clone(), outside, None).await;
+        assert!(status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST, "{outside}: {status}");
+        assert!(!String::from_utf8_lossy(&body).contains("not for nodes"), "{outside}");
+    }
+    let without = router(Arc::new(AppState::new(store, ADMIN)));
+    let (status, body) = get(without, "/v1/images/base.zfs.zst", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(String::from_utf8_lossy(&body).contains("serves no images: start it with --images DIR"));
+}

@@ -72,6 +72,14 @@ impl Plan {
             "\nuplink: {} ({}) now, named {} on the installed system",
             self.uplink.current_name, self.uplink.mac, self.uplink.installed_name
         );
+        if let Some(img) = &self.image {
+            let m = &img.manifest;
+            let _ = writeln!(
+                o,
+                "\nOS from the image {} ({} bytes, sha256 {}...): Debian {}, OpenZFS {}, built on {} at {}",
+                img.location, m.size, &m.sha256[..16], m.debian_version, m.zfs_version, m.profile_hostname, m.created
+            );
+        }
         let _ = writeln!(o, "\nSTEPS ({}; * = destroys data on the target disks)", self.steps.len());
         for (i, s) in self.steps.iter().enumerate() {
             let _ = writeln!(
@@ -124,6 +132,12 @@ impl Plan {
             let _ = writeln!(o, "echo \"== {}\"", s.id);
             if s.id == "verify.target" {
                 let _ = writeln!(o, "\"$KEEL\" verify --root {} --profile {}", self.target_root, q(profile_path));
+            }
+            if let (true, Some(img)) = (s.id == "os.image", &self.image) {
+                let m = &img.manifest;
+                let fetch = if img.location.contains("://") { format!("curl -fsSL {}", q(&img.location)) } else { format!("cat {}", q(&img.location)) };
+                let _ = writeln!(o, "# keel checks the SHA-256 {} and the size {} as the image streams (a shell pipe cannot)", m.sha256, m.size);
+                let _ = writeln!(o, "{fetch} | zstd -dc | zfs receive -u {}", crate::image::ROOT_DATASET);
             }
             if s.id == "finish.report" {
                 let _ = writeln!(o, "zpool list -H -o name,health,size,allocated,free rpool datapool\ncat {}/etc/ssh/ssh_host_*_key.pub", self.target_root);
