@@ -13,7 +13,8 @@
 # http://10.0.2.100/), KEEL_LAB_REGISTRY_PORT (a keel-registry on the host loopback: the guest
 # reaches it as http://10.0.2.101:8080), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
 # the first one first, instead of the rescue kernel; the installed system's lab probe unit runs
-# the scenario).
+# the scenario), KEEL_LAB_EXPORT (a raw disk image attached with serial keelexport: what a
+# scenario hands back to the host beyond the results disk, such as a root image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -71,6 +72,9 @@ fi
 firmware=()
 [ "${KEEL_LAB_UEFI:-}" = 1 ] && firmware=(-bios /usr/share/ovmf/OVMF.fd)
 
+export_disk=()
+[ -n "${KEEL_LAB_EXPORT:-}" ] && export_disk=(-drive "file=$KEEL_LAB_EXPORT,format=raw,if=none,id=export" -device virtio-blk-pci,drive=export,serial=keelexport)
+
 console="$work/console-$scenario.log"
 results="$work/results-$scenario"
 start=$(date +%s)
@@ -94,6 +98,7 @@ for attempt in 1 2; do
     "${system[@]}" \
     -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" -device virtio-blk-pci,drive=payload,serial=keelpayload \
     -drive "file=$work/results.img,format=raw,if=none,id=results" -device virtio-blk-pci,drive=results,serial=keelresults \
+    "${export_disk[@]}" \
     "${nvme[@]}" \
     -uuid 11111111-2222-3333-4444-555555555555 \
     -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \

@@ -16,16 +16,24 @@
 #                  served on the host loopback): Debian, stand-in Proxmox packages, config,
 #                  GRUB on both drives, keel verify on the target
 #   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
-#   os-install-2   (KEEL_LAB_OS=cluster) the same for lab-node-02, other disks and MAC
-#   cluster        (KEEL_LAB_OS=cluster) both installed nodes boot on one link: corosync
+#   image-build    keel image build of lab-node-01's base snapshot (in the rescue system), and a
+#                  512 MiB larger one for the memory figure; the host hands both to the registry
+#   image-install  lab-node-02 installs from the image over HTTP from the registry: no
+#                  debootstrap, no apt; its own host keys, machine id, host id; then the figures
+#                  (shell one-liner vs keel's receive, keel's peak memory for both sizes)
+#   boot-image     lab-node-02 boots from its drives like a network-installed node
+#   cluster        both nodes (1 from the network, 2 from the image) boot on one link: corosync
 #                  quorate with 2 nodes, keel verify --expect-quorum passes on each
+#   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
+#                  then the cluster of the two network-installed nodes
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
 #                  the ZFS root comes up degraded, keel verify --allow-degraded passes
 #   reinstall      next boot over the installed node (DR): refused without --wipe-existing,
 #                  the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
 #                  any package is installed
-# KEEL_LAB_OS=node (default) | cluster | none picks the OS block (see there); KEEL_LAB_BASIC=0
+# KEEL_LAB_OS=node (default) | cluster | none picks the OS block (see there); KEEL_LAB_IMAGE=0
+# leaves the image scenarios (and so the cluster) out of "node"; KEEL_LAB_BASIC=0
 # leaves out the scenarios before it. Prints each scenario's wall time and a closing
 # "lab: N passed, M failed" line.
 set -uo pipefail
@@ -119,10 +127,11 @@ if [ -n "$repo" ]; then
   }
   s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
 fi
-# KEEL_LAB_OS: "node" (the default) installs lab-node-01 and boots it from both drives and from
-# each drive alone, then reinstalls over it; "cluster" installs lab-node-02 as well (both at
-# once: under TCG that takes as long as one after the other, the two guests share the cores) and
-# boots both nodes into one cluster; "none" stops after wrong-key.
+# KEEL_LAB_OS: "node" (the default) installs lab-node-01, boots it from both drives, builds the
+# root image from it, installs lab-node-02 from that image, boots it, boots both into one
+# cluster, boots node 1 from each drive alone, then reinstalls over it; "cluster" installs
+# lab-node-02 from the network instead, at the same time as node 1 (under TCG that takes as long
+# as one after the other, the two guests share the cores); "none" stops after wrong-key.
 os=${KEEL_LAB_OS:-node}
 if [ -n "$repo" ] && [ "$os" != none ]; then
   # lab-node-01 installs unattended: no --profile; the registry and its enrollment token are on
@@ -133,11 +142,11 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   reg_dir="$work/registry"
   reg_port=47090
   reg_url="http://127.0.0.1:$reg_port"
-  mkdir -p "$reg_dir"
+  mkdir -p "$reg_dir/images"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$reg_dir/admin-token"
   if (cd "$here/../.." && cargo build -q -p keel-registry); then
     "$here/../../target/debug/keel-registry" serve --listen "127.0.0.1:$reg_port" --database "sqlite:$reg_dir/registry.db" \
-      --admin-token-file "$reg_dir/admin-token" >"$reg_dir/registry.log" 2>&1 &
+      --admin-token-file "$reg_dir/admin-token" --images "$reg_dir/images" >"$reg_dir/registry.log" 2>&1 &
     reg_pid=$!
     trap 'kill $http $reg_pid 2>/dev/null' EXIT
     if token=$(python3 "$here/registry-admin.py" setup "$reg_url" "$reg_dir/admin-token" "$here/../.."); then
@@ -170,6 +179,40 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
     if [ -n "$reg" ]; then
       python3 "$here/registry-admin.py" booted "$reg_url" "$reg_dir/admin-token"; result registry-first-boot $? 0
+    fi
+  fi
+  # The image fast path ("node" mode; KEEL_LAB_IMAGE=0 leaves it out): lab-node-01's base
+  # snapshot becomes a root image (on an export disk the host reads with debugfs), the registry
+  # serves it, lab-node-02 installs from it, boots from its drives, and the two nodes form the
+  # cluster (node 1 from the network, node 2 from the image).
+  if [ "$os" = node ] && [ "${KEEL_LAB_IMAGE:-1}" = 1 ] && [ "$r1" = 0 ]; then
+    s=$(date +%s)
+    export_img="$work/export.img"
+    rm -f "$export_img"
+    truncate -s 3G "$export_img"
+    KEEL_LAB_EXPORT="$export_img" KEEL_LAB_TIMEOUT=1800 run image-build "$work/os1" image-build
+    rb=$?
+    if [ $rb = 0 ]; then
+      for f in pve-base.zfs.zst pve-base.zfs.zst.json pve-big.zfs.zst pve-big.zfs.zst.json; do
+        debugfs -R "dump /$f $reg_dir/images/$f" "$export_img" >/dev/null 2>&1 && [ -s "$reg_dir/images/$f" ] || { echo "    FAIL: $f not on the export disk"; rb=1; }
+      done
+      want=$(sed -n 's/.*"sha256": "\([0-9a-f]*\)".*/\1/p' "$reg_dir/images/pve-base.zfs.zst.json" 2>/dev/null)
+      [ -n "$want" ] && [ "$(sha256sum <"$reg_dir/images/pve-base.zfs.zst" | cut -d' ' -f1)" = "$want" ] || { echo "    FAIL: the image on the host does not match its manifest"; rb=1; }
+      ls -l "$reg_dir/images" | sed 's/^/    /'
+    fi
+    rm -f "$export_img"
+    result image-build $rb $(( $(date +%s) - s ))
+    if [ $rb = 0 ] && [ -n "$reg" ]; then
+      s=$(date +%s)
+      KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=2400 run image-install "$work/img2" image-install
+      ri=$?
+      result image-install $ri $(( $(date +%s) - s ))
+      if [ $ri = 0 ]; then
+        booted boot-image "$work/img2" 52:54:00:a4:41:02 LABNVME0001 LABNVME0002
+        s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/img2" 47011; result cluster $? $(( $(date +%s) - s ))
+      fi
+    elif [ $rb = 0 ]; then
+      echo "lab: no registry to serve the image: image-install left out"; failed=$((failed + 1))
     fi
   fi
   if [ "$os" = cluster ] && [ "$r1" = 0 ] && [ "$r2" = 0 ]; then
