@@ -518,7 +518,7 @@ fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
         assert!(!ids.contains(&gone), "{gone} in {ids:?}");
     }
     let at = |id: &str| ids.iter().position(|s| *s == id).unwrap_or_else(|| panic!("{id} missing"));
-    assert!(at("datasets.datapool") < at("os.image") && at("os.image") < at("os.chroot") && at("os.identity") < at("os.boot-identity"));
+    assert!(at("datasets.root") < at("os.image") && at("os.image") < at("datasets.swap") && at("os.identity") < at("os.boot-identity"));
     // not there before the receive, there after it with the image's GUID
     h.answer("zfs get -H -p -o value guid", Output::failed(1, "dataset does not exist"));
     h.answer("zfs get -H -p -o value guid", Output::ok("987654321\n"));

@@ -179,6 +179,19 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         s.commands = vec![cmd(&["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", "rpool/ROOT"]), create];
         s.commands.extend(mount_root.iter().cloned());
     }
+    // With an image, the root file system comes now: mounted before anything else is mounted
+    // under the target root (the datapool datasets), as the network install mounts its own.
+    if let Some(img) = image {
+        let m = &img.manifest;
+        let s = b.step("os.image", Group::Os,
+            format!("receive the root image {} ({} bytes, Debian {}, built on {}) into {ROOT_DATASET}, streaming; SHA-256 checked", m.name, m.size, m.debian_version, m.profile_hostname),
+            format!("{} exists with the manifest's GUID {} (a received image is not fetched again)", m.received_snapshot(), m.snapshot_guid));
+        s.disks = serials.clone();
+        for prop in root_props {
+            s.commands.push(cmd(&["zfs", "set", prop, ROOT_DATASET]));
+        }
+        s.commands.extend(mount_root.iter().cloned());
+    }
     let swap = p.disks.swap_size.exact().trim_end_matches("iB").to_string();
     let s = b.step("datasets.swap", Group::Datasets, format!("swap zvol rpool/swap ({})", p.disks.swap_size.exact()),
         "rpool/swap exists with the planned volsize and carries a swap signature");
@@ -194,18 +207,8 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         s.commands.push(cmd(&["zfs", "create", "-o", &format!("mountpoint=/datapool/{ds}"), &format!("datapool/{ds}")]));
     }
 
-    // --- OS: Debian 12 + Proxmox VE, from the network or from a root image
-    if let Some(img) = image {
-        let m = &img.manifest;
-        let s = b.step("os.image", Group::Os,
-            format!("receive the root image {} ({} bytes, Debian {}, built on {}) into {ROOT_DATASET}, streaming; SHA-256 checked", m.name, m.size, m.debian_version, m.profile_hostname),
-            format!("{} exists with the manifest's GUID {} (a received image is not fetched again)", m.received_snapshot(), m.snapshot_guid));
-        s.disks = serials.clone();
-        for prop in root_props {
-            s.commands.push(cmd(&["zfs", "set", prop, ROOT_DATASET]));
-        }
-        s.commands.extend(mount_root.iter().cloned());
-    } else {
+    // --- OS: Debian 12 + Proxmox VE from the network (with an image: os.image, above)
+    if image.is_none() {
         let key_path = format!("{TARGET_ROOT}{}", p.os.pve_key_path());
         let s = b.step("os.pve-key", Group::Os, "fetch the Proxmox release key and check it against the pinned SHA-512",
             "the key file is there and its SHA-512 equals os.pve-key-sha512 (a mismatch stops the install before any package is installed)");
