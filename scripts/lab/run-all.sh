@@ -21,7 +21,8 @@
 #   image-install  lab-node-02 installs from the image over HTTP from the registry: no
 #                  debootstrap, no apt; its own host keys, machine id, host id; then the figures
 #                  (shell one-liner vs keel's receive, keel's peak memory for both sizes)
-#   boot-image     lab-node-02 boots from its drives like a network-installed node
+#   boot-image     lab-node-02 boots from its drives like a network-installed node (and, after
+#                  the cluster, boot-image-drive-2: from its second drive alone)
 #   cluster        both nodes (1 from the network, 2 from the image) boot on one link: corosync
 #                  quorate with 2 nodes, keel verify --expect-quorum passes on each
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
@@ -210,6 +211,8 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       if [ $ri = 0 ]; then
         booted boot-image "$work/img2" 52:54:00:a4:41:02 LABNVME0001 LABNVME0002
         s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/img2" 47011; result cluster $? $(( $(date +%s) - s ))
+        # the image-installed node boots from its second drive alone as well (drive 1 above)
+        booted boot-image-drive-2 "$work/img2" 52:54:00:a4:41:02 LABNVME0002
       fi
     elif [ $rb = 0 ]; then
       echo "lab: no registry to serve the image: image-install left out"; failed=$((failed + 1))

@@ -232,9 +232,11 @@ pub fn step_times(entries: &[Entry], plan: &Plan) -> String {
     for step in &plan.steps {
         let Some(t) = secs.get(step.id.as_str()) else { continue };
         rows.push([step.id.clone(), step.group.name().to_string(), format!("{t:.1}")]);
-        match groups.last_mut() {
-            Some((g, total)) if *g == step.group.name() => *total += t,
-            _ => groups.push((step.group.name(), *t)),
+        // a phase's steps need not be next to each other (with an image, os.image comes
+        // among the dataset steps): summed per phase, in order of first appearance
+        match groups.iter_mut().find(|(g, _)| *g == step.group.name()) {
+            Some((_, total)) => *total += t,
+            None => groups.push((step.group.name(), *t)),
         }
     }
     let mut out = String::from("step times (seconds):\n");
