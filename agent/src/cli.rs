@@ -271,6 +271,10 @@ pub struct InstallChoices {
     /// Stop after this step over there (see `keel plan`).
     #[arg(long)]
     pub until: Option<String>,
+    /// Install the OS over there from this root image: a URL the far side can reach (such as
+    /// the registry's /v1/images/NAME) or a file path over there.
+    #[arg(long)]
+    pub image: Option<String>,
     #[arg(long, value_enum, default_value_t = ProgressFormat::Plain)]
     pub progress: ProgressFormat,
 }

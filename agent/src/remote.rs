@@ -223,6 +223,9 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     if let Some(u) = &a.choices.until {
         install_args.extend(["--until".into(), u.clone()]);
     }
+    if let Some(i) = &a.choices.image {
+        install_args.extend(["--image".into(), i.clone()]);
+    }
 
     // the far side's own view of the disks, shown here; then consent here
     let mut pre = ssh.command(&far_keel(args, "install", &[install_args.clone(), vec!["--preflight-only".into()]].concat()));
@@ -263,7 +266,7 @@ fn far_serials(ssh: &Ssh, args: &RemoteArgs, install_args: &[String]) -> Result<
     let mut plan_args: Vec<String> = Vec::new();
     let mut it = install_args.iter();
     while let Some(w) = it.next() {
-        if ["--profile", "--spec", "--root"].contains(&w.as_str()) {
+        if ["--profile", "--spec", "--root", "--image"].contains(&w.as_str()) {
             plan_args.push(w.clone());
             plan_args.extend(it.next().cloned());
         } else if ["--journal-dir", "--until", "--token-file", "--registry", "--registry-fingerprint"].contains(&w.as_str()) {

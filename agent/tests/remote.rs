@@ -54,6 +54,11 @@ fn a_remote_install_survives_a_dropped_connection_and_is_re_attached() {
     assert_eq!(bad.code, 1, "{}", bad.stderr);
     assert!(bad.stderr.contains("does not match the disks the plan on 127.0.0.1 would destroy"), "{}", bad.stderr);
     assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing may be written");
+    // --image reaches the far side's keel: an image it cannot find stops its preflight there
+    let no_image = remote(&sshd, &rig, &far, &root, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL, "--image", "/nonexistent/base.zfs.zst"], &[]);
+    assert_eq!(no_image.code, 1, "{}", no_image.stderr);
+    assert!(no_image.stderr.contains("reading the image manifest /nonexistent/base.zfs.zst.json") && no_image.stderr.contains("nothing was written"), "{}", no_image.stderr);
+    assert!(Command::new("sfdisk").args(["--json", &rig.loops[0]]).output().unwrap().stdout.is_empty(), "nothing may be written");
 
     let run = remote(&sshd, &rig, &far, &root, &["remote", "install", "--profile", profile.to_str().unwrap(), "--yes", "--confirm-serials", &confirm, "--until", UNTIL], &[("KEEL_TEST_DROP_AFTER", "6")]);
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
