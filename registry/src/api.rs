@@ -39,6 +39,8 @@ pub struct AppState {
     /// Kernel and initrd of the live/rescue system the iPXE script boots.
     pub boot_kernel: Option<String>,
     pub boot_initrd: Option<String>,
+    /// Kernel arguments the live system needs, appended to the iPXE script's kernel line.
+    pub boot_args: Option<String>,
     /// `sha256:HEX` of the registry's TLS certificate when it serves HTTPS: iPXE scripts carry
     /// it (`keel.fingerprint=`) so that a node pins a self-signed registry.
     pub tls_fingerprint: Option<String>,
@@ -57,6 +59,7 @@ impl AppState {
             public_url: String::new(),
             boot_kernel: None,
             boot_initrd: None,
+            boot_args: None,
             tls_fingerprint: None,
             images_dir: None,
         }
@@ -532,6 +535,6 @@ async fn ipxe(State(st): State<Shared>, Path(mac): Path<String>) -> Result<Respo
     };
     let token = secret::generate();
     st.store.set_token(&node.hostname, &secret::hash(&token), crate::store::now() + st.token_ttl_secs).await?;
-    let script = crate::ipxe::script(kernel, initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref());
+    let script = crate::ipxe::script(kernel, initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref(), st.boot_args.as_deref());
     Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], script).into_response())
 }

@@ -2,12 +2,14 @@
 //! and a single-use enrollment token on the kernel command line (`keel install` without
 //! `--registry` reads them from /proc/cmdline).
 
-pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str, fingerprint: Option<&str>) -> String {
+/// `extra`: kernel arguments the live system needs (the registry's --boot-args), appended.
+pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str, fingerprint: Option<&str>, extra: Option<&str>) -> String {
     let pin = fingerprint.map(|f| format!(" keel.fingerprint={f}")).unwrap_or_default();
+    let extra = extra.map(|a| format!(" {}", a.trim())).unwrap_or_default();
     format!(
         "#!ipxe\n\
          # keel: unattended install of {hostname}\n\
-         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token}{pin} keel.node={hostname} console=tty0 console=ttyS0,115200\n\
+         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token}{pin} keel.node={hostname} console=tty0 console=ttyS0,115200{extra}\n\
          initrd --name initrd.img {initrd}\n\
          boot\n"
     )
@@ -17,12 +19,15 @@ pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname:
 mod tests {
     #[test]
     fn the_script_boots_the_live_kernel_with_registry_and_token() {
-        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", None);
+        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", None, None);
         assert!(s.starts_with("#!ipxe\n"));
         assert!(s.contains("kernel http://r/k initrd=initrd.img keel.registry=https://reg:8443 keel.token=abc keel.node=pve-node-01 "));
         assert!(s.contains("\ninitrd --name initrd.img http://r/i\nboot\n"));
         // a registry with its own certificate: the node pins it
-        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", Some("sha256:00ff"));
+        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", Some("sha256:00ff"), None);
         assert!(s.contains(" keel.token=abc keel.fingerprint=sha256:00ff keel.node=pve-node-01 "), "{s}");
+        // what the live system itself needs (the registry's --boot-args) comes last
+        let s = super::script("http://r/k", "http://r/i", "http://reg", "abc", "n1", None, Some(" boot=live fetch=http://r/fs.squashfs "));
+        assert!(s.contains("console=ttyS0,115200 boot=live fetch=http://r/fs.squashfs\n"), "{s}");
     }
 }

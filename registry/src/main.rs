@@ -50,6 +50,9 @@ struct ServeArgs {
     /// URL of the live system's initrd that iPXE boots.
     #[arg(long, env = "KEEL_REGISTRY_BOOT_INITRD")]
     boot_initrd: Option<String>,
+    /// Kernel arguments the live system needs (appended to the iPXE script's kernel line).
+    #[arg(long, env = "KEEL_REGISTRY_BOOT_ARGS", allow_hyphen_values = true)]
+    boot_args: Option<String>,
     /// Serve HTTPS with this certificate (PEM); needs --tls-key.
     #[arg(long, env = "KEEL_REGISTRY_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -76,6 +79,7 @@ impl ServeArgs {
             token_ttl: self.token_ttl.or(file.token_ttl),
             boot_kernel: self.boot_kernel.or(file.boot_kernel),
             boot_initrd: self.boot_initrd.or(file.boot_initrd),
+            boot_args: self.boot_args.or(file.boot_args),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             images: self.images.or(file.images),
@@ -106,6 +110,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
         boot_initrd: args.boot_initrd,
+        boot_args: args.boot_args,
         images_dir: args.images,
         ..AppState::new(store, token)
     });

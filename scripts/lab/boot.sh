@@ -13,7 +13,9 @@
 # http://10.0.2.100/), KEEL_LAB_REGISTRY_PORT (a keel-registry on the host loopback: the guest
 # reaches it as http://10.0.2.101:8080), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
 # the first one first, instead of the rescue kernel; the installed system's lab probe unit runs
-# the scenario), KEEL_LAB_EXPORT (a raw disk image attached with serial keelexport: what a
+# the scenario), KEEL_LAB_BOOT=pxe (netboot: the NIC's iPXE fetches the registry's script
+# /ipxe/MAC, which boots the live kernel and initrd from KEEL_LAB_BOOTFILES_PORT, an HTTP server
+# on the host loopback reached as http://10.0.2.102/), KEEL_LAB_EXPORT (a raw disk image attached with serial keelexport: what a
 # scenario hands back to the host beyond the results disk, such as a root image).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,6 +67,9 @@ else
   # one nc per guest connection (a tcp: target would carry a single connection only)
   [ -n "${KEEL_LAB_REPO_PORT:-}" ] && fwd=",guestfwd=tcp:10.0.2.100:80-cmd:nc 127.0.0.1 $KEEL_LAB_REPO_PORT"
   [ -n "${KEEL_LAB_REGISTRY_PORT:-}" ] && fwd="$fwd,guestfwd=tcp:10.0.2.101:8080-cmd:nc 127.0.0.1 $KEEL_LAB_REGISTRY_PORT"
+  [ -n "${KEEL_LAB_BOOTFILES_PORT:-}" ] && fwd="$fwd,guestfwd=tcp:10.0.2.102:80-cmd:nc 127.0.0.1 $KEEL_LAB_BOOTFILES_PORT"
+  # a netboot: QEMU's DHCP hands the NIC's iPXE ROM the registry's script for this MAC
+  [ "${KEEL_LAB_BOOT:-}" = pxe ] && fwd="$fwd,bootfile=http://10.0.2.101:8080/ipxe/$mac"
   net=(-nic "user,model=e1000,mac=$mac,restrict=on$fwd")
 fi
 
@@ -89,6 +94,11 @@ for attempt in 1 2; do
     # the installed system: firmware -> GRUB on the first drive -> kernel and initramfs from its
     # ESP -> ZFS root; payload and results disks as vda and vdb
     system=()
+  elif [ "${KEEL_LAB_BOOT:-}" = pxe ]; then
+    # firmware -> the NIC's iPXE -> the registry's script -> the live kernel and initrd over
+    # HTTP, with the registry's boot arguments (which name the root disk and the lab's init)
+    system=(-boot order=n
+      -drive "file=$image/root.img,format=raw,if=none,id=root,snapshot=on" -device virtio-blk-pci,drive=root,serial=keelroot)
   else
     system=(-kernel "$image/vmlinuz" -initrd "$image/initrd.img"
       -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"

@@ -6,6 +6,10 @@
       SSH host keys, both pools, every event (exit 1 and say what is missing otherwise)
   registry-admin.py booted URL ADMIN_TOKEN_FILE       the first boot reported "ready" with the same
       host keys as the install's report
+  registry-admin.py pxe URL ADMIN_TOKEN_FILE REPO     upload lab-node-02's profile and arm it for a
+      PXE boot (its MAC; /ipxe/MAC hands out the token)
+  registry-admin.py pxe-installed URL ADMIN_TOKEN_FILE  lab-node-02's netbooted install reported
+      its events up to the pause after the disk phase
 """
 import json
 import sys
@@ -15,6 +19,8 @@ import urllib.request
 
 NODE = "lab-node-01"
 MAC = "52:54:00:a4:41:01"
+PXE_NODE = "lab-node-02"
+PXE_MAC = "52:54:00:a4:41:02"
 
 
 def call(url, token, method, path, body=None, content_type="application/json"):
@@ -57,6 +63,18 @@ def main():
         must(url, token, "PUT", "/v1/admin/authkeys/lab-cluster", open(f"{repo}/profiles/lab-cluster.authkey", "rb").read(), "application/octet-stream")
         out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": NODE, "profile": NODE, "mac": MAC, "ttl_seconds": 6 * 3600}).encode())
         print(json.loads(out)["token"])
+        return 0
+    if cmd == "pxe":
+        repo = sys.argv[4]
+        must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", open(f"{repo}/profiles/{PXE_NODE}.toml", "rb").read(), "application/toml")
+        must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "pxe": True, "ttl_seconds": 6 * 3600}).encode())
+        return 0
+    if cmd == "pxe-installed":
+        node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{PXE_NODE}"))
+        events = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{PXE_NODE}/events?limit=10000"))["events"]
+        print(f"registry: {PXE_NODE} state {node['state']}, {len(events)} events, last {events[-1].get('event') if events else None}")
+        if not events or events[-1].get("event") != "paused":
+            return failed("the netbooted install's events should end with its pause after the disk phase")
         return 0
     node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}"))
     bad = 0

@@ -12,6 +12,10 @@
 #   network        two guests on one loopback link: the rendered .link file and interfaces
 #                  applied with ifupdown2; vmbr0 VLAN-aware with 10/20/30/40, vmbr1 on the
 #                  vSwitch VLAN 4000 with MTU 1400; each pings the other over vmbr1
+#   pxe-install    (with the registry; KEEL_LAB_PXE=0 leaves it out) lab-node-02 netboots: the
+#                  NIC's iPXE runs the registry's /ipxe/MAC script, which boots the live kernel
+#                  over HTTP with the registry and a fresh token; keel install, no profile given,
+#                  fetches lab-node-02's profile and runs the disk phase; its events reach the registry
 #   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
 #                  served on the host loopback): Debian, stand-in Proxmox packages, config,
 #                  GRUB on both drives, keel verify on the target
@@ -146,16 +150,36 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   mkdir -p "$reg_dir/images"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$reg_dir/admin-token"
   if (cd "$here/../.." && cargo build -q -p keel-registry); then
+    # the guests reach it as http://10.0.2.101:8080; a netbooting guest gets the lab image's
+    # kernel and initrd from http://10.0.2.102/ (the image folder, served on the host loopback)
+    boot_port=47091
+    python3 -m http.server "$boot_port" --bind 127.0.0.1 --directory "$image" >"$reg_dir/bootfiles-http.log" 2>&1 &
+    boot_http=$!
     "$here/../../target/debug/keel-registry" serve --listen "127.0.0.1:$reg_port" --database "sqlite:$reg_dir/registry.db" \
-      --admin-token-file "$reg_dir/admin-token" --images "$reg_dir/images" >"$reg_dir/registry.log" 2>&1 &
+      --admin-token-file "$reg_dir/admin-token" --images "$reg_dir/images" --public-url http://10.0.2.101:8080 \
+      --boot-kernel http://10.0.2.102/vmlinuz --boot-initrd http://10.0.2.102/initrd.img \
+      --boot-args "root=/dev/vda rw init=/keel-lab-init keel.scenario=pxe-install panic=-1 quiet loglevel=3" >"$reg_dir/registry.log" 2>&1 &
     reg_pid=$!
-    trap 'kill $http $reg_pid 2>/dev/null' EXIT
+    trap 'kill $http $reg_pid $boot_http 2>/dev/null' EXIT
     if token=$(python3 "$here/registry-admin.py" setup "$reg_url" "$reg_dir/admin-token" "$here/../.."); then
       reg="keel.registry=http://10.0.2.101:8080 keel.token=$token"
       export KEEL_LAB_REGISTRY_PORT=$reg_port
     fi
   fi
   [ -n "$reg" ] || { echo "lab: the lab registry could not be started (see $reg_dir/registry.log); lab-node-01 installs with --profile"; failed=$((failed + 1)); }
+  # The PXE path: lab-node-02 armed for a netboot; the guest boots from its NIC (iPXE, the
+  # registry's script for its MAC) with nobody at the console and runs the disk phase.
+  if [ -n "$reg" ] && [ "${KEEL_LAB_PXE:-1}" = 1 ]; then
+    s=$(date +%s)
+    if python3 "$here/registry-admin.py" pxe "$reg_url" "$reg_dir/admin-token" "$here/../.."; then
+      KEEL_LAB_BOOT=pxe KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_BOOTFILES_PORT=$boot_port KEEL_LAB_TIMEOUT=1200 run pxe-install "$work/pxe2" pxe-install
+      rp=$?
+      python3 "$here/registry-admin.py" pxe-installed "$reg_url" "$reg_dir/admin-token" || rp=1
+    else
+      rp=1
+    fi
+    result pxe-install $rp $(( $(date +%s) - s ))
+  fi
   s=$(date +%s)
   if [ "$os" = cluster ]; then
     KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=7200 \
@@ -229,6 +253,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
 fi
 [ -n "$repo" ] && kill $http 2>/dev/null
 [ -n "${reg_pid:-}" ] && kill $reg_pid 2>/dev/null
+[ -n "${boot_http:-}" ] && kill $boot_http 2>/dev/null
 
 echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
 echo "lab: $passed passed, $failed failed"

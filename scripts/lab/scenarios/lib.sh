@@ -70,10 +70,10 @@ wait_booted() {
   systemctl --failed --no-legend --plain | sed 's/^/  failed unit: /'
 }
 
-# What a correct disk phase leaves: tables as planned, both pools mirrored on the by-id p2/p3
+# What a correct disk phase leaves (the plan of the profile given, lab-node-01's by default): tables as planned, both pools mirrored on the by-id p2/p3
 # partitions with every seed property, the datasets and the swap zvol.
-verify_disk_phase() {
-  ./keel plan --profile profiles/lab-node-01.toml --json >/tmp/plan.json 2>/dev/null
+verify_disk_phase() { # [profile]: lab-node-01's by default
+  ./keel plan --profile "${1:-profiles/lab-node-01.toml}" --json >/tmp/plan.json 2>/dev/null
   for serial in LABNVME0001 LABNVME0002; do
     dev=$(readlink -f /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_$serial)
     want=$(awk -F'[:,]' '/"number"/ {n=$2} /"first_sector"/ {f=$2} /"last_sector"/ {print n+0, f+0, $2-f+1}' /tmp/plan.json | sort -n)
