@@ -149,6 +149,37 @@ fn zfs(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// What [`write_compressed`] wrote.
+struct Written {
+    size: u64,
+    stream_size: u64,
+    sha256: String,
+}
+
+/// Compresses `stream` (zstd at `level`) into the file `out`, hashing what is written, synced;
+/// progress every 10 s on stderr.
+fn write_compressed(mut stream: impl Read, out: &Path, level: i32, started: Instant) -> Result<Written> {
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut enc = zstd::stream::write::Encoder::new(HashingFile { file, hash: Sha256::new(), bytes: 0 }, level).context("zstd")?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut stream_size, mut shown) = (0u64, Instant::now());
+    loop {
+        let n = stream.read(&mut buf).context("reading the stream")?;
+        if n == 0 {
+            break;
+        }
+        enc.write_all(&buf[..n]).with_context(|| format!("writing {}", out.display()))?;
+        stream_size += n as u64;
+        if shown.elapsed() >= Duration::from_secs(10) {
+            eprintln!("keel: image: {} MiB sent after {:.0} s", stream_size >> 20, started.elapsed().as_secs_f64());
+            shown = Instant::now();
+        }
+    }
+    let done = enc.finish().context("finishing the zstd stream")?;
+    done.file.sync_all().context("syncing the image")?;
+    Ok(Written { size: done.bytes, stream_size, sha256: keel_installer::profile::hex_digest(&done.hash.finalize()) })
+}
+
 /// Writes through to a file, hashing and counting.
 struct HashingFile {
     file: std::fs::File,
@@ -205,36 +236,28 @@ pub fn build(a: &BuildArgs) -> Result<ExitCode> {
     let zfs_version = std::fs::read_to_string(ZFS_VERSION_FILE).with_context(|| format!("reading {ZFS_VERSION_FILE} (is the ZFS module loaded?)"))?.trim().to_string();
     let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).context("--out needs a file name")?;
 
-    let part = a.out.with_extension("part");
-    let file = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
-    let mut enc = zstd::stream::write::Encoder::new(HashingFile { file, hash: Sha256::new(), bytes: 0 }, a.level).context("zstd")?;
     let started = Instant::now();
     let mut child = Command::new("zfs").args(["send", &snap]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting zfs send")?;
-    let mut send = child.stdout.take().expect("piped");
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut stream_size, mut shown) = (0u64, Instant::now());
-    loop {
-        let n = send.read(&mut buf).context("reading zfs send")?;
-        if n == 0 {
-            break;
-        }
-        enc.write_all(&buf[..n]).with_context(|| format!("writing {}", part.display()))?;
-        stream_size += n as u64;
-        if shown.elapsed() >= Duration::from_secs(10) {
-            eprintln!("keel: image: {} MiB sent after {:.0} s", stream_size >> 20, started.elapsed().as_secs_f64());
-            shown = Instant::now();
-        }
-    }
-    let mut err = String::new();
-    child.stderr.take().expect("piped").read_to_string(&mut err).ok();
+    let send = child.stdout.take().expect("piped");
+    let mut err_pipe = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut e = String::new();
+        let _ = err_pipe.read_to_string(&mut e);
+        e
+    });
+    let part = a.out.with_extension("part");
+    let written = write_compressed(send, &part, a.level, started);
+    let err = err_thread.join().unwrap_or_default();
     let status = child.wait().context("waiting for zfs send")?;
+    // a failed write (disk full) also ends zfs send (broken pipe): the write's error is the cause
+    let written = written.inspect_err(|_| {
+        let _ = std::fs::remove_file(&part);
+    })?;
     if !status.success() {
         let _ = std::fs::remove_file(&part);
         bail!("`zfs send {snap}` exited with {status}: {}", err.trim());
     }
-    let out = enc.finish().context("finishing the zstd stream")?;
-    out.file.sync_all().context("syncing the image")?;
-    let sha256 = keel_installer::profile::hex_digest(&out.hash.finalize());
+    let Written { size, stream_size, sha256 } = written;
     let m = Manifest {
         schema: MANIFEST_SCHEMA.into(),
         name,
@@ -242,7 +265,7 @@ pub fn build(a: &BuildArgs) -> Result<ExitCode> {
         dataset: a.dataset.clone(),
         snapshot: a.snapshot.clone(),
         snapshot_guid: guid,
-        size: out.bytes,
+        size,
         stream_size,
         sha256,
         compression: "zstd".into(),
@@ -291,6 +314,7 @@ pub fn receive(location: &str, dataset: &str, fingerprint: Option<&str>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_installer::exec::host::FakeHost;
     use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
 
@@ -332,6 +356,43 @@ mod tests {
 
     fn body() -> Vec<u8> {
         (0..3_000_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// What `image build` writes is what the install's receive takes: the same stream comes
+    /// out at `zfs receive`, and the size and SHA-256 it records are the file's.
+    #[test]
+    fn a_built_image_is_received_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let stream: Vec<u8> = (0..4_000_000u32).map(|i| ((i / 3) % 251) as u8).collect();
+        let path = dir.path().join("base.zfs.zst");
+        let w = write_compressed(io::Cursor::new(stream.clone()), &path, 3, Instant::now()).unwrap();
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!((w.size, w.stream_size), (file.len() as u64, stream.len() as u64));
+        assert_eq!(w.sha256, keel_installer::profile::hex_digest(&Sha256::digest(&file)));
+        assert!(w.size < w.stream_size / 4, "compressed: {} of {}", w.size, w.stream_size);
+        let m = Manifest {
+            schema: MANIFEST_SCHEMA.into(),
+            name: "base.zfs.zst".into(),
+            created: "2026-11-28T00:00:00Z".into(),
+            dataset: image::ROOT_DATASET.into(),
+            snapshot: image::BASE_SNAPSHOT.into(),
+            snapshot_guid: "1".into(),
+            size: w.size,
+            stream_size: w.stream_size,
+            sha256: w.sha256.clone(),
+            compression: "zstd".into(),
+            zfs_version: "2.1.11-1".into(),
+            debian_version: "12.8".into(),
+            kernels: vec![],
+            packages: Default::default(),
+            profile_sha256: String::new(),
+            profile_hostname: String::new(),
+        };
+        let open = source(&path.display().to_string(), m.size, None).unwrap();
+        let mut host = FakeHost::default();
+        let r = image::receive(&mut host, (open.0)().unwrap(), &m, "rpool/ROOT/pve-1", Duration::from_secs(60)).unwrap();
+        assert!(host.inputs[0] == stream, "zfs receive gets exactly what zfs send gave");
+        assert_eq!(r.sha256, w.sha256);
     }
 
     #[test]
