@@ -286,6 +286,16 @@ pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Res
         return Ok(None);
     }
     let text = host.read_file(&copy)?;
+    // A root received from an image carries the journal of the node the image was made on
+    // until this install's own replaces it: another node's journal is not ours to resume.
+    let ours = text.lines().next().is_some_and(|l| l.contains(&format!("\"hostname\":\"{}\"", plan.hostname)));
+    if !ours {
+        host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
+        if !imported {
+            host.run(&argv(&["zpool", "export", "rpool"]), t)?;
+        }
+        return Ok(None);
+    }
     // An install that reached its export is complete (the copy is closed right there): the
     // disks hold a finished system, not an install to resume. Leave the pool as found.
     if text.contains("\"event\":\"start\",\"step\":\"finish.export\"") {

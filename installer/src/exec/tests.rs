@@ -380,6 +380,14 @@ fn a_lost_rescue_journal_is_recovered_from_the_target() {
     assert!(h.commands().contains(&"zpool import -f -d /dev/disk/by-id -N -R /mnt/keel rpool".to_string()));
     let j = journal(&mut h, &plan);
     assert!(j.done().contains("datasets.swap"));
+    // the journal of another node (a root received from its image) is not taken for ours
+    h.files.remove(rescue);
+    let other = String::from_utf8(copy).unwrap().replacen("\"hostname\":\"pve-node-01\"", "\"hostname\":\"pve-node-07\"", 1);
+    h.files.insert("/mnt/keel/var/lib/keel/install.jsonl".into(), other.into_bytes());
+    h.calls.clear();
+    assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
+    assert!(!h.files.contains_key(rescue));
+    assert!(h.commands().contains(&"zpool export rpool".to_string()), "left as found: {:?}", h.commands());
 }
 
 #[test]
