@@ -8,15 +8,16 @@
 #  - the image builds.
 #   bench-image.sh              runs the lab's OS block (KEEL_LAB_BASIC=0; about an hour), then
 #                               prints the figures
-#   bench-image.sh --from DIR   prints them from an earlier run's work folder (.ci/run's lab
-#                               leaves /tmp/keel-lab)
+#   bench-image.sh --from DIR   prints them from an earlier run's work folder that ran with
+#                               KEEL_LAB_IMAGE_BENCH=1 (.ci/run's lab leaves the bench out; its
+#                               /tmp/keel-lab gives the phase table only)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = --from ]; then
   work=${2:?usage: bench-image.sh --from DIR}
 else
   work=${KEEL_LAB_WORK:-/tmp/keel-lab-bench-image}
-  KEEL_LAB_BASIC=0 KEEL_LAB_WORK="$work" bash "$here/run-all.sh" || echo "bench-image: the lab run failed; figures below may be incomplete"
+  KEEL_LAB_BASIC=0 KEEL_LAB_PXE=0 KEEL_LAB_IMAGE_BENCH=1 KEEL_LAB_WORK="$work" bash "$here/run-all.sh" || echo "bench-image: the lab run failed; figures below may be incomplete"
 fi
 net="$work/os1/results-os-install/output.txt"
 img="$work/img2/results-image-install/output.txt"

@@ -20,15 +20,17 @@
 #                  served on the host loopback): Debian, stand-in Proxmox packages, config,
 #                  GRUB on both drives, keel verify on the target
 #   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
-#   image-build    keel image build of lab-node-01's base snapshot (in the rescue system), and a
-#                  512 MiB larger one for the memory figure; the host hands both to the registry
+#   image-build    keel image build of lab-node-01's base snapshot (in the rescue system); the
+#                  host hands it to the registry (with KEEL_LAB_IMAGE_BENCH=1 also a 512 MiB
+#                  larger one, for bench-image.sh's memory figure)
 #   image-install  lab-node-02 installs from the image over HTTP from the registry: no
-#                  debootstrap, no apt; its own host keys, machine id, host id; then the figures
-#                  (shell one-liner vs keel's receive, keel's peak memory for both sizes)
-#   boot-image     lab-node-02 boots from its drives like a network-installed node (and, after
-#                  the cluster, boot-image-drive-2: from its second drive alone)
-#   cluster        both nodes (1 from the network, 2 from the image) boot on one link: corosync
-#                  quorate with 2 nodes, keel verify --expect-quorum passes on each
+#                  debootstrap, no apt; its own host keys, machine id, host id (with
+#                  KEEL_LAB_IMAGE_BENCH=1 then the figures: shell one-liner vs keel's receive,
+#                  keel's peak memory for both sizes)
+#   cluster        both nodes (1 from the network, 2 from the image) boot from their drives on
+#                  one link: each passes the booted checks (ZFS root, host id, first-boot unit,
+#                  keel verify), corosync quorate with 2 nodes, keel verify --expect-quorum
+#   boot-image-drive-2  lab-node-02 then boots from its second drive alone
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
@@ -215,10 +217,14 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     export_img="$work/export.img"
     rm -f "$export_img"
     truncate -s 3G "$export_img"
-    KEEL_LAB_EXPORT="$export_img" KEEL_LAB_TIMEOUT=1800 run image-build "$work/os1" image-build
+    # KEEL_LAB_IMAGE_BENCH=1 (bench-image.sh): the larger image and the receive figures too
+    bench=""
+    files="pve-base.zfs.zst pve-base.zfs.zst.json"
+    if [ "${KEEL_LAB_IMAGE_BENCH:-0}" = 1 ]; then bench=keel.bench=1; files="$files pve-big.zfs.zst pve-big.zfs.zst.json"; fi
+    KEEL_LAB_APPEND="$bench" KEEL_LAB_EXPORT="$export_img" KEEL_LAB_TIMEOUT=1800 run image-build "$work/os1" image-build
     rb=$?
     if [ $rb = 0 ]; then
-      for f in pve-base.zfs.zst pve-base.zfs.zst.json pve-big.zfs.zst pve-big.zfs.zst.json; do
+      for f in $files; do
         debugfs -R "dump /$f $reg_dir/images/$f" "$export_img" >/dev/null 2>&1 && [ -s "$reg_dir/images/$f" ] || { echo "    FAIL: $f not on the export disk"; rb=1; }
       done
       want=$(sed -n 's/.*"sha256": "\([0-9a-f]*\)".*/\1/p' "$reg_dir/images/pve-base.zfs.zst.json" 2>/dev/null)
@@ -229,11 +235,12 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     result image-build $rb $(( $(date +%s) - s ))
     if [ $rb = 0 ] && [ -n "$reg" ]; then
       s=$(date +%s)
-      KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND=keel.node=2 KEEL_LAB_TIMEOUT=2400 run image-install "$work/img2" image-install
+      KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND="keel.node=2 $bench" KEEL_LAB_TIMEOUT=2400 run image-install "$work/img2" image-install
       ri=$?
       result image-install $ri $(( $(date +%s) - s ))
       if [ $ri = 0 ]; then
-        booted boot-image "$work/img2" 52:54:00:a4:41:02 LABNVME0001 LABNVME0002
+        # its first boot from its drives is the cluster's: both nodes boot from their drives (the
+        # first drive first) and each runs the booted checks, then the quorum checks
         s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/img2" 47011; result cluster $? $(( $(date +%s) - s ))
         # the image-installed node boots from its second drive alone as well (drive 1 above)
         booted boot-image-drive-2 "$work/img2" 52:54:00:a4:41:02 LABNVME0002

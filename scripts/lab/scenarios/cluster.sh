@@ -1,8 +1,15 @@
 # Both installed nodes booted on one loopback link (the vSwitch stand-in): corosync, as Debian
 # packages it, with keel's rendered corosync.conf and the shared authkey, forms a quorate
-# two-node cluster; keel verify --expect-quorum passes on each node.
+# two-node cluster; keel verify --expect-quorum passes on each node. Each node first passes the
+# checks of a boot from its drives.
 . ./scenarios/lib.sh
 wait_booted
+# what a boot from the drives must show (as booted.sh): the ZFS root, the installed host id,
+# keel's first-boot unit done and disabled
+equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
+equals "host id in use is the installed one" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(hostid)"
+check "keel-first-boot finished" sh -c 'for i in $(seq 90); do [ -e /var/lib/keel/first-boot.done ] && exit 0; sleep 2; done; exit 1'
+equals "keel-first-boot disabled itself" disabled "$(systemctl is-enabled keel-first-boot.service 2>&1)"
 for _ in $(seq 1 90); do
   corosync-quorumtool -s 2>/dev/null | grep -q '^Quorate: *Yes' && corosync-quorumtool -s | grep -q '^Nodes: *2' && break
   sleep 2
