@@ -12,7 +12,8 @@ use crate::plan::{Layout, INITRAMFS_INPUTS, TARGET_ROOT};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn s(a: &[&str]) -> Vec<String> {
+/// An argument vector from string literals.
+pub(super) fn s(a: &[&str]) -> Vec<String> {
     a.iter().map(|x| x.to_string()).collect()
 }
 

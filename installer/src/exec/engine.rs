@@ -348,9 +348,11 @@ impl Run<'_> {
         let herr = |source| ExecError::Host { step: step.id.clone(), source };
         let check = |message: String| ExecError::Check { step: step.id.clone(), message };
         let t = self.opts.command_timeout;
-        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let argv = super::checks::s;
         let snap = m.received_snapshot();
-        let guid = self.host.run(&argv(&["zfs", "get", "-H", "-p", "-o", "value", "guid", &snap]), t).map_err(herr)?;
+        // asked before the receive (already here?) and after it (the right one arrived?)
+        let guid_query = argv(&["zfs", "get", "-H", "-p", "-o", "value", "guid", &snap]);
+        let guid = self.host.run(&guid_query, t).map_err(herr)?;
         if guid.success() {
             if guid.stdout.trim() == m.snapshot_guid {
                 return self.record(Record::Note { message: format!("{id}: {snap} is here with the image's GUID {}: not received again", m.snapshot_guid) });
@@ -373,7 +375,7 @@ impl Run<'_> {
         let reader = (open.0)().map_err(|e| check(format!("opening the image {}: {e}", img.location)))?;
         self.record(Record::Command { step: id.clone(), command: format!("<{}> | zstd -d | zfs receive -u {ROOT_DATASET}", img.location) })?;
         let r = image::receive(self.host, reader, m, ROOT_DATASET, self.opts.os_command_timeout).map_err(|e| check(e.to_string()))?;
-        let got = self.host.run(&argv(&["zfs", "get", "-H", "-p", "-o", "value", "guid", &snap]), t).map_err(herr)?;
+        let got = self.host.run(&guid_query, t).map_err(herr)?;
         if got.stdout.trim() != m.snapshot_guid {
             return Err(check(format!("after the receive {snap} has GUID \"{}\", the manifest says {}", got.stdout.trim(), m.snapshot_guid)));
         }
