@@ -124,7 +124,7 @@ impl Manifest {
 fn version_numbers(v: &str) -> Vec<u64> {
     let start = v.find(|c: char| c.is_ascii_digit()).unwrap_or(v.len());
     v[start..]
-        .split(|c: char| c == '-' || c == '~' || c == '+')
+        .split(['-', '~', '+'])
         .next()
         .unwrap_or("")
         .split('.')
