@@ -9,11 +9,13 @@
 #     the registry's API suite run against SQLite and a throwaway PostgreSQL server;
 #  4. the static binary builds, ldd calls it static, and it runs in an empty chroot;
 #  5. the lab (scripts/lab/run-all.sh, root): QEMU guests with real NVMe serials and ZFS run
-#     keel's disk phase, crash/resume, refusals, the rendered network, the wrong-key refusal and
-#     one whole OS install of lab-node-01 with its boots (both drives, each alone) and a
-#     reinstall over it (about 45 minutes). The guest image and the package repository are
-#     built once (about 8 + 3.5 minutes) and cached in /var/cache/keel-lab. KEEL_SKIP_LAB=1 skips
-#     the lab; KEEL_LAB_OS=cluster adds the second node and the cluster, none leaves the install out.
+#     keel's disk phase, crash/resume, refusals, the rendered network, the wrong-key refusal, the
+#     PXE boot, the whole OS install of lab-node-01 with its boots (both drives, each alone), a
+#     root image built from it, lab-node-02 installed from that image, the two booted as one
+#     cluster, and a reinstall over node 1 (about 65 minutes). The guest image and the package
+#     repository are built once (about 8 + 3.5 minutes) and cached in /var/cache/keel-lab.
+#     KEEL_SKIP_LAB=1 skips the lab; KEEL_LAB_OS=cluster installs both nodes from the network,
+#     none leaves the installs out (scripts/lab/run-all.sh lists the switches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=${KEEL_TOOLS_DIR:-/tmp/keel-test-tools}

@@ -34,8 +34,8 @@
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
-#                  the ZFS root comes up degraded, keel verify --allow-degraded passes (when the
-#                  image path did not run, or with KEEL_LAB_DRIVES=1)
+#                  the ZFS root comes up degraded, keel verify --allow-degraded passes
+#                  (KEEL_LAB_DRIVES=0 leaves both out)
 #   reinstall      next boot over the installed node (DR): refused without --wipe-existing,
 #                  the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
@@ -137,9 +137,10 @@ if [ -n "$repo" ]; then
 fi
 # KEEL_LAB_OS: "node" (the default) installs lab-node-01, boots it from both drives, builds the
 # root image from it, installs lab-node-02 from that image, boots both into one cluster, boots
-# node 2 from its second drive alone, then reinstalls over node 1; "cluster" installs
-# lab-node-02 from the network instead, at the same time as node 1 (under TCG that takes as long
-# as one after the other, the two guests share the cores); "none" stops after wrong-key.
+# node 2 from its second drive alone and node 1 from each drive alone, then reinstalls over
+# node 1; "cluster" installs lab-node-02 from the network instead, at the same time as node 1
+# (under TCG that takes as long as one after the other, the two guests share the cores); "none"
+# stops after wrong-key.
 os=${KEEL_LAB_OS:-node}
 if [ -n "$repo" ] && [ "$os" != none ]; then
   # lab-node-01 installs unattended: no --profile; the registry and its enrollment token are on
@@ -254,10 +255,8 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/os2" 47011; result cluster $? $(( $(date +%s) - s ))
   fi
   if [ -f "$work/os1/results-os-install/rc" ] && [ "$(cat "$work/os1/results-os-install/rc")" = 0 ]; then
-    # node 1 alone on each drive: when the image path did not run (it boots node 2 from its
-    # second drive alone), or asked for with KEEL_LAB_DRIVES=1 (left out by default to keep
-    # .ci/run within its 90 minutes; the network path's boot steps are the image path's)
-    if [ "${KEEL_LAB_DRIVES:-0}" = 1 ] || [ ! -f "$work/img2/results-image-install/rc" ]; then
+    # the network-installed node alone on each drive (KEEL_LAB_DRIVES=0 leaves these out)
+    if [ "${KEEL_LAB_DRIVES:-1}" = 1 ]; then
       booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
       booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
     fi
