@@ -28,6 +28,8 @@ pub enum PreflightError {
     PoolImported { pool: String, devices: String },
     #[error("the target disks hold data: {found}. They will be destroyed: pass --wipe-existing to confirm that this is intended")]
     ExistingData { found: String },
+    #[error("{tool} is too old: {why}")]
+    OldTool { tool: String, why: String },
     #[error("{0}")]
     Image(String),
     #[error("preflight: {0}")]
@@ -104,6 +106,16 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
             let out = host.run(c, timeout)?;
             let text = if out.stdout.trim().is_empty() { &out.stderr } else { &out.stdout };
             report.versions.push(format!("{}: {}", command_line(c), text.lines().next().unwrap_or("").trim()));
+        }
+    }
+    // `udevadm wait` (the swap zvol's device node) came with systemd-udev 251
+    if steps.iter().any(|s| s.commands.iter().any(|c| c.len() > 1 && c[0] == "udevadm" && c[1] == "wait")) {
+        let out = host.run(&["udevadm".to_string(), "wait".to_string(), "--help".to_string()], timeout)?;
+        if !out.success() {
+            return Err(PreflightError::OldTool {
+                tool: "udevadm".into(),
+                why: format!("`udevadm wait` failed ({}); keel needs udev 251 or newer (Debian 12 has 252): run keel from a Debian 12 based rescue system", out.stderr_tail(1)),
+            });
         }
     }
     if report.needs_zfs && !host.exists(Path::new("/sys/module/zfs")) {

@@ -326,6 +326,13 @@ fn preflight_refusals() {
     h.answer("modprobe zfs", Output::failed(1, "modprobe: FATAL: Module zfs not found"));
     assert!(preflight_err(&mut h, &plan, &inv, false).contains("Module zfs not found"));
 
+    // a rescue system whose udev predates `udevadm wait` (the swap step needs it)
+    let mut h = host_for(&plan);
+    h.answer("udevadm wait --help", Output::failed(1, "Unknown command verb wait."));
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("udevadm is too old") && e.contains("Unknown command verb wait") && e.contains("udev 251"), "{e}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("wipefs --all") || c.starts_with("sgdisk --zap")), "nothing wiped");
+
     // the by-id link of disk B points at disk A
     let mut h = host_for(&plan);
     h.links.insert(plan.targets[1].by_id.clone().into(), "/dev/nvme0n1".into());

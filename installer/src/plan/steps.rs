@@ -199,6 +199,9 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         cmd(&["zfs", "create", "-V", &swap, "-b", "4096", "-o", "compression=zle", "-o", "logbias=throughput",
             "-o", "sync=always", "-o", "primarycache=metadata", "-o", "secondarycache=none",
             "-o", "com.sun:auto-snapshot=false", "rpool/swap"]),
+        // ZFS makes the zvol's device node asynchronously: mkswap right after `zfs create` can
+        // find no /dev/zvol/rpool/swap yet (seen in the lab with the plain-script bench)
+        cmd(&["udevadm", "wait", "--timeout=30", "/dev/zvol/rpool/swap"]),
         cmd(&["mkswap", "-f", "-L", "swap", "/dev/zvol/rpool/swap"]),
     ];
     let s = b.step("datasets.datapool", Group::Datasets,
