@@ -41,6 +41,8 @@ cp -r "$repo/profiles" "$repo/hardware-specs" "$here/scenarios" "$payload/"
 cp "$here/lab-init" "$here/probe-init" "$payload/"
 cp "$here/keys/lab-repo.gpg" "$payload/lab-repo.gpg"
 echo "$scenario" >"$payload/scenario"
+# the firmware this boot uses, for scenarios that check it (booted)
+if [ "${KEEL_LAB_UEFI:-}" = 1 ]; then echo uefi; else echo bios; fi >"$payload/firmware"
 rm -f "$work/payload.img"
 truncate -s 64M "$work/payload.img"
 mkfs.ext4 -q -F -L keelpayload -d "$payload" "$work/payload.img"

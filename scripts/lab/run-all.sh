@@ -30,7 +30,8 @@
 #   cluster        both nodes (1 from the network, 2 from the image) boot from their drives on
 #                  one link: each passes the booted checks (ZFS root, host id, first-boot unit,
 #                  keel verify), corosync quorate with 2 nodes, keel verify --expect-quorum
-#   boot-image-drive-2  lab-node-02 then boots from its second drive alone
+#   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
+#                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
 #   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
@@ -244,8 +245,9 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
         # its first boot from its drives is the cluster's: both nodes boot from their drives (the
         # first drive first) and each runs the booted checks, then the quorum checks
         s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/img2" 47011; result cluster $? $(( $(date +%s) - s ))
-        # the image-installed node boots from its second drive alone as well (drive 1 above)
-        booted boot-image-drive-2 "$work/img2" 52:54:00:a4:41:02 LABNVME0002
+        # the image-installed node boots from its second drive alone as well (drive 1 above),
+        # through UEFI firmware (every other boot is SeaBIOS; keel-boot-sync installs both)
+        KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002
       fi
     elif [ $rb = 0 ]; then
       echo "lab: no registry to serve the image: image-install left out"; failed=$((failed + 1))

@@ -6,6 +6,10 @@ wait_booted
 scenario=$(cat /payload/scenario)
 host=$(hostname)
 equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
+# booted through the firmware the host chose (OVMF: GRUB's EFI loader on the ESP; SeaBIOS: the
+# BIOS boot partition)
+if [ -d /sys/firmware/efi ]; then firmware=uefi; else firmware=bios; fi
+equals "firmware" "$(cat /payload/firmware 2>/dev/null || echo bios)" "$firmware"
 check "host name is a lab node" sh -c "echo $host | grep -q '^lab-node-0[12]$'"
 drives=$(ls /dev/disk/by-id/ | grep -c '^nvme-QEMU_NVMe_Ctrl_LABNVME000[12]$')
 echo "drives present: $drives"
