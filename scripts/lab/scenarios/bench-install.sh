@@ -12,11 +12,17 @@ t1=$(now)
 grep -A60 '^step times' /tmp/keel.txt
 # the plan made now names the partitions keel made, so the script wipes them first, as keel did
 ./keel plan --profile profiles/lab-node-01.toml --shell >/tmp/plan.sh 2>/tmp/plan.err
+# each step's "== STEP" line also prints the time (one date per step), for the table below
+sed 's/^echo "== \([a-z0-9.-]*\)"$/echo "== \1 $(date +%s.%N)"/' /tmp/plan.sh >/tmp/plan-timed.sh
 t2=$(now)
-KEEL=./keel sh /tmp/plan.sh >/tmp/shell.txt 2>&1
+KEEL=./keel sh /tmp/plan-timed.sh >/tmp/shell.txt 2>&1
 rc_shell=$?
 t3=$(now)
 tail -5 /tmp/shell.txt
+echo "shell script step times (seconds):"
+awk -v end="$t3" '/^== [a-z0-9.-]+ [0-9.]+$/ { if (name != "") step(name, $3 - t); name = $2; t = $3 }
+  function step(n, d,  ph) { printf "  %-22s %8.1f\n", n, d; ph = n; sub(/\..*/, "", ph); if (!(ph in sum)) order[++k] = ph; sum[ph] += d }
+  END { if (name != "") step(name, end - t); print "shell script phase times (seconds):"; for (i = 1; i <= k; i++) printf "  %-10s %8.1f\n", order[i], sum[order[i]] }' /tmp/shell.txt
 zpool export datapool 2>/dev/null; zpool export rpool 2>/dev/null
 equals "keel install exit code" 0 "$rc_keel"
 equals "shell script exit code" 0 "$rc_shell"
