@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::checks::fs_type;
+use super::checks::{fs_type, s};
 use super::host::{command_line, Host, HostError};
 use crate::hardware::Inventory;
 use crate::plan::{Group, Plan, Step};
@@ -110,7 +110,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
     }
     // `udevadm wait` (the swap zvol's device node) came with systemd-udev 251
     if steps.iter().any(|s| s.commands.iter().any(|c| c.len() > 1 && c[0] == "udevadm" && c[1] == "wait")) {
-        let out = host.run(&["udevadm".to_string(), "wait".to_string(), "--help".to_string()], timeout)?;
+        let out = host.run(&s(&["udevadm", "wait", "--help"]), timeout)?;
         if !out.success() {
             return Err(PreflightError::OldTool {
                 tool: "udevadm".into(),
@@ -119,7 +119,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
         }
     }
     if report.needs_zfs && !host.exists(Path::new("/sys/module/zfs")) {
-        let out = host.run(&["modprobe".to_string(), "zfs".to_string()], Duration::from_secs(120))?;
+        let out = host.run(&s(&["modprobe", "zfs"]), Duration::from_secs(120))?;
         if !out.success() {
             return Err(PreflightError::NoZfs { why: format!("`modprobe zfs` failed: {}", out.stderr_tail(3)) });
         }
