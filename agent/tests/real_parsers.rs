@@ -30,6 +30,20 @@ fn rendered(profile: &str) -> tempfile::TempDir {
     out
 }
 
+/// `args` run in a private mount namespace whose `/run` and `/var/tmp` are fresh tmpfs mounts
+/// with the directories the checkers want (`/run/network` for ifupdown2's lock, `/run/sshd` for
+/// sshd's privilege separation). The checkers then neither depend on nor change this machine's
+/// state: on a fresh machine `/run/network` is missing and ifupdown2 reports "another instance
+/// of this program is already running" when it cannot open its lock there.
+fn private_run(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o mode=0755 keel-test /run && mount -t tmpfs keel-test /var/tmp && mkdir /run/network /run/sshd && exec \"$@\"")
+        .arg("sh")
+        .args(args);
+    cmd
+}
+
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().expect("running the checker");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
@@ -47,9 +61,10 @@ fn sshd_effective(sshd: &Path, dropin: &str) -> (bool, String) {
     std::fs::write(dir.path().join("sshd_config"), main).unwrap();
     let key = dir.path().join("hostkey");
     assert!(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap().success());
-    // sshd refuses to run without its privilege separation directory
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    run(Command::new(sshd).arg("-T").arg("-f").arg(dir.path().join("sshd_config")).arg("-h").arg(&key))
+    // sshd refuses to run without its privilege separation directory, /run/sshd: private_run
+    // makes it in its own /run
+    let config = dir.path().join("sshd_config");
+    run(&mut private_run(&[sshd.as_os_str(), "-T".as_ref(), "-f".as_ref(), config.as_os_str(), "-h".as_ref(), key.as_os_str()]))
 }
 
 #[test]
@@ -122,7 +137,7 @@ fn ifup_check(ifup: &Path, text: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("interfaces");
     std::fs::write(&path, text).unwrap();
-    let (_, out) = run(Command::new("python3").arg(ifup).args(["--syntax-check", "-a", "-i"]).arg(&path));
+    let (_, out) = run(&mut private_run(&["python3".as_ref(), ifup.as_os_str(), "--syntax-check".as_ref(), "-a".as_ref(), "-i".as_ref(), path.as_os_str()]));
     out.lines()
         .filter(|l| l.starts_with("warning:") || l.starts_with("error:"))
         .map(str::to_string)
