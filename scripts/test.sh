@@ -59,6 +59,19 @@ if [ ! -x "$tools/ifupdown2/bin/ifup" ]; then
   bash scripts/ci/fetch-ifupdown2.sh "$tools/ifupdown2"
 fi
 
+# The lab's guest image (about 10 minutes cold, then cached in /var/cache/keel-lab) builds in the
+# background while the Rust tests and the static build run: debootstrap waits on the network
+# and dpkg, and much of cargo's time is one crate or one link on one core. run-all.sh then
+# finds it built. On an early exit the build is waited for (it leaves no chroot mounts behind).
+lab_image_pid=""
+if [ "${KEEL_SKIP_LAB:-}" != 1 ] && [ "$(id -u)" = 0 ]; then
+  lab_image_log=$(mktemp /tmp/keel-lab-image.XXXXXX)
+  bash scripts/lab/image.sh >"$lab_image_log" 2>&1 &
+  lab_image_pid=$!
+  cleanup+=("[ -z \"\$lab_image_pid\" ] || { echo 'waiting for the lab image build to end'; wait \$lab_image_pid; }; rm -f '$lab_image_log'")
+  echo "lab image: building in the background (log $lab_image_log)"
+fi
+
 phase "fixtures match their generator"
 bash tests/fixtures/make-fixtures.sh >/dev/null
 if [ -n "$(git status --porcelain -- tests/fixtures)" ]; then
@@ -96,6 +109,12 @@ echo "static keel plans inside an empty chroot: ok"
 if [ "${KEEL_SKIP_LAB:-}" = 1 ]; then
   phase "lab: skipped (KEEL_SKIP_LAB=1)"
 else
+  if [ -n "$lab_image_pid" ]; then
+    phase "lab image (built in the background since the start)"
+    wait "$lab_image_pid" || echo "the background build of the lab image failed; run-all.sh tries again"
+    lab_image_pid=""
+    cat "$lab_image_log"
+  fi
   phase "lab"
   lablog=$(mktemp)
   cleanup+=("rm -f '$lablog'")

@@ -8,15 +8,23 @@ if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null
 uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 [ -n "$uri" ] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$uri" ] || { echo "no Debian mirror found in /etc/apt (debian.sources or sources.list)" >&2; exit 1; }
-if [ ! -f /etc/apt/sources.list.d/keel-lab.sources ]; then
-  cat >/etc/apt/sources.list.d/keel-lab.sources <<SRC
+# only what the machine's own sources lack (contrib, and backports' main and contrib), so apt
+# does not warn about targets configured twice
+sources=$(cat <<SRC
 Types: deb
 URIs: $uri
-Suites: bookworm bookworm-updates bookworm-backports
+Suites: bookworm bookworm-updates
+Components: contrib
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
 Components: main contrib
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-fi
+)
+[ "$(cat /etc/apt/sources.list.d/keel-lab.sources 2>/dev/null)" = "$sources" ] || echo "$sources" >/etc/apt/sources.list.d/keel-lab.sources
 apt-get update -qq 2>/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-data seabios ipxe-qemu qemu-utils >/dev/null

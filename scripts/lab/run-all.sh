@@ -34,9 +34,11 @@
 #                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
-#   boot-drive-1   node 1 boots with drive 1 alone, then boot-drive-2 with drive 2 alone:
-#                  the ZFS root comes up degraded, keel verify --allow-degraded passes
-#                  (KEEL_LAB_DRIVES=0 leaves both out)
+#   boot-drive-2   node 1 boots with drive 2 alone: GRUB from the second drive, the ZFS root
+#                  comes up degraded, keel verify --allow-degraded passes (KEEL_LAB_DRIVES=0
+#                  leaves it out; KEEL_LAB_DRIVES=2 adds boot-drive-1, drive 1 alone, which
+#                  proves nothing the others do not: drive 1's loader boots in boot-both and
+#                  cluster, the degraded import in boot-drive-2)
 #   reinstall      next boot over the installed node (DR): refused without --wipe-existing,
 #                  the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
@@ -54,11 +56,16 @@ t0=$(date +%s)
 image=$(bash "$here/image.sh") || { echo "lab: the guest image could not be built"; echo "lab: 0 passed, 1 failed"; exit 1; }
 echo "lab: image $image ($(head -2 "$image/done" | tr '\n' ' ')) ready after $(( $(date +%s) - t0 ))s"
 bash "$here/../build-static.sh" >/dev/null || { echo "lab: static build failed"; exit 1; }
+# The lab repository (about 3.5 minutes cold, then cached) builds while the first scenarios run:
+# its debootstrap and downloads wait on the network and the disk, the guests on the cores.
+bash "$here/repo.sh" >"$work/repo.path" 2>"$work/repo-build.log" &
+repo_pid=$!
 
-passed=0
-failed=0
+# Results go to a file, so scenarios that run side by side (in a subshell each) count too.
+results="$work/results.list"
+: >"$results"
 result() { # name rc seconds
-  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "lab: PASS $1 (${3}s)"; else failed=$((failed + 1)); echo "lab: FAIL $1 (${3}s)"; fi
+  if [ "$2" = 0 ]; then echo "PASS $1" >>"$results"; echo "lab: PASS $1 (${3}s)"; else echo "FAIL $1" >>"$results"; echo "lab: FAIL $1 (${3}s)"; fi
 }
 show() { # print a scenario's output for the log
   sed 's/^/    /' "$1/results-$2/output.txt" 2>/dev/null | tail -80
@@ -66,11 +73,29 @@ show() { # print a scenario's output for the log
 run() { # name workdir scenario serials...
   local name=$1 dir=$2 scenario=$3
   shift 3
-  local s=$(date +%s)
   bash "$here/boot.sh" "$dir" "$scenario" "$@"
   local rc=$?
   show "$dir" "$scenario"
   return $rc
+}
+timed() { # name command...: runs the command, records its result under name with its wall time
+  local name=$1 s=$(date +%s) rc
+  shift
+  "$@"
+  rc=$?
+  result "$name" $rc $(( $(date +%s) - s ))
+}
+# Two guests on independent disks at once. A guest keeps about 1.3 of the 2 cores busy (one
+# dpkg or one boot, and ZFS's threads on the other vCPU), so a second one fills the gap: two
+# detect scenarios took 38 s side by side against 26 s + 36 s one after the other. Each lane is
+# a shell function; its output is kept and printed whole when both have ended.
+side_by_side() { # lane1 lane2
+  local o1="$work/lane-$1.out" o2="$work/lane-$2.out" p
+  "$1" >"$o1" 2>&1 &
+  p=$!
+  "$2" >"$o2" 2>&1
+  wait $p
+  cat "$o1" "$o2"
 }
 
 linked() { # scenario dir1 dir2 port: node 1 and node 2 at once on one loopback UDP link (ports
@@ -89,16 +114,6 @@ linked() { # scenario dir1 dir2 port: node 1 and node 2 at once on one loopback 
   [ $rc1 = 0 ] && [ $rc2 = 0 ]
 }
 
-# KEEL_LAB_BASIC=0 leaves out the scenarios before the OS install (for measuring that)
-if [ "${KEEL_LAB_BASIC:-1}" = 1 ]; then
-s=$(date +%s); run detect-check "$work/detect" detect-check; result detect-check $? $(( $(date +%s) - s ))
-s=$(date +%s); KEEL_LAB_UEFI=1 run detect-uefi "$work/uefi" detect-uefi; result detect-uefi $? $(( $(date +%s) - s ))
-s=$(date +%s); run disk-phase "$work/disk" disk-phase; result disk-phase $? $(( $(date +%s) - s ))
-
-s=$(date +%s)
-run crash "$work/crash" crash && run resume "$work/crash" resume
-result crash-resume $? $(( $(date +%s) - s ))
-
 refuse_unchanged() { # name serials...: refuse scenario; the disk images must not change
   local name=$1 dir="$work/$1"
   shift
@@ -112,15 +127,44 @@ refuse_unchanged() { # name serials...: refuse scenario; the disk images must no
   if [ "$before" != "$after" ]; then echo "    FAIL: a refused run changed the disk images"; rc=1; fi
   return $rc
 }
-s=$(date +%s); refuse_unchanged one-drive LABNVME0001; result one-drive $? $(( $(date +%s) - s ))
-s=$(date +%s); refuse_unchanged other-serial LABNVME0001 LABNVME0009; result other-serial $? $(( $(date +%s) - s ))
+crash_resume() { run crash "$work/crash" crash && run resume "$work/crash" resume; }
+basic_lane_1() {
+  timed detect-check run detect-check "$work/detect" detect-check
+  timed disk-phase run disk-phase "$work/disk" disk-phase
+  timed crash-resume crash_resume
+}
+basic_lane_2() {
+  KEEL_LAB_UEFI=1 timed detect-uefi run detect-uefi "$work/uefi" detect-uefi
+  timed one-drive refuse_unchanged one-drive LABNVME0001
+  timed other-serial refuse_unchanged other-serial LABNVME0001 LABNVME0009
+}
 
-# two guests on one loopback UDP link: each applies its rendered network and pings the other
-s=$(date +%s); linked network "$work/net1" "$work/net2" 47001; result network-two-nodes $? $(( $(date +%s) - s ))
+# KEEL_LAB_BASIC=0 leaves out the scenarios before the OS install (for measuring that)
+if [ "${KEEL_LAB_BASIC:-1}" = 1 ]; then
+  side_by_side basic_lane_1 basic_lane_2
+  # two guests on one loopback UDP link: each applies its rendered network and pings the other
+  timed network-two-nodes linked network "$work/net1" "$work/net2" 47001
 fi
 
 # --- the OS install, end to end, against the lab's package repository on the host loopback.
-repo=$(bash "$here/repo.sh") || { echo "lab: the lab repository could not be built"; failed=$((failed + 1)); repo=""; }
+s=$(date +%s)
+wait "$repo_pid" && repo=$(cat "$work/repo.path") || repo=""
+sed 's/^/    /' "$work/repo-build.log"
+echo "lab: waited $(( $(date +%s) - s ))s for the repository build"
+[ -n "$repo" ] || { echo "lab: the lab repository could not be built"; echo "FAIL repository" >>"$results"; }
+booted() { # name workdir mac serials...
+  local name=$1 dir=$2 mac=$3
+  shift 3
+  KEEL_LAB_BOOT=disk KEEL_LAB_MAC=$mac timed "$name" run "$name" "$dir" booted "$@"
+}
+wrong_key() { timed wrong-key run wrong-key "$work/wrong-key" wrong-key; }
+# KEEL_LAB_OS: "node" (the default) installs lab-node-01, builds the root image from it, boots
+# node 1 from both drives while lab-node-02 installs from that image, boots both into one
+# cluster, boots node 2 from its second drive alone (UEFI) while node 1 boots from its second
+# drive alone and is then reinstalled; "cluster" installs lab-node-02 from the network instead,
+# at the same time as node 1 (under TCG that takes as long as one after the other, the two
+# guests share the cores); "none" stops after wrong-key.
+os=${KEEL_LAB_OS:-node}
 if [ -n "$repo" ]; then
   echo "lab: repository $repo ($(head -2 "$repo/done" | tr '\n' ' '))"
   port=47080
@@ -128,21 +172,10 @@ if [ -n "$repo" ]; then
   http=$!
   trap 'kill $http 2>/dev/null' EXIT
   export KEEL_LAB_REPO_PORT=$port
-  booted() { # name workdir mac serials...
-    local name=$1 dir=$2 mac=$3 s=$(date +%s)
-    shift 3
-    KEEL_LAB_BOOT=disk KEEL_LAB_MAC=$mac run "$name" "$dir" booted "$@"
-    result "$name" $? $(( $(date +%s) - s ))
-  }
-  s=$(date +%s); run wrong-key "$work/wrong-key" wrong-key; result wrong-key $? $(( $(date +%s) - s ))
 fi
-# KEEL_LAB_OS: "node" (the default) installs lab-node-01, boots it from both drives, builds the
-# root image from it, installs lab-node-02 from that image, boots both into one cluster, boots
-# node 2 from its second drive alone and node 1 from each drive alone, then reinstalls over
-# node 1; "cluster" installs lab-node-02 from the network instead, at the same time as node 1
-# (under TCG that takes as long as one after the other, the two guests share the cores); "none"
-# stops after wrong-key.
-os=${KEEL_LAB_OS:-node}
+if [ -n "$repo" ] && [ "$os" = none ]; then
+  wrong_key
+fi
 if [ -n "$repo" ] && [ "$os" != none ]; then
   # lab-node-01 installs unattended: no --profile; the registry and its enrollment token are on
   # the rescue kernel's command line (as the registry's iPXE script puts them), the profile, spec
@@ -171,11 +204,12 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       export KEEL_LAB_REGISTRY_PORT=$reg_port
     fi
   fi
-  [ -n "$reg" ] || { echo "lab: the lab registry could not be started (see $reg_dir/registry.log); lab-node-01 installs with --profile"; failed=$((failed + 1)); }
+  [ -n "$reg" ] || { echo "lab: the lab registry could not be started (see $reg_dir/registry.log); lab-node-01 installs with --profile"; echo "FAIL registry" >>"$results"; }
   # The PXE path: lab-node-02 armed for a netboot; the guest boots from its NIC (iPXE, the
-  # registry's script for its MAC) with nobody at the console and runs the disk phase.
-  if [ -n "$reg" ] && [ "${KEEL_LAB_PXE:-1}" = 1 ]; then
-    s=$(date +%s)
+  # registry's script for its MAC) with nobody at the console and runs the disk phase. Beside
+  # it, wrong-key (other disks, other MAC).
+  pxe() {
+    local rp
     if python3 "$here/registry-admin.py" pxe "$reg_url" "$reg_dir/admin-token" "$here/../.."; then
       KEEL_LAB_BOOT=pxe KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_BOOTFILES_PORT=$boot_port KEEL_LAB_TIMEOUT=1200 run pxe-install "$work/pxe2" pxe-install
       rp=$?
@@ -183,7 +217,13 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     else
       rp=1
     fi
-    result pxe-install $rp $(( $(date +%s) - s ))
+    return $rp
+  }
+  pxe_lane() { timed pxe-install pxe; }
+  if [ -n "$reg" ] && [ "${KEEL_LAB_PXE:-1}" = 1 ]; then
+    side_by_side wrong_key pxe_lane
+  else
+    wrong_key
   fi
   s=$(date +%s)
   if [ "$os" = cluster ]; then
@@ -197,7 +237,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   cat "$work/os1.out"; show "$work/os1" os-install
   result os-install $r1 $(( $(date +%s) - s ))
   if [ -n "$reg" ]; then
-    python3 "$here/registry-admin.py" installed "$reg_url" "$reg_dir/admin-token"; result registry-report $? 0
+    timed registry-report python3 "$here/registry-admin.py" installed "$reg_url" "$reg_dir/admin-token"
   fi
   if [ "$os" = cluster ]; then
     wait $o2
@@ -205,16 +245,19 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     cat "$work/os2.out"; show "$work/os2" os-install
     result os-install-2 $r2 $(( $(date +%s) - s ))
   fi
-  if [ "$r1" = 0 ]; then
+  # node 1's first boot from its drives, and the registry's record of it
+  first_boot() {
     booted boot-both "$work/os1" 52:54:00:a4:41:01 LABNVME0001 LABNVME0002
     if [ -n "$reg" ]; then
-      python3 "$here/registry-admin.py" booted "$reg_url" "$reg_dir/admin-token"; result registry-first-boot $? 0
+      timed registry-first-boot python3 "$here/registry-admin.py" booted "$reg_url" "$reg_dir/admin-token"
     fi
-  fi
+  }
   # The image fast path ("node" mode; KEEL_LAB_IMAGE=0 leaves it out): lab-node-01's base
   # snapshot becomes a root image (on an export disk the host reads with debugfs), the registry
-  # serves it, lab-node-02 installs from it, boots from its drives, and the two nodes form the
-  # cluster (node 1 from the network, node 2 from the image).
+  # serves it, lab-node-02 installs from it while node 1 boots for the first time, then the two
+  # nodes form the cluster (node 1 from the network, node 2 from the image). The image is built
+  # in the rescue system before node 1's first boot: it sends the base snapshot, which that boot
+  # does not change.
   if [ "$os" = node ] && [ "${KEEL_LAB_IMAGE:-1}" = 1 ] && [ "$r1" = 0 ]; then
     s=$(date +%s)
     export_img="$work/export.img"
@@ -237,38 +280,49 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     rm -f "$export_img"
     result image-build $rb $(( $(date +%s) - s ))
     if [ $rb = 0 ] && [ -n "$reg" ]; then
-      s=$(date +%s)
-      KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND="keel.node=2 $bench" KEEL_LAB_TIMEOUT=2400 run image-install "$work/img2" image-install
-      ri=$?
-      result image-install $ri $(( $(date +%s) - s ))
-      if [ $ri = 0 ]; then
-        # its first boot from its drives is the cluster's: both nodes boot from their drives (the
-        # first drive first) and each runs the booted checks, then the quorum checks
-        s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/img2" 47011; result cluster $? $(( $(date +%s) - s ))
+      image_install() {
+        KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND="keel.node=2 $bench" KEEL_LAB_TIMEOUT=2400 \
+          timed image-install run image-install "$work/img2" image-install
+      }
+      side_by_side first_boot image_install
+      if grep -q '^PASS image-install$' "$results" && grep -q '^PASS boot-both$' "$results"; then
+        # node 2's first boot from its drives is the cluster's: both nodes boot from their
+        # drives (the first drive first) and each runs the booted checks, then the quorum checks
+        KEEL_LAB_BOOT=disk timed cluster linked cluster "$work/os1" "$work/img2" 47011
         # the image-installed node boots from its second drive alone as well (drive 1 above),
         # through UEFI firmware (every other boot is SeaBIOS; keel-boot-sync installs both)
-        KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002
+        image_drive_2() { KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002; }
       fi
-    elif [ $rb = 0 ]; then
-      echo "lab: no registry to serve the image: image-install left out"; failed=$((failed + 1))
+    else
+      [ $rb = 0 ] && { echo "lab: no registry to serve the image: image-install left out"; echo "FAIL image-install" >>"$results"; }
+      first_boot
     fi
+  elif [ "$r1" = 0 ]; then
+    first_boot
   fi
   if [ "$os" = cluster ] && [ "$r1" = 0 ] && [ "$r2" = 0 ]; then
-    s=$(date +%s); KEEL_LAB_BOOT=disk linked cluster "$work/os1" "$work/os2" 47011; result cluster $? $(( $(date +%s) - s ))
+    KEEL_LAB_BOOT=disk timed cluster linked cluster "$work/os1" "$work/os2" 47011
   fi
-  if [ -f "$work/os1/results-os-install/rc" ] && [ "$(cat "$work/os1/results-os-install/rc")" = 0 ]; then
-    # the network-installed node alone on each drive (KEEL_LAB_DRIVES=0 leaves these out)
-    if [ "${KEEL_LAB_DRIVES:-1}" = 1 ]; then
-      booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
-      booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
-    fi
-    s=$(date +%s); run reinstall "$work/os1" reinstall; result reinstall $? $(( $(date +%s) - s ))
+  # the network-installed node alone on its second drive (KEEL_LAB_DRIVES=0 leaves it out,
+  # KEEL_LAB_DRIVES=2 adds drive 1 alone), then a reinstall over it; beside them, the
+  # image-installed node's UEFI boot from its second drive
+  node_1_last() {
+    [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
+    [ "${KEEL_LAB_DRIVES:-1}" = 0 ] || booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
+    timed reinstall run reinstall "$work/os1" reinstall
+  }
+  if [ "$r1" = 0 ]; then
+    if declare -F image_drive_2 >/dev/null; then side_by_side image_drive_2 node_1_last; else node_1_last; fi
+  elif declare -F image_drive_2 >/dev/null; then
+    image_drive_2
   fi
 fi
 [ -n "$repo" ] && kill $http 2>/dev/null
 [ -n "${reg_pid:-}" ] && kill $reg_pid 2>/dev/null
 [ -n "${boot_http:-}" ] && kill $boot_http 2>/dev/null
 
+passed=$(grep -c '^PASS' "$results")
+failed=$(grep -c '^FAIL' "$results")
 echo "lab: all scenarios took $(( $(date +%s) - t0 ))s"
 echo "lab: $passed passed, $failed failed"
 [ "$failed" = 0 ]
