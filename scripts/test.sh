@@ -10,12 +10,16 @@
 #  4. the static binary builds, ldd calls it static, and it runs in an empty chroot;
 #  5. the lab (scripts/lab/run-all.sh, root): QEMU guests with real NVMe serials and ZFS run
 #     keel's disk phase, crash/resume, refusals, the rendered network, the wrong-key refusal, the
-#     PXE boot, the whole OS install of lab-node-01 with its boots (both drives, each alone), a
+#     PXE boot, the whole OS install of lab-node-01 with its boots (both drives, drive 2 alone), a
 #     root image built from it, lab-node-02 installed from that image, the two booted as one
-#     cluster, and a reinstall over node 1 (about 65 minutes). The guest image and the package
-#     repository are built once (about 8 + 3.5 minutes) and cached in /var/cache/keel-lab.
+#     cluster, and a reinstall over node 1. The guest image (about 8 minutes cold) is built in
+#     the background from the start, beside the Rust tests; the package repository (about 2
+#     minutes cold) beside the first scenarios; both are cached in /var/cache/keel-lab.
+#     The README's "CI budget" table has each phase's time, cold and warm.
 #     KEEL_SKIP_LAB=1 skips the lab; KEEL_LAB_OS=cluster installs both nodes from the network,
 #     none leaves the installs out (scripts/lab/run-all.sh lists the switches).
+# Nothing on the machine is assumed beyond Debian's stock packages: what is missing is installed
+# here or by scripts/lab/host-packages.sh, and the parser checks run in private mount namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=${KEEL_TOOLS_DIR:-/tmp/keel-test-tools}

@@ -128,14 +128,15 @@ refuse_unchanged() { # name serials...: refuse scenario; the disk images must no
   return $rc
 }
 crash_resume() { run crash "$work/crash" crash && run resume "$work/crash" resume; }
+# two lanes of about equal length (each about 4 minutes, beside the repository build)
 basic_lane_1() {
   timed detect-check run detect-check "$work/detect" detect-check
-  timed disk-phase run disk-phase "$work/disk" disk-phase
   timed crash-resume crash_resume
+  timed one-drive refuse_unchanged one-drive LABNVME0001
 }
 basic_lane_2() {
   KEEL_LAB_UEFI=1 timed detect-uefi run detect-uefi "$work/uefi" detect-uefi
-  timed one-drive refuse_unchanged one-drive LABNVME0001
+  timed disk-phase run disk-phase "$work/disk" disk-phase
   timed other-serial refuse_unchanged other-serial LABNVME0001 LABNVME0009
 }
 
