@@ -58,7 +58,7 @@ echo "lab: image $image ($(head -2 "$image/done" | tr '\n' ' ')) ready after $((
 # images of older image.sh versions are not used again (6 GiB each)
 for old in "$(dirname "$image")"/image-*; do [ "$old" = "$image" ] || rm -rf "$old"; done
 bash "$here/../build-static.sh" >/dev/null || { echo "lab: static build failed"; exit 1; }
-# The lab repository (about 3.5 minutes cold, then cached) builds while the first scenarios run:
+# The lab repository (about 2 minutes cold alone, then cached) builds while the first scenarios run:
 # its debootstrap and downloads wait on the network and the disk, the guests on the cores.
 bash "$here/repo.sh" >"$work/repo.path" 2>"$work/repo-build.log" &
 repo_pid=$!
