@@ -63,7 +63,7 @@ if [ ! -x "$tools/ifupdown2/bin/ifup" ]; then
   bash scripts/ci/fetch-ifupdown2.sh "$tools/ifupdown2"
 fi
 
-# The lab's guest image (about 10 minutes cold, then cached in /var/cache/keel-lab) builds in the
+# The lab's guest image (7-10 minutes cold, then cached in /var/cache/keel-lab) builds in the
 # background while the Rust tests and the static build run: debootstrap waits on the network
 # and dpkg, and much of cargo's time is one crate or one link on one core. run-all.sh then
 # finds it built. On an early exit the build is waited for (it leaves no chroot mounts behind).
