@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::host::{Host, HostError};
-use crate::plan::{Layout, INITRAMFS_INPUTS, TARGET_ROOT};
+use crate::plan::{Layout, INITRAMFS_INPUTS};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,11 +34,6 @@ pub fn fs_type(host: &mut dyn Host, dev: &str) -> Result<String, HostError> {
     Ok(out.stdout.trim().to_string())
 }
 
-/// Whether a pool is imported now.
-pub fn pool_imported(host: &mut dyn Host, pool: &str) -> Result<bool, HostError> {
-    Ok(host.run(&s(&["zpool", "list", "-H", "-o", "name", pool]), CHECK_TIMEOUT)?.success())
-}
-
 /// The pool a planned `zpool create` makes: the name follows `-R <root>`.
 pub fn created_pool(argv: &[String]) -> Option<&str> {
     if argv.get(..2)? != ["zpool", "create"] {
@@ -48,8 +43,8 @@ pub fn created_pool(argv: &[String]) -> Option<&str> {
     argv.get(r + 2).map(String::as_str)
 }
 
-/// Checks one planned command. `zpool create` of a pool that exists but is exported is
-/// imported here (under the target root): that is how a re-run after a reboot finds it.
+/// Checks one planned command. `zpool create` is not checked here: which pool is the plan's
+/// needs the plan and the journal (`pools::standing`, run by the engine).
 pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostError> {
     let a: Vec<&str> = argv.iter().map(String::as_str).collect();
     match a.as_slice() {
@@ -61,14 +56,7 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let out = host.run(&s(&["zfs", "list", "-H", "-t", "snapshot", "-o", "name", name]), CHECK_TIMEOUT)?;
             Ok(if out.success() { Done::Yes(format!("snapshot {name} exists")) } else { Done::No })
         }
-        ["zpool", "create", ..] => {
-            let pool = created_pool(argv).unwrap_or("");
-            if pool_imported(host, pool)? {
-                return Ok(Done::Yes(format!("pool {pool} is imported")));
-            }
-            let import = host.run(&s(&["zpool", "import", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, pool]), CHECK_TIMEOUT)?;
-            Ok(if import.success() { Done::Yes(format!("pool {pool} existed and was imported")) } else { Done::No })
-        }
+        ["zpool", "create", ..] => Ok(Done::No),
         ["mkfs.vfat", .., dev] => Ok(if fs_type(host, dev)? == "vfat" { Done::Yes(format!("{dev} holds vfat")) } else { Done::No }),
         ["mkswap", .., dev] => Ok(if fs_type(host, dev)? == "swap" { Done::Yes(format!("{dev} holds swap")) } else { Done::No }),
         ["zfs", "mount", ds] => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::checks::{command_done, created_pool, table_differs, Done};
 use super::host::{command_line, Host, HostError};
 use super::journal::{Entry, Journal, JournalError, Record};
+use super::pools::{self, Found, Standing};
 use crate::image::{self, ROOT_DATASET};
 use crate::plan::{Group, Plan, Step, FIRST_BOOT_CREDENTIALS, SELF_EXE, TARGET_ROOT};
 use crate::profile::Profile;
@@ -145,22 +146,19 @@ impl Run<'_> {
             return self.wait_for_partitions(step, Duration::ZERO);
         }
         for c in &step.commands {
+            // The pool the journal recorded, found by its members and GUID (imported again
+            // from the plan's partitions after a reboot of the rescue system).
+            if let Some(pool) = created_pool(c) {
+                if let Done::No = self.pool_done(step, pool)? {
+                    return Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("pool {pool} is not on the plan's partitions ({})", pools::planned_members(self.plan, pool).join(", ")) });
+                }
+                continue;
+            }
             if let Done::No = command_done(self.host, c).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
                 // Mounts do not survive a reboot of the rescue system: made again.
                 if is_mount(c) {
                     self.run_command(step, c)?;
                     continue;
-                }
-                // An exported pool from an earlier run of this very install (the journal says so)
-                // may carry another host id after a reboot of the rescue system: import it by force.
-                if let Some(pool) = created_pool(c) {
-                    let out = self
-                        .host
-                        .run(&["zpool", "import", "-f", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, pool].map(String::from), self.opts.command_timeout)
-                        .map_err(|source| ExecError::Host { step: step.id.clone(), source })?;
-                    if out.success() {
-                        continue;
-                    }
                 }
                 return Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("`{}` has no effect to show", command_line(c)) });
             }
@@ -168,6 +166,60 @@ impl Run<'_> {
         self.check_checksums(step)?;
         self.write_files(step)?;
         Ok(())
+    }
+
+    /// Whether the plan's pool `pool` exists: imported (nothing to do), or exported on the
+    /// plan's partitions (imported again by its GUID, searching only those partitions), or
+    /// not there (`zpool create` must run). A pool of that name that is not the plan's stops
+    /// the step: keel never imports, writes or exports it.
+    fn pool_done(&mut self, step: &Step, pool: &str) -> Result<Done, ExecError> {
+        let herr = |source| ExecError::Host { step: step.id.clone(), source };
+        let guid = self.journal.pool_guid(pool);
+        match pools::standing(self.host, self.plan, pool, guid.as_deref()).map_err(herr)? {
+            Standing::Imported(f) => {
+                self.record_pool(pool, &f)?;
+                Ok(Done::Yes(format!("pool {pool} (GUID {}) is imported from the plan's partitions", f.guid)))
+            }
+            Standing::Exported(f) => {
+                // the journal's own pool may carry the host id of the rescue system before its reboot
+                let (argv, out) = pools::import_by_guid(self.host, self.plan, pool, &f.guid, guid.is_some(), false).map_err(herr)?;
+                self.record(Record::Command { step: step.id.clone(), command: command_line(&argv) })?;
+                if !out.success() {
+                    return Err(ExecError::Command { step: step.id.clone(), command: command_line(&argv), code: out.code, stderr_tail: out.stderr_tail(5) });
+                }
+                self.record_pool(pool, &f)?;
+                Ok(Done::Yes(format!("pool {pool} (GUID {}) was exported on the plan's partitions and is imported again by its GUID", f.guid)))
+            }
+            Standing::ForeignImported(f) => Err(ExecError::Check {
+                step: step.id.clone(),
+                message: format!(
+                    "a pool named {pool} is imported, but it is not this plan's: {}. keel leaves it alone and cannot create its own {pool} beside it: check what it is, export it (`zpool export {pool}`), and run keel again",
+                    f.describe()
+                ),
+            }),
+            Standing::Other(f) => match guid {
+                Some(g) => Err(ExecError::NoLongerHolds { step: step.id.clone(), what: format!("the journal recorded pool {pool} as GUID {g}, but the plan's partitions carry {}", f.describe()) }),
+                // on the plan's partitions, but not exactly them: `zpool create -f` writes only there
+                None => Ok(Done::No),
+            },
+            Standing::Absent => Ok(Done::No),
+        }
+    }
+
+    /// Records the GUID of the pool just created (it must be on exactly the plan's partitions).
+    fn created(&mut self, step: &Step, pool: &str) -> Result<(), ExecError> {
+        match pools::standing(self.host, self.plan, pool, None).map_err(|source| ExecError::Host { step: step.id.clone(), source })? {
+            Standing::Imported(f) => self.record_pool(pool, &f),
+            other => Err(ExecError::Check { step: step.id.clone(), message: format!("after `zpool create` pool {pool} is not imported from exactly the plan's partitions ({other:?})") }),
+        }
+    }
+
+    /// The journal learns a pool's GUID once (again only when it changed).
+    fn record_pool(&mut self, pool: &str, f: &Found) -> Result<(), ExecError> {
+        if self.journal.pool_guid(pool).as_deref() == Some(f.guid.as_str()) {
+            return Ok(());
+        }
+        self.record(Record::Pool { pool: pool.to_string(), guid: f.guid.clone(), members: pools::planned_members(self.plan, pool) })
     }
 
     /// Files of the step: written unless already there with the planned content.
@@ -301,12 +353,19 @@ impl Run<'_> {
             if step.group == Group::Wipe && c.last().is_some_and(|p| p.contains("-part")) && !self.host.exists(Path::new(c.last().expect("checked"))) {
                 continue;
             }
-            match command_done(self.host, c).map_err(|source| ExecError::Host { step: id.clone(), source })? {
+            let done = match created_pool(c) {
+                Some(pool) => self.pool_done(step, pool)?,
+                None => command_done(self.host, c).map_err(|source| ExecError::Host { step: id.clone(), source })?,
+            };
+            match done {
                 Done::Yes(why) => {
                     self.record(Record::Note { message: format!("{id}: skipped `{}`: {why}", command_line(c)) })?;
                     continue;
                 }
                 Done::No | Done::Unknown => self.run_command(step, c)?,
+            }
+            if let Some(pool) = created_pool(c) {
+                self.created(step, pool)?;
             }
         }
         if step.id == "partition.settle" {

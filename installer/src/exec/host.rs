@@ -273,6 +273,9 @@ pub struct FakeHost {
     pub effects: Vec<(String, PathBuf, Vec<u8>)>,
     /// What each `run_with_input` read from its input, in order.
     pub inputs: Vec<Vec<u8>>,
+    /// (text in a command line, answer prefix, answer): running such a command changes how
+    /// later commands are answered (`zpool create ... rpool` makes `zpool list rpool` succeed).
+    pub triggers: Vec<(String, String, Output)>,
 }
 
 impl FakeHost {
@@ -313,6 +316,10 @@ impl Host for FakeHost {
             if line.starts_with(prefix.as_str()) {
                 self.files.insert(path.clone(), content.clone());
             }
+        }
+        let fired: Vec<(String, Output)> = self.triggers.iter().filter(|(p, _, _)| line.contains(p.as_str())).map(|(_, a, o)| (a.clone(), o.clone())).collect();
+        for (prefix, out) in fired {
+            self.set(&prefix, out);
         }
         // longest matching prefix wins
         let best = self

@@ -29,6 +29,9 @@ pub enum Record {
     /// Recorded done earlier; its check still holds.
     Verified { step: String },
     Failed { step: String, error: String },
+    /// A pool keel created (or found on exactly the plan's partitions): from now on this GUID
+    /// is the pool, whatever else carries its name.
+    Pool { pool: String, guid: String, members: Vec<String> },
     /// Stopped on request after this step (`--until`).
     Paused { after: String },
     Finished { seconds: f64 },
@@ -171,6 +174,11 @@ impl Journal {
         done
     }
 
+    /// The GUID recorded for `pool` (the last one: a restart records a new pool).
+    pub fn pool_guid(&self, pool: &str) -> Option<String> {
+        pool_guid(&self.entries, pool)
+    }
+
     pub fn finished(&self) -> bool {
         matches!(self.entries.last().map(|e| &e.record), Some(Record::Finished { .. }))
     }
@@ -188,10 +196,19 @@ impl Record {
             Record::Done { seconds, .. } => format!("      done ({seconds:.1}s)"),
             Record::Verified { step } => format!("      {step}: done earlier, still holds"),
             Record::Failed { step, error } => format!("      {step} FAILED: {}", error.replace('\n', "\n        ")),
+            Record::Pool { pool, guid, members } => format!("      pool {pool} is GUID {guid} on {}", members.join(", ")),
             Record::Paused { after } => format!("paused after {after} (--until)"),
             Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
         }
     }
+}
+
+/// The GUID the entries record for `pool` (the last one).
+pub fn pool_guid(entries: &[Entry], pool: &str) -> Option<String> {
+    entries.iter().rev().find_map(|e| match &e.record {
+        Record::Pool { pool: p, guid, .. } if p == pool => Some(guid.clone()),
+        _ => None,
+    })
 }
 
 /// Human summary of a journal for `keel status`: each record with its time.
@@ -249,10 +266,13 @@ pub fn step_times(entries: &[Entry], plan: &Plan) -> String {
 }
 
 /// After a reboot of the rescue system its journal is gone, but the target keeps a copy once
-/// the root file system exists. If `path` is missing and the plan's target disks carry `rpool`,
-/// import it (no mounts but the root, under the target root), and copy the journal back.
+/// the root file system exists. If `path` is missing and the plan's own rpool is there (on
+/// exactly the plan's partitions, searched only there: `pools::standing`), the copy is read
+/// and put back. An exported rpool is looked at through a read-only import by its GUID (nothing
+/// is written to any disk) and exported again; the engine then imports it by that GUID.
 /// Returns what was done, or `None` when there was nothing to recover.
 pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Result<Option<String>, HostError> {
+    use super::pools::{self, Standing};
     use crate::plan::TARGET_ROOT;
     use std::time::Duration;
     let t = Duration::from_secs(120);
@@ -260,51 +280,52 @@ pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Res
     if host.exists(path) || !host.has_program("zpool") || plan.targets.is_empty() {
         return Ok(None);
     }
-    let imported = host.run(&argv(&["zpool", "list", "-H", "-o", "name", "rpool"]), t)?.success();
-    if !imported {
-        let scan = host.run(&argv(&["zpool", "import", "-d", "/dev/disk/by-id"]), t)?;
-        if !scan.stdout.lines().any(|l| l.trim() == "pool: rpool") {
-            return Ok(None);
+    let (found, looked) = match pools::standing(host, plan, "rpool", None)? {
+        Standing::Imported(f) => (f, false),
+        Standing::Exported(f) => {
+            // last imported by this rescue system before its reboot (another host id): -f
+            let (_, out) = pools::import_by_guid(host, plan, "rpool", &f.guid, true, true)?;
+            if !out.success() {
+                return Ok(None);
+            }
+            (f, true)
         }
-        // The pool was last used by this rescue system before its reboot (another host id).
-        let import = host.run(&argv(&["zpool", "import", "-f", "-d", "/dev/disk/by-id", "-N", "-R", TARGET_ROOT, "rpool"]), t)?;
-        if !import.success() {
-            return Ok(None);
-        }
-    }
-    // Only a pool on the plan's own disks counts.
-    let status = host.run(&argv(&["zpool", "status", "-P", "rpool"]), t)?;
-    if !plan.targets.iter().all(|d| status.stdout.contains(&d.part(2))) {
-        if !imported {
+        // not the plan's pool (or none): never imported, never touched
+        _ => return Ok(None),
+    };
+    let leave = |host: &mut dyn Host| -> Result<(), HostError> {
+        if looked {
+            host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
             host.run(&argv(&["zpool", "export", "rpool"]), t)?;
         }
-        return Ok(None);
-    }
+        Ok(())
+    };
     host.run(&argv(&["zfs", "mount", "rpool/ROOT/pve-1"]), t)?;
     let copy = Path::new(TARGET_ROOT).join(TARGET_JOURNAL);
     if !host.exists(&copy) {
+        leave(host)?;
         return Ok(None);
     }
     let text = host.read_file(&copy)?;
     // A root received from an image carries the journal of the node the image was made on
     // until this install's own replaces it: another node's journal is not ours to resume.
     let ours = text.lines().next().is_some_and(|l| l.contains(&format!("\"hostname\":\"{}\"", plan.hostname)));
-    if !ours {
-        host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
-        if !imported {
-            host.run(&argv(&["zpool", "export", "rpool"]), t)?;
-        }
-        return Ok(None);
-    }
+    // A journal that recorded another GUID for rpool belongs to another pool of that name.
+    let entries = parse(&copy, &text).unwrap_or_default();
+    let same_pool = pool_guid(&entries, "rpool").is_none_or(|g| g == found.guid);
     // An install that reached its export is complete (the copy is closed right there): the
     // disks hold a finished system, not an install to resume. Leave the pool as found.
-    if text.contains("\"event\":\"start\",\"step\":\"finish.export\"") {
-        host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
-        host.run(&argv(&["zpool", "export", "rpool"]), t)?;
+    let complete = text.contains("\"event\":\"start\",\"step\":\"finish.export\"");
+    if !ours || !same_pool || complete {
+        if !looked {
+            host.run(&argv(&["umount", "--recursive", TARGET_ROOT]), t)?;
+        }
+        leave(host)?;
         return Ok(None);
     }
     host.write_file(path, text.as_bytes(), 0o600)?;
-    Ok(Some(format!("the journal was missing here; recovered it from {} on the target's rpool", copy.display())))
+    leave(host)?;
+    Ok(Some(format!("the journal was missing here; recovered it from {} on the target's rpool (GUID {}, on {})", copy.display(), found.guid, found.members.join(", "))))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod host;
 pub mod preflight;
 pub mod spool;
 pub mod journal;
+pub mod pools;
 
 pub use host::{FakeHost, Host, HostError, Output, SystemHost};
 

@@ -69,6 +69,12 @@ fn host_for(plan: &Plan) -> FakeHost {
     h.answer("zpool list", Output::failed(1, "no such pool"));
     h.answer("zpool import", Output::failed(1, "no such pool available for import"));
     h.answer("zpool status", Output::ok("no pools available\n"));
+    // each pool: absent until `zpool create` made it, then imported (with its GUID)
+    for (pool, guid) in [("rpool", "1111"), ("datapool", "2222")] {
+        let list = format!("zpool list -H -p -o name,guid,health {pool}");
+        h.answer(&list, Output::failed(1, &format!("cannot open '{pool}': no such pool")));
+        h.triggers.push((format!("-R /mnt/keel {pool} "), list, Output::ok(&format!("{pool}\t{guid}\tONLINE\n"))));
+    }
     // what the OS steps leave and the checks of `verify.target` see
     if let Some(key) = plan.steps.iter().flat_map(|s| &s.checksums).next() {
         h.effects.push(("curl ".into(), key.path.clone().into(), TEST_KEY.to_vec()));
@@ -365,48 +371,152 @@ fn preflight_refuses_a_disk_the_system_booted_from() {
     assert!(e.contains("disk A (/dev/nvme0n1, serial S675NX0T100001) is in use") && e.contains("mounted at /"), "{e}");
 }
 
+/// What `zpool import` lists for one exported pool: a mirror of these leaves.
+fn scan_listing(pool: &str, guid: &str, leaves: &[String]) -> String {
+    let base = |l: &String| l.rsplit('/').next().unwrap_or(l).to_string();
+    let leaves: String = leaves.iter().map(|l| format!("\t    {}  ONLINE\n", base(l))).collect();
+    format!("   pool: {pool}\n     id: {guid}\n  state: ONLINE\n action: The pool can be imported using its name or numeric identifier.\n config:\n\n\t{pool}  ONLINE\n\t  mirror-0  ONLINE\n{leaves}\n")
+}
+
+/// The rescue system rebooted: nothing is imported, the plan's pools (GUIDs 1111 and 2222, as
+/// recorded) are exported on the plan's partitions, the rescue journal is gone.
+fn rescue_rebooted(h: &mut FakeHost, plan: &Plan) {
+    for (pool, guid, n) in [("rpool", "1111", 2), ("datapool", "2222", 3)] {
+        h.set(&format!("zpool list -H -p -o name,guid,health {pool}"), Output::failed(1, "no such pool"));
+        let parts: Vec<String> = plan.targets.iter().map(|t| t.part(n)).collect();
+        let scan = format!("zpool import -d {} -d {}", parts[0], parts[1]);
+        h.set(&scan, Output::ok(&scan_listing(pool, guid, &parts)));
+    }
+    h.set("zpool import -f", Output::ok(""));
+    partitioned(h, plan);
+    h.files.remove(Path::new("/var/lib/keel/install-pve-node-01.jsonl"));
+}
+
+/// A foreign disk (nvme-OTHER) carries exported pools named rpool and datapool, and a scan of
+/// the whole machine (or anything that names the pool) finds them.
+fn foreign_pools(h: &mut FakeHost) {
+    h.links.insert("/dev/disk/by-id/nvme-OTHER-part2".into(), "/dev/nvme2n1p2".into());
+    h.links.insert("/dev/disk/by-id/nvme-OTHER-part3".into(), "/dev/nvme2n1p3".into());
+    let listing = scan_listing("rpool", "999", &["/dev/disk/by-id/nvme-OTHER-part2".into()]) + &scan_listing("datapool", "998", &["/dev/disk/by-id/nvme-OTHER-part3".into()]);
+    h.set("zpool import", Output::ok(&listing));
+    h.set("zpool import -d /dev/disk/by-id", Output::ok(&listing));
+}
+
+fn is_import(c: &str) -> bool {
+    c.starts_with("zpool import") && c.contains(" -N ")
+}
+
 #[test]
 fn a_lost_rescue_journal_is_recovered_from_the_target() {
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &until("datasets.swap"), &mut |_| {}).unwrap();
+    assert_eq!(j.pool_guid("rpool").as_deref(), Some("1111"), "the GUID of the created pool is journaled");
+    assert_eq!(j.pool_guid("datapool").as_deref(), Some("2222"));
     // the rescue system rebooted: its journal is gone, the copy in the target remains
     let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
     let copy = h.files.get(Path::new("/mnt/keel/var/lib/keel/install.jsonl")).cloned().expect("mirrored");
-    h.files.remove(rescue);
+    rescue_rebooted(&mut h, &plan);
     h.calls.clear();
-    h.set("zpool list", Output::failed(1, "no such pool"));
-    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n     id: 42\n  state: ONLINE\n"));
-    h.set("zpool import -f", Output::ok(""));
-    let status = format!("  pool: rpool\n\t{}\n\t{}\n", plan.targets[0].part(2), plan.targets[1].part(2));
-    h.set("zpool status -P rpool", Output::ok(&status));
     let msg = super::journal::recover_from_target(&mut h, &plan, rescue).unwrap().expect("recovered");
-    assert!(msg.contains("recovered it from /mnt/keel/var/lib/keel/install.jsonl"), "{msg}");
+    assert!(msg.contains("recovered it from /mnt/keel/var/lib/keel/install.jsonl") && msg.contains("GUID 1111"), "{msg}");
     assert_eq!(h.files.get(rescue), Some(&copy));
-    assert!(h.commands().contains(&"zpool import -f -d /dev/disk/by-id -N -R /mnt/keel rpool".to_string()));
+    let (a, b) = (plan.targets[0].part(2), plan.targets[1].part(2));
+    let ran = h.commands();
+    // a look that writes nothing, by GUID, searching only the plan's rpool partitions; then exported
+    assert!(ran.contains(&format!("zpool import -f -o readonly=on -d {a} -d {b} -N -R /mnt/keel 1111")), "{ran:?}");
+    assert!(ran.contains(&"zpool export rpool".to_string()), "{ran:?}");
     let j = journal(&mut h, &plan);
     assert!(j.done().contains("datasets.swap"));
+    // the engine then imports both pools by their GUIDs (forced: the journal says they are ours)
+    h.set("zfs list", Output::ok("dataset\n"));
+    h.set("zfs get", Output::ok("yes\n"));
+    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &until("datasets.datapool"), &mut |_| {}).unwrap();
+    let ran = h.commands();
+    assert!(ran.contains(&format!("zpool import -f -d {a} -d {b} -N -R /mnt/keel 1111")), "{ran:?}");
+    let (c, d) = (plan.targets[0].part(3), plan.targets[1].part(3));
+    assert!(ran.contains(&format!("zpool import -f -d {c} -d {d} -N -R /mnt/keel 2222")), "{ran:?}");
+    assert!(!ran.iter().any(|c| c.starts_with("zpool create")), "{ran:?}");
     // the journal of another node (a root received from its image) is not taken for ours
     h.files.remove(rescue);
-    let other = String::from_utf8(copy).unwrap().replacen("\"hostname\":\"pve-node-01\"", "\"hostname\":\"pve-node-07\"", 1);
+    let other = String::from_utf8(copy.clone()).unwrap().replacen("\"hostname\":\"pve-node-01\"", "\"hostname\":\"pve-node-07\"", 1);
     h.files.insert("/mnt/keel/var/lib/keel/install.jsonl".into(), other.into_bytes());
+    rescue_rebooted(&mut h, &plan);
     h.calls.clear();
     assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
     assert!(!h.files.contains_key(rescue));
     assert!(h.commands().contains(&"zpool export rpool".to_string()), "left as found: {:?}", h.commands());
+    // a journal that recorded another GUID for rpool is another pool's
+    h.files.insert("/mnt/keel/var/lib/keel/install.jsonl".into(), String::from_utf8(copy).unwrap().replace("\"guid\":\"1111\"", "\"guid\":\"4444\"").into_bytes());
+    assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
+    assert!(!h.files.contains_key(rescue));
 }
 
 #[test]
 fn a_pool_on_other_disks_is_not_taken_for_ours() {
+    // the case: a third disk carries an old install's exported rpool and datapool
     let (_, plan) = setup("ax41-nvme");
     let mut h = host_for(&plan);
-    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n"));
-    h.set("zpool import -f", Output::ok(""));
-    h.set("zpool status -P rpool", Output::ok("  pool: rpool\n\t/dev/disk/by-id/nvme-OTHER-part2\n"));
+    foreign_pools(&mut h);
     let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
     assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
-    assert!(h.commands().contains(&"zpool export rpool".to_string()), "the foreign pool is exported again");
+    assert!(!h.commands().iter().any(|c| is_import(c) || c.starts_with("zpool export")), "nothing imported or exported: {:?}", h.commands());
+    // the disk phase creates both pools on the plan's partitions; the foreign ones are never named
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &until("datasets.datapool"), &mut |_| {}).unwrap();
+    let ran = h.commands();
+    assert_eq!(ran.iter().filter(|c| c.starts_with("zpool create")).count(), 2, "{ran:?}");
+    assert!(!ran.iter().any(|c| is_import(c) || c.contains("OTHER") || c.contains(" 999") || c.contains(" 998")), "{ran:?}");
+    // every search for an exported pool names the plan's partitions, never a directory
+    for c in ran.iter().filter(|c| c.starts_with("zpool import")) {
+        assert!(!c.contains("-d /dev/disk/by-id ") && c.contains("-part"), "{c}");
+    }
+}
+
+#[test]
+fn a_foreign_pool_imported_under_the_planned_name_stops_the_pool_step() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    h.links.insert("/dev/disk/by-id/nvme-OTHER-part2".into(), "/dev/nvme2n1p2".into());
+    h.set("zpool list -H -p -o name,guid,health rpool", Output::ok("rpool\t999\tONLINE\n"));
+    h.set("zpool status -P rpool", Output::ok("  pool: rpool\nconfig:\n\trpool ONLINE\n\t  /dev/disk/by-id/nvme-OTHER-part2 ONLINE 0 0 0\n"));
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("step pools.rpool") && err.contains("a pool named rpool is imported, but it is not this plan's") && err.contains("GUID 999") && err.contains("nvme-OTHER-part2"), "{err}");
+    let ran = h.commands();
+    assert!(!ran.iter().any(|c| c.starts_with("zpool create") || c.starts_with("zfs ") || c.starts_with("zpool export") || c.starts_with("zpool set")), "{ran:?}");
+}
+
+#[test]
+fn a_resumed_install_finds_its_pool_by_guid_not_by_name() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &until("datasets.swap"), &mut |_| {}).unwrap();
+    // after a reboot the plan's partitions carry an rpool with another GUID than the journal's
+    // (the rescue journal kept, for this test)
+    let kept = h.files.get(Path::new("/var/lib/keel/install-pve-node-01.jsonl")).cloned().unwrap();
+    rescue_rebooted(&mut h, &plan);
+    h.files.insert("/var/lib/keel/install-pve-node-01.jsonl".into(), kept);
+    let parts: Vec<String> = plan.targets.iter().map(|t| t.part(2)).collect();
+    h.set(&format!("zpool import -d {} -d {}", parts[0], parts[1]), Output::ok(&scan_listing("rpool", "3333", &parts)));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("step pools.rpool is recorded done") && err.contains("recorded pool rpool as GUID 1111") && err.contains("GUID 3333"), "{err}");
+    assert!(!h.commands().iter().any(|c| is_import(c)), "{:?}", h.commands());
+    // and one whose members are not exactly the plan's partitions is not ours either
+    h.set(&format!("zpool import -d {} -d {}", parts[0], parts[1]), Output::ok(&scan_listing("rpool", "1111", &[parts[0].clone(), "/dev/disk/by-id/nvme-OTHER-part2".into()])));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("step pools.rpool is recorded done"), "{err}");
+    assert!(!h.commands().iter().any(|c| is_import(c)), "{:?}", h.commands());
 }
 
 #[test]
@@ -417,15 +527,33 @@ fn a_completed_install_on_the_disks_is_not_resumed() {
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
     let rescue = Path::new("/var/lib/keel/install-pve-node-01.jsonl");
-    h.files.remove(rescue);
-    h.set("zpool import -d /dev/disk/by-id", Output::ok("   pool: rpool\n"));
-    h.set("zpool import -f", Output::ok(""));
-    let status = format!("  pool: rpool\n\t{}\n\t{}\n", plan.targets[0].part(2), plan.targets[1].part(2));
-    h.set("zpool status -P rpool", Output::ok(&status));
+    rescue_rebooted(&mut h, &plan);
     h.calls.clear();
     assert_eq!(super::journal::recover_from_target(&mut h, &plan, rescue).unwrap(), None);
     assert!(!h.files.contains_key(rescue));
-    assert!(h.commands().contains(&"zpool export rpool".to_string()), "{:?}", h.commands());
+    let ran = h.commands();
+    assert!(ran.iter().any(|c| c.starts_with("zpool import -f -o readonly=on")) && ran.contains(&"zpool export rpool".to_string()), "{ran:?}");
+}
+
+#[test]
+fn a_pool_created_but_not_journaled_is_recognised_by_its_members() {
+    // a run died right after `zpool create rpool`: the pool is imported, the journal has no GUID
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &until("pools.datapool"), &mut |_| {}).unwrap();
+    let mut entries = j.entries.clone();
+    entries.retain(|e| !matches!(&e.record, Record::Pool { .. }) && !matches!(&e.record, Record::Done { step, .. } if step.starts_with("pools.")));
+    let text: String = entries.iter().enumerate().map(|(i, e)| { let mut e = e.clone(); e.seq = i as u64; serde_json::to_string(&e).unwrap() + "\n" }).collect();
+    h.files.insert("/var/lib/keel/install-pve-node-01.jsonl".into(), text.into_bytes());
+    partitioned(&mut h, &plan);
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    assert_eq!(j.pool_guid("rpool"), None);
+    execute(&mut h, &plan, &mut j, &until("datasets.datapool"), &mut |_| {}).unwrap();
+    assert!(!h.commands().iter().any(|c| c.starts_with("zpool create")), "{:?}", h.commands());
+    assert_eq!(j.pool_guid("rpool").as_deref(), Some("1111"));
+    assert_eq!(j.pool_guid("datapool").as_deref(), Some("2222"));
 }
 
 #[test]

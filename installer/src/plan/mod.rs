@@ -27,6 +27,10 @@ pub const PLAN_SCHEMA: &str = "keel.plan/v1";
 /// Where the target's root is assembled during an install (`zpool create -R`).
 pub const TARGET_ROOT: &str = "/mnt/keel";
 
+/// The pools of every plan and the partition each lives on (a mirror of that partition on
+/// every target disk).
+pub const POOLS: &[(&str, u32)] = &[("rpool", 2), ("datapool", 3)];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub schema: &'static str,

@@ -142,7 +142,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     }
 
     // --- pools: the seed's options, on by-id partitions, under the target root
-    for (pool, n) in [("rpool", 2u32), ("datapool", 3)] {
+    for &(pool, n) in super::POOLS {
         let s = b.step(&format!("pools.{pool}"), Group::Pools,
             format!("create {pool} (mirror of partition {n} on every drive)"),
             format!("`zpool list {pool}` succeeds with the same member partitions (imported if exported)"));
