@@ -268,6 +268,12 @@ pub struct InstallChoices {
     /// Proceed although the far side's target disks hold file systems or pool members.
     #[arg(long)]
     pub wipe_existing: bool,
+    /// Clear the ZFS labels on this disk over there (outside the targets; by serial).
+    #[arg(long, value_delimiter = ',')]
+    pub clear_zfs_labels: Vec<String>,
+    /// Install although disks over there outside the plan carry pools named like the new ones.
+    #[arg(long)]
+    pub accept_foreign_pools: bool,
     /// Stop after this step over there (see `keel plan`).
     #[arg(long)]
     pub until: Option<String>,
@@ -372,6 +378,15 @@ pub struct InstallArgs {
     /// Proceed although the target disks hold file systems or ZFS pool members.
     #[arg(long)]
     pub wipe_existing: bool,
+    /// Also clear the ZFS labels on this disk outside the targets (by serial; repeat or
+    /// comma-separate): an old install's pools there would be found beside the new ones. Its
+    /// serial must be confirmed too (--confirm-serials, or the typed host name).
+    #[arg(long, value_delimiter = ',')]
+    pub clear_zfs_labels: Vec<String>,
+    /// Install although disks outside the plan carry exported pools named like the new ones
+    /// (rpool, datapool): they are left alone, and the first boot may take the old rpool.
+    #[arg(long)]
+    pub accept_foreign_pools: bool,
     /// Run the preflight checks, show what would be destroyed, and stop.
     #[arg(long)]
     pub preflight_only: bool,

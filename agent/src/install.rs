@@ -57,7 +57,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         (None, None) => bail!("no profile: give --profile FILE, or a registry to fetch it from (--registry URL --token T, or keel.registry= and keel.token= on the kernel command line)"),
     };
     let fingerprint = args.registry_fingerprint.clone().or_else(|| creds.as_ref().and_then(|c| c.fingerprint.clone()));
-    let Some((profile, plan)) = build_plan(&profile_path, args.spec.as_deref(), &args.root, args.image.as_deref().map(|i| (i, fingerprint.as_deref())))? else { return Ok(ExitCode::from(1)) };
+    let Some((profile, mut plan)) = build_plan(&profile_path, args.spec.as_deref(), &args.root, args.image.as_deref().map(|i| (i, fingerprint.as_deref())))? else { return Ok(ExitCode::from(1)) };
+    if !args.clear_zfs_labels.is_empty() {
+        let inv = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
+        if let Err(e) = plan.clear_zfs_labels(&inv, &args.clear_zfs_labels) {
+            eprintln!("keel: cannot plan {}: {e}", plan.hostname);
+            return Ok(ExitCode::from(1));
+        }
+    }
     let path = journal_path(&args.journal_dir, &plan.hostname);
     let mut host = LoggingHost::new(&path.with_extension("log"));
     if !args.restart {
@@ -91,7 +98,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| !done.contains(&s.id)).collect();
     let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
     let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
-    let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing) {
+    let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("keel: preflight refused: {e}");
@@ -139,7 +146,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
 
     if args.detach {
-        return detach(args, &profile_path, &plan.serials(), &path);
+        return detach(args, &profile_path, &plan.written_serials(), &path);
     }
 
     let opts = Options {
@@ -237,6 +244,12 @@ fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path
     cmd.arg("--yes").arg("--confirm-serials").arg(serials.join(","));
     if args.wipe_existing {
         cmd.arg("--wipe-existing");
+    }
+    if !args.clear_zfs_labels.is_empty() {
+        cmd.arg("--clear-zfs-labels").arg(args.clear_zfs_labels.join(","));
+    }
+    if args.accept_foreign_pools {
+        cmd.arg("--accept-foreign-pools");
     }
     if let Some(u) = &args.until {
         cmd.arg("--until").arg(u);

@@ -220,6 +220,12 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     if a.choices.wipe_existing {
         install_args.push("--wipe-existing".into());
     }
+    if !a.choices.clear_zfs_labels.is_empty() {
+        install_args.extend(["--clear-zfs-labels".into(), a.choices.clear_zfs_labels.join(",")]);
+    }
+    if a.choices.accept_foreign_pools {
+        install_args.push("--accept-foreign-pools".into());
+    }
     if let Some(u) = &a.choices.until {
         install_args.extend(["--until".into(), u.clone()]);
     }
@@ -234,7 +240,9 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
         eprintln!("keel: the preflight on {} refused (above); nothing was written", args.host);
         return Ok(Some(ExitCode::from(1)));
     }
-    let serials = far_serials(&ssh, args, &install_args)?;
+    let mut serials = far_serials(&ssh, args, &install_args)?;
+    // disks whose ZFS labels the far side clears are confirmed like its targets
+    serials.extend(a.choices.clear_zfs_labels.iter().map(|s| s.trim().to_string()));
     if a.choices.yes {
         let given: Vec<String> = a.choices.confirm_serials.iter().map(|s| s.trim().to_string()).collect();
         let (mut g, mut w) = (given.clone(), serials.clone());

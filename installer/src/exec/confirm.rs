@@ -28,12 +28,25 @@ pub fn disks_to_destroy(plan: &Plan, pre: &Preflight) -> String {
             ]
         })
         .collect();
-    crate::table::render(&["DISK", "DEVICE", "MODEL", "SERIAL", "SIZE", "ON IT NOW"], &rows)
+    let mut out = crate::table::render(&["DISK", "DEVICE", "MODEL", "SERIAL", "SIZE", "ON IT NOW"], &rows);
+    for c in &plan.cleared {
+        out.push_str(&format!("and the ZFS labels of {} ({}, serial {}, not a target: --clear-zfs-labels)\n", c.kernel_name, c.model, c.serial));
+    }
+    for f in &pre.foreign {
+        let on = if f.disks.is_empty() { f.found.members.join(", ") } else { f.disks.join(", ") };
+        if f.cleared {
+            out.push_str(&format!("cleared: {on} holds pool {} (GUID {}), not ours\n", f.found.name, f.found.guid));
+        } else {
+            out.push_str(&format!("left alone: {on} holds pool {} (GUID {}, {}), not ours\n", f.found.name, f.found.guid, if f.found.imported { "imported" } else { "exported" }));
+        }
+    }
+    out
 }
 
-/// Unattended consent: the serials given must be exactly the plan's (order free).
+/// Unattended consent: the serials given must be exactly those the plan writes to (the
+/// targets and the disks whose ZFS labels it clears), order free.
 pub fn check_serials(plan: &Plan, given: &[String]) -> Result<(), String> {
-    let mut want = plan.serials();
+    let mut want = plan.written_serials();
     let mut got: Vec<String> = given.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     want.sort();
     got.sort();

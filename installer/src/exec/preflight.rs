@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::checks::{fs_type, s};
+use super::pools;
 use super::host::{command_line, Host, HostError};
 use crate::hardware::Inventory;
 use crate::plan::{Group, Plan, Step};
@@ -26,6 +27,10 @@ pub enum PreflightError {
     InUse { label: String, dev: String, serial: String, usage: String },
     #[error("ZFS pool {pool} is imported and lives on the target disks ({devices}). Export it (`zpool export {pool}`) or destroy it, then run keel again")]
     PoolImported { pool: String, devices: String },
+    #[error("a pool named {pool} is imported from a disk outside the plan: {what}. keel never imports, writes or exports a pool that is not the plan's, and cannot create its own {pool} beside it: check what it is, export it (`zpool export {pool}`) and run keel again")]
+    ForeignPoolImported { pool: String, what: String },
+    #[error("disks outside the plan carry pools named like this install's own:\n  {pools}\nThe installed node's initramfs imports its root pool by name, so its first boot could take the old pool for its own. Do one of: remove that disk; clear its ZFS labels with --clear-zfs-labels {serials} (this destroys those pools; it is confirmed like the targets: type the host name, or add the serial to --confirm-serials); or, accepting that risk, pass --accept-foreign-pools")]
+    ForeignPools { pools: String, serials: String },
     #[error("the target disks hold data: {found}. They will be destroyed: pass --wipe-existing to confirm that this is intended")]
     ExistingData { found: String },
     #[error("{tool} is too old: {why}")]
@@ -49,6 +54,19 @@ pub struct Preflight {
     pub versions: Vec<String>,
     /// Whether pool steps will run (so ZFS was required).
     pub needs_zfs: bool,
+    /// Pools (imported or importable) with no member on a target disk: left alone.
+    pub foreign: Vec<ForeignPool>,
+}
+
+/// A pool outside the targets, and the disks it is on.
+#[derive(Debug, Clone)]
+pub struct ForeignPool {
+    pub found: pools::Found,
+    /// `sda (serial LABOLD0003)` for each disk a member is on.
+    pub disks: Vec<String>,
+    pub serials: Vec<String>,
+    /// All its disks are named by --clear-zfs-labels.
+    pub cleared: bool,
 }
 
 /// Debian package of each tool keel runs.
@@ -70,7 +88,9 @@ fn package_of(tool: &str) -> &'static str {
 
 /// Runs every check. `steps` are the steps this run will execute; `wiped` is true when the
 /// journal says the wipe already happened (then what is on the disks is keel's own work).
-pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], wiped: bool, wipe_existing: bool) -> Result<Preflight, PreflightError> {
+/// `accept_foreign` lets exported pools named like the plan's stay on disks outside it
+/// (`--accept-foreign-pools`).
+pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], wiped: bool, wipe_existing: bool, accept_foreign: bool) -> Result<Preflight, PreflightError> {
     if !host.is_root() {
         return Err(PreflightError::NotRoot);
     }
@@ -168,6 +188,8 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
         report.devices.insert(t.by_id.clone(), dev_path);
     }
 
+    foreign_pools(host, plan, live, &mut report, accept_foreign)?;
+
     if !wiped {
         // A pool imported from the targets would be destroyed under its users' feet.
         if host.has_program("zpool") {
@@ -195,4 +217,54 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
         }
     }
     Ok(report)
+}
+
+/// Every pool on disks outside the targets (imported ones from `zpool list`, exported ones from
+/// a read-only `zpool import` scan): listed in the report. One that carries a name this plan
+/// gives its own pools is refused: imported, always (keel cannot create its own beside it);
+/// exported, unless its disks are cleared by the plan or the operator accepts the risk.
+fn foreign_pools(host: &mut dyn Host, plan: &Plan, live: &Inventory, report: &mut Preflight, accept: bool) -> Result<(), PreflightError> {
+    if !host.has_program("zpool") || !host.exists(Path::new("/sys/module/zfs")) {
+        return Ok(());
+    }
+    let mut all = pools::all_imported(host)?;
+    let scan = host.run(&s(&["zpool", "import"]), Duration::from_secs(120))?;
+    if scan.success() {
+        all.extend(pools::parse_scan(&scan.stdout));
+    }
+    let target_devs: Vec<String> = report.devices.values().cloned().collect();
+    let on = |dev: &str, disk: &str| dev == disk || dev.strip_prefix(disk).is_some_and(|rest| rest.trim_start_matches('p').chars().all(|c| c.is_ascii_digit()) && !rest.is_empty());
+    let mut blocking = Vec::new();
+    let mut serials = BTreeSet::new();
+    for f in all {
+        let devs: Vec<String> = f.members.iter().map(|m| pools::canonical(host, m)).collect();
+        if devs.iter().any(|d| target_devs.iter().any(|t| on(d, t))) {
+            continue; // on the targets: the wipe's business (and the checks below)
+        }
+        let mut disks = Vec::new();
+        let mut these = Vec::new();
+        for d in &devs {
+            if let Some(disk) = live.disks.iter().find(|k| on(d, &format!("/dev/{}", k.name))) {
+                let label = format!("{} (serial {})", disk.name, disk.serial);
+                if !disks.contains(&label) {
+                    disks.push(label);
+                    these.push(disk.serial.clone());
+                }
+            }
+        }
+        let cleared = !these.is_empty() && these.iter().all(|s| plan.cleared.iter().any(|c| &c.serial == s));
+        let planned_name = crate::plan::POOLS.iter().any(|(p, _)| *p == f.name);
+        if f.imported && (planned_name || cleared) {
+            return Err(PreflightError::ForeignPoolImported { pool: f.name.clone(), what: f.describe() });
+        }
+        if planned_name && !cleared && !accept {
+            blocking.push(format!("{} holds pool {}", if disks.is_empty() { "a disk".to_string() } else { disks.join(", ") }, f.describe()));
+            serials.extend(these.iter().cloned());
+        }
+        report.foreign.push(ForeignPool { found: f, disks, serials: these, cleared });
+    }
+    if !blocking.is_empty() {
+        return Err(PreflightError::ForeignPools { pools: blocking.join("\n  "), serials: serials.into_iter().collect::<Vec<_>>().join(" --clear-zfs-labels ") });
+    }
+    Ok(())
 }

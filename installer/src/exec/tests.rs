@@ -291,7 +291,7 @@ fn journal_of_another_install_is_refused() {
 
 fn preflight_err(h: &mut FakeHost, plan: &Plan, inv: &Inventory, wipe_existing: bool) -> String {
     let steps: Vec<&plan::Step> = plan.steps.iter().collect();
-    match preflight::run(h, plan, inv, &steps, false, wipe_existing) {
+    match preflight::run(h, plan, inv, &steps, false, wipe_existing, false) {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
     }
@@ -303,7 +303,7 @@ fn preflight_passes_on_empty_disks_and_lists_versions() {
     let mut h = host_for(&plan);
     h.answer("sgdisk --version", Output::ok("GPT fdisk (sgdisk) version 1.0.9\n"));
     let steps: Vec<&plan::Step> = plan.steps.iter().collect();
-    let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false).unwrap();
+    let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false, false).unwrap();
     assert_eq!(pre.versions[0], "sgdisk --version: GPT fdisk (sgdisk) version 1.0.9");
     assert_eq!(pre.devices.values().collect::<Vec<_>>(), ["/dev/nvme0n1", "/dev/nvme1n1"]);
     // nothing was written
@@ -726,4 +726,77 @@ fn another_images_root_on_the_disks_is_not_taken_for_this_one() {
     let mut j = journal(&mut h, &plan);
     let e = execute(&mut h, &plan, &mut j, &image_opts(z), &mut |_| {}).unwrap_err().to_string();
     assert!(e.contains("rpool/ROOT/pve-1@keel-base exists with GUID 555, the image pve-base.zfs.zst has 987654321"), "{e}");
+}
+
+/// The AX41 fixture plus a third drive (a SATA disk named nvme2n1 here, so the fake's links
+/// stay short: serial OLD0003, by-id nvme-OTHER) with two partitions: an old install's disk.
+fn with_old_disk(inv: &Inventory) -> Inventory {
+    let mut inv = inv.clone();
+    let mut d = inv.disks.iter().find(|d| d.name == "nvme1n1").unwrap().clone();
+    d.name = "nvme2n1".into();
+    d.path = "/dev/nvme2n1".into();
+    d.serial = "OLD0003".into();
+    d.kind = crate::hardware::DiskKind::Scsi;
+    d.stable_id = Some("nvme-OTHER".into());
+    d.by_id = vec!["nvme-OTHER".into()];
+    d.usage.clear();
+    d.partitions = (2..=3u32)
+        .map(|n| crate::hardware::Partition { name: format!("nvme2n1p{n}"), number: n, start_sector: 4096 * n as u64, size_bytes: crate::size::ByteSize(crate::size::GIB) })
+        .collect();
+    inv.disks.push(d);
+    inv
+}
+
+#[test]
+fn preflight_lists_foreign_pools_and_refuses_an_importable_rpool_elsewhere() {
+    let (inv, _) = setup("ax41-nvme");
+    let inv = with_old_disk(&inv);
+    let plan = plan::build(&inv, &profile(), None).unwrap();
+    assert_eq!(plan.serials(), ["S675NX0T100001", "S675NX0T100002"], "the old disk is no target");
+    let mut h = host_for(&plan);
+    foreign_pools(&mut h);
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("disks outside the plan carry pools named like this install's own"), "{e}");
+    assert!(e.contains("nvme2n1 (serial OLD0003) holds pool rpool (GUID 999, exported, ONLINE) on nvme-OTHER-part2"), "{e}");
+    assert!(e.contains("nvme2n1 (serial OLD0003) holds pool datapool (GUID 998"), "{e}");
+    assert!(e.contains("--clear-zfs-labels OLD0003") && e.contains("--accept-foreign-pools"), "{e}");
+    assert!(!h.commands().iter().any(|c| is_import(c) || c.contains("labelclear")), "a scan only: {:?}", h.commands());
+
+    // accepted: listed in the table, left alone
+    let steps: Vec<&plan::Step> = plan.steps.iter().collect();
+    let pre = preflight::run(&mut h, &plan, &inv, &steps, false, false, true).unwrap();
+    assert_eq!(pre.foreign.len(), 2);
+    let table = super::confirm::disks_to_destroy(&plan, &pre);
+    assert!(table.contains("left alone: nvme2n1 (serial OLD0003) holds pool rpool (GUID 999, exported), not ours"), "{table}");
+
+    // cleared: the plan names the disk, one step clears only its ZFS labels, consent covers it
+    let mut cleared = plan.clone();
+    cleared.clear_zfs_labels(&inv, &["OLD0003".to_string()]).unwrap();
+    let step = cleared.steps.iter().find(|s| s.id == "wipe.labels-old0003").expect("planned");
+    let cmds: Vec<String> = step.commands.iter().map(|c| super::host::command_line(c)).collect();
+    assert_eq!(cmds, ["zpool labelclear -f /dev/disk/by-id/nvme-OTHER-part2", "zpool labelclear -f /dev/disk/by-id/nvme-OTHER-part3"]);
+    assert_ne!(cleared.digest(), plan.digest());
+    let steps: Vec<&plan::Step> = cleared.steps.iter().collect();
+    let pre = preflight::run(&mut h, &cleared, &inv, &steps, false, false, false).unwrap();
+    assert!(super::confirm::disks_to_destroy(&cleared, &pre).contains("cleared: nvme2n1 (serial OLD0003) holds pool rpool (GUID 999)"));
+    assert!(super::confirm::check_serials(&cleared, &plan.serials()).is_err(), "the cleared disk must be confirmed too");
+    let mut all = plan.serials();
+    all.push("OLD0003".into());
+    super::confirm::check_serials(&cleared, &all).unwrap();
+    let mut j = journal(&mut h, &cleared);
+    h.calls.clear();
+    execute(&mut h, &cleared, &mut j, &until("partition.disk-b"), &mut |_| {}).unwrap();
+    let on_old: Vec<String> = h.commands().into_iter().filter(|c| c.contains("nvme-OTHER") || c.contains("nvme2n1")).collect();
+    assert_eq!(on_old, cmds, "nothing else touches the old disk");
+    // a target or an unknown serial cannot be "cleared"
+    assert!(plan.clone().clear_zfs_labels(&inv, &["S675NX0T100001".to_string()]).unwrap_err().to_string().contains("is a target already"));
+    assert!(plan.clone().clear_zfs_labels(&inv, &["NOPE".to_string()]).unwrap_err().to_string().contains("no disk with that serial"));
+
+    // imported under the planned name: refused even when accepted
+    h.set("zpool list -H -o name", Output::ok("rpool\n"));
+    h.set("zpool list -H -p -o name,guid,health rpool", Output::ok("rpool\t999\tONLINE\n"));
+    h.set("zpool status -P rpool", Output::ok("  pool: rpool\nconfig:\n\trpool ONLINE\n\t  /dev/disk/by-id/nvme-OTHER-part2 ONLINE 0 0 0\n"));
+    let steps: Vec<&plan::Step> = plan.steps.iter().collect();
+    let e = preflight::run(&mut h, &plan, &inv, &steps, false, false, true).unwrap_err().to_string();
+    assert!(e.contains("a pool named rpool is imported from a disk outside the plan") && e.contains("zpool export rpool"), "{e}");
 }

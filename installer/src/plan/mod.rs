@@ -40,6 +40,11 @@ pub struct Plan {
     pub target_root: &'static str,
     /// The disks this plan wipes, named by serial. Nothing else is written.
     pub targets: Vec<TargetDisk>,
+    /// Disks outside the targets whose old ZFS labels the operator asked keel to clear
+    /// (`--clear-zfs-labels SERIAL`): named by serial like targets, confirmed like them; only
+    /// ZFS labels are cleared there (step `wipe.labels-...`), nothing else is written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cleared: Vec<TargetDisk>,
     /// Block devices present and left alone, with why.
     pub untouched: Vec<Untouched>,
     pub uplink: UplinkMatch,
@@ -217,7 +222,7 @@ impl Plan {
     /// recognise the same install on a re-run.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let targets: Vec<_> = self.targets.iter().map(|t| (&t.serial, &t.by_id)).collect();
+        let targets: Vec<_> = self.targets.iter().chain(&self.cleared).map(|t| (&t.serial, &t.by_id)).collect();
         let steps: Vec<&str> = self.steps.iter().map(|s| s.id.as_str()).collect();
         let what = serde_json::to_vec(&(targets, &self.layout, steps)).expect("plans serialize");
         crate::profile::hex_digest(&Sha256::digest(&what))
@@ -225,6 +230,49 @@ impl Plan {
 
     pub fn serials(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.serial.clone()).collect()
+    }
+
+    /// Every serial this plan writes to: the targets, then the disks whose ZFS labels it clears.
+    pub fn written_serials(&self) -> Vec<String> {
+        self.targets.iter().chain(&self.cleared).map(|t| t.serial.clone()).collect()
+    }
+
+    /// Adds, after the wipe of the targets, one step per disk in `serials` that clears the ZFS
+    /// labels of its partitions (the whole disk when it has none): an old install's pools
+    /// there would otherwise be found beside the new ones (the installed node's initramfs
+    /// imports its root pool by name). Refused for a target, a disk not present or one in use.
+    pub fn clear_zfs_labels(&mut self, inv: &Inventory, serials: &[String]) -> Result<(), PlanError> {
+        for serial in serials {
+            if self.targets.iter().any(|t| &t.serial == serial) {
+                return Err(PlanError::Disks(format!("--clear-zfs-labels {serial}: that disk is a target already (it is wiped whole); name only other disks")));
+            }
+            let Some(d) = inv.disks.iter().find(|d| &d.serial == serial) else {
+                return Err(PlanError::Disks(format!("--clear-zfs-labels {serial}: no disk with that serial is here (`keel detect` lists them)")));
+            };
+            if d.in_use() {
+                return Err(PlanError::Disks(format!("--clear-zfs-labels {serial}: {} is in use ({}); keel does not write to it", d.name, d.usage_summary())));
+            }
+            let Some(id) = d.stable_id.clone().or_else(|| d.by_id.first().cloned()) else {
+                return Err(PlanError::Disks(format!("--clear-zfs-labels {serial}: {} has no /dev/disk/by-id name to address it by", d.name)));
+            };
+            let disk = TargetDisk {
+                label: format!("X{}", self.cleared.len() + 1),
+                serial: serial.clone(),
+                model: d.model.clone(),
+                size_bytes: d.size_bytes,
+                kernel_name: d.name.clone(),
+                by_id: format!("/dev/disk/by-id/{id}"),
+                existing_partitions: d.partitions.iter().map(|p| ExistingPartition { name: p.name.clone(), number: p.number, size_bytes: p.size_bytes }).collect(),
+            };
+            let step = steps::clear_labels(&disk);
+            let at = self.steps.iter().rposition(|s| s.group == Group::Wipe).map(|i| i + 1).unwrap_or(0);
+            self.steps.insert(at, step);
+            for u in self.untouched.iter_mut().filter(|u| u.name == d.name) {
+                u.why = "its ZFS labels are cleared (--clear-zfs-labels); nothing else is written to it".into();
+            }
+            self.cleared.push(disk);
+        }
+        Ok(())
     }
 }
 
@@ -335,6 +383,7 @@ pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>,
         spec: report,
         target_root: TARGET_ROOT,
         targets,
+        cleared: Vec::new(),
         untouched,
         uplink: UplinkMatch { mac: nic.mac.clone(), current_name: nic.name.clone(), installed_name: UPLINK_IFNAME },
         layout,

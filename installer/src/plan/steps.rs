@@ -69,6 +69,24 @@ fn for_initramfs(path: &str) -> bool {
 /// What the initramfs holds of the node: `boot.zfs` rebuilds it unless it is newer than all of these.
 pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache"];
 
+/// Clears the ZFS labels of a disk outside the targets (`--clear-zfs-labels`): every partition
+/// big enough to carry a pool, or the whole disk when it has no partitions. Nothing else.
+pub fn clear_labels(d: &TargetDisk) -> Step {
+    let mut b = Builder { steps: Vec::new() };
+    let s = b.step(&format!("wipe.labels-{}", d.serial.to_lowercase()), Group::Wipe,
+        format!("clear the ZFS labels on {} ({}, not a target; --clear-zfs-labels)", d.serial, d.kernel_name),
+        "never checked: a label that is gone has nothing to clear");
+    s.disks = vec![d.serial.clone()];
+    let parts: Vec<String> = d.existing_partitions.iter().filter(|p| p.size_bytes.0 >= 64 * crate::size::MIB).map(|p| d.part(p.number)).collect();
+    if parts.is_empty() {
+        s.commands.push(cmd(&["zpool", "labelclear", "-f", &d.by_id]));
+    }
+    for part in parts {
+        s.commands.push(cmd(&["zpool", "labelclear", "-f", &part]));
+    }
+    b.steps.pop().expect("just built")
+}
+
 pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&ImageRef>) -> Vec<Step> {
     let mut b = Builder { steps: Vec::new() };
     let serials: Vec<String> = targets.iter().map(|t| t.serial.clone()).collect();
