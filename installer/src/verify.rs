@@ -155,7 +155,35 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
     }
     let bootfs = c.out(&["zpool", "get", "-H", "-o", "value", "bootfs", "rpool"]).unwrap_or_default();
     c.equal("rpool bootfs", "rpool/ROOT/pve-1", bootfs.trim());
+    // the pools are the profile's disks' (when it pins them), not another rpool's
+    if !p.disks.serials.is_empty() {
+        let strays: Vec<&String> = disks.iter().filter(|d| !p.disks.serials.iter().any(|s| d.ends_with(&format!("_{s}")) || d.ends_with(&format!("-{s}")))).collect();
+        if strays.is_empty() && !disks.is_empty() {
+            c.add("rpool disks", Status::Ok, format!("the profile's serials {}", p.disks.serials.join(", ")));
+        } else {
+            c.add("rpool disks", Status::Fail, format!("rpool is on {}, the profile pins {}", disks.join(" "), p.disks.serials.join(", ")));
+        }
+    }
+    foreign_pools(c, opts);
     disks
+}
+
+/// Another importable pool named like the node's own: the initramfs imports the root pool by
+/// name (`zpool import rpool`), so a second rpool makes a boot ambiguous. A FAIL on the node;
+/// during the install a WARN (preflight refused it already, or the operator accepted it).
+fn foreign_pools(c: &mut Checks, opts: &Options) {
+    let scan = c.out(&["zpool", "import"]).unwrap_or_default();
+    let others: Vec<String> = crate::exec::pools::parse_scan(&scan)
+        .into_iter()
+        .filter(|f| crate::plan::POOLS.iter().any(|(p, _)| *p == f.name))
+        .map(|f| f.describe())
+        .collect();
+    if others.is_empty() {
+        c.add("other pools named rpool/datapool", Status::Ok, "none importable");
+    } else {
+        let st = if opts.root == Path::new("/") { Status::Fail } else { Status::Warn };
+        c.add("other pools named rpool/datapool", st, format!("importable: {}; remove that disk or clear its labels (`zpool labelclear -f DEVICE`, or keel install --clear-zfs-labels SERIAL)", others.join("; ")));
+    }
 }
 
 fn datasets(c: &mut Checks, p: &Profile) {
@@ -349,6 +377,19 @@ mod tests {
     fn lab() -> Profile {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/lab-node-01.toml");
         Profile::load(&p).unwrap().profile
+    }
+
+    #[test]
+    fn another_importable_rpool_fails_verify_on_the_node() {
+        let p = crate::profile::Profile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/pve-node-01.toml")).unwrap().profile;
+        let mut h = FakeHost::default();
+        h.answer("zpool import", Output::ok("   pool: rpool\n     id: 999\n  state: ONLINE\n config:\n\n\trpool ONLINE\n\t  sda2 ONLINE\n\n"));
+        let rows = run(&mut h, &p, &Options::default());
+        let r = rows.iter().find(|r| r.name == "other pools named rpool/datapool").unwrap();
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.detail.contains("rpool (GUID 999, exported, ONLINE) on sda2"), "{}", r.detail);
+        let rows = run(&mut h, &p, &Options { root: "/mnt/keel".into(), ..Default::default() });
+        assert_eq!(rows.iter().find(|r| r.name == "other pools named rpool/datapool").unwrap().status, Status::Warn);
     }
 
     /// A node booted from drive 1 alone: zpool status names the missing member by its old path.

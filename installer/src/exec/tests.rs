@@ -147,7 +147,8 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
         "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd"];
-    let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k))).collect();
+    // (`zpool import` alone only lists what could be imported: verify's look for other rpools)
+    let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k)) && c != "zpool import").collect();
     assert_eq!(ran, planned_commands(&plan));
     // Nothing that writes names a device except through the plan's by-id paths (the
     // read-only checks look at the resolved devices).
