@@ -16,7 +16,9 @@
 # the scenario), KEEL_LAB_BOOT=pxe (netboot: the NIC's iPXE fetches the registry's script
 # /ipxe/MAC, which boots the live kernel and initrd from KEEL_LAB_BOOTFILES_PORT, an HTTP server
 # on the host loopback reached as http://10.0.2.102/), KEEL_LAB_EXPORT (a raw disk image attached with serial keelexport: what a
-# scenario hands back to the host beyond the results disk, such as a root image).
+# scenario hands back to the host beyond the results disk, such as a root image),
+# KEEL_LAB_SATA=SERIAL (a 1 GiB SATA disk with that serial beside the NVMe drives, kept in
+# WORKDIR/sata-SERIAL.qcow2 between boots: an old install's disk).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -81,6 +83,13 @@ firmware=()
 
 export_disk=()
 [ -n "${KEEL_LAB_EXPORT:-}" ] && export_disk=(-drive "file=$KEEL_LAB_EXPORT,format=raw,if=none,id=export" -device virtio-blk-pci,drive=export,serial=keelexport)
+# a SATA disk beside the NVMe drives (an old install's disk): WORKDIR/sata-SERIAL.qcow2, 1 GiB
+old_disk=()
+if [ -n "${KEEL_LAB_SATA:-}" ]; then
+  [ -f "$work/sata-$KEEL_LAB_SATA.qcow2" ] || qemu-img create -q -f qcow2 "$work/sata-$KEEL_LAB_SATA.qcow2" 1G
+  old_disk=(-device ahci,id=ahci0 -drive "file=$work/sata-$KEEL_LAB_SATA.qcow2,if=none,id=old,format=qcow2,cache=unsafe"
+            -device "ide-hd,drive=old,bus=ahci0.0,serial=$KEEL_LAB_SATA")
+fi
 
 console="$work/console-$scenario.log"
 results="$work/results-$scenario"
@@ -111,6 +120,7 @@ for attempt in 1 2; do
     -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" -device virtio-blk-pci,drive=payload,serial=keelpayload \
     -drive "file=$work/results.img,format=raw,if=none,id=results" -device virtio-blk-pci,drive=results,serial=keelresults \
     "${export_disk[@]}" \
+    "${old_disk[@]}" \
     "${nvme[@]}" \
     -uuid 11111111-2222-3333-4444-555555555555 \
     -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \

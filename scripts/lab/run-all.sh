@@ -5,8 +5,12 @@
 #   detect-uefi    the same guest booted through OVMF: keel detects UEFI, check and plan pass
 #   disk-phase     keel install's disk phase, verified (tables, pools, properties, datasets,
 #                  swap); run again: nothing changes
-#   crash-resume   power cut in the middle of the dataset steps, boot again (the rescue system
-#                  forgot its journal), run again: resumes from the journal on rpool, same state
+#   crash-resume   beside an old install's disk (exported rpool and datapool on a SATA disk,
+#                  the NVMe drives enumerated against their serials' order): refused without
+#                  --accept-foreign-pools; power cut in the middle of the dataset steps, boot
+#                  again (the rescue system forgot its journal), run again: resumes from the
+#                  journal on the targets' rpool (imported by GUID), same state; the old disk's
+#                  image is byte-identical (host checksum)
 #   one-drive      a drive missing: refused before anything is written (disk image unchanged)
 #   other-serial   a drive with another serial: refused, disks unchanged
 #   network        two guests on one loopback link: the rendered .link file and interfaces
@@ -129,7 +133,26 @@ refuse_unchanged() { # name serials...: refuse scenario; the disk images must no
   if [ "$before" != "$after" ]; then echo "    FAIL: a refused run changed the disk images"; rc=1; fi
   return $rc
 }
-crash_resume() { run crash "$work/crash" crash && run resume "$work/crash" resume; }
+# Power cut and resume beside an old install's disk (a SATA disk with exported pools named rpool
+# and datapool, foreign-prep), the NVMe drives enumerated against their serials' order
+# (nvme0n1 is LABNVME0002): keel refuses, then (accepted) runs only on the targets; the old
+# disk's image must be byte-identical afterwards (checksum here, on the host).
+crash_resume() {
+  local dir="$work/crash" rc before after
+  KEEL_LAB_SATA=LABOLD0003 run foreign-prep "$dir" foreign-prep LABNVME0002 LABNVME0001 || return 1
+  before=$(sha256sum "$dir/sata-LABOLD0003.qcow2" | cut -d' ' -f1)
+  KEEL_LAB_SATA=LABOLD0003 run crash "$dir" crash LABNVME0002 LABNVME0001 \
+    && KEEL_LAB_SATA=LABOLD0003 run resume "$dir" resume LABNVME0002 LABNVME0001
+  rc=$?
+  after=$(sha256sum "$dir/sata-LABOLD0003.qcow2" | cut -d' ' -f1)
+  if [ "$before" = "$after" ]; then
+    echo "    ok    the old disk is byte-identical after the install and the resume (sha256 $after)"
+  else
+    echo "    FAIL  the old disk changed: sha256 $before before, $after after"
+    rc=1
+  fi
+  return $rc
+}
 # two lanes of about equal length (each about 4 minutes, beside the repository build)
 basic_lane_1() {
   timed detect-check run detect-check "$work/detect" detect-check

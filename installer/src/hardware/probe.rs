@@ -39,6 +39,17 @@ impl Tree<'_> {
         fs::read_to_string(self.path(rel)).map(|s| s.trim().to_string()).unwrap_or_default()
     }
 
+    /// The unit serial number of a SCSI/ATA disk: VPD page 0x80 (`device/vpd_pg80`, binary:
+    /// a 4-byte header, then the serial in ASCII, space padded); empty if unreadable.
+    fn vpd_serial(&self, rel: &str) -> String {
+        let b = fs::read(self.path(rel)).unwrap_or_default();
+        if b.len() < 4 || b[1] != 0x80 {
+            return String::new();
+        }
+        let len = (usize::from(b[2]) << 8 | usize::from(b[3])).min(b.len() - 4);
+        String::from_utf8_lossy(&b[4..4 + len]).trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string()
+    }
+
     fn attr_num<T: std::str::FromStr>(&self, rel: &str) -> Option<T> {
         self.attr(rel).parse().ok()
     }
@@ -298,7 +309,8 @@ fn probe_disk(
             t.attr(&format!("{base}/device/model")),
             {
                 let s = t.attr(&format!("{base}/serial"));
-                if s.is_empty() { t.attr(&format!("{base}/device/serial")) } else { s }
+                let s = if s.is_empty() { t.attr(&format!("{base}/device/serial")) } else { s };
+                if s.is_empty() { t.vpd_serial(&format!("{base}/device/vpd_pg80")) } else { s }
             },
             t.attr(&format!("{base}/device/rev")),
         ),
@@ -451,6 +463,21 @@ fn device_name(source: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sata_disk_serial_comes_from_vpd_page_80() {
+        let dir = std::env::temp_dir().join(format!("keel-vpd-{}", std::process::id()));
+        fs::create_dir_all(dir.join("d")).unwrap();
+        let mut page = vec![0u8, 0x80, 0, 20];
+        page.extend_from_slice(b"LABOLD0003          ");
+        fs::write(dir.join("d/vpd_pg80"), &page).unwrap();
+        fs::write(dir.join("d/bad"), [0u8, 0x83, 0, 2, b'x', b'y']).unwrap();
+        let t = Tree { root: &dir };
+        assert_eq!(t.vpd_serial("d/vpd_pg80"), "LABOLD0003");
+        assert_eq!(t.vpd_serial("d/bad"), "", "another VPD page is not a serial");
+        assert_eq!(t.vpd_serial("d/missing"), "");
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn natural_order() {

@@ -19,9 +19,19 @@ equals() { # equals "what" expected actual
   if [ "$2" = "$3" ]; then echo "ok    $1 = $2"; else echo "FAIL  $1: expected '$2', found '$3'"; failures=$((failures + 1)); fi
 }
 
+# An old install's disk beside the targets (boot.sh KEEL_LAB_SATA=LABOLD0003): exported pools
+# named rpool and datapool (foreign-prep.sh). keel refuses it unless told; the lab accepts it.
+OLD_DISK=/dev/disk/by-id/ata-QEMU_HARDDISK_LABOLD0003
+
 install_lab() { # the disk phase of lab-node-01 (up to the last dataset step), unattended
+  accept=""
+  [ -e $OLD_DISK ] && accept=--accept-foreign-pools
   ./keel install --profile profiles/lab-node-01.toml --yes --confirm-serials "$SERIALS" \
-    --journal-dir "$JOURNALS" --progress plain --until datasets.datapool "$@"
+    --journal-dir "$JOURNALS" --progress plain --until datasets.datapool $accept "$@"
+}
+
+old_pools() { # what `zpool import` finds on the old disk alone: "name guid" per pool
+  zpool import -d $OLD_DISK-part1 -d $OLD_DISK-part2 2>/dev/null | awk '/pool:/ {n=$2} /id:/ {print n, $2}' | sort
 }
 
 node_number() { # keel.node=N on the kernel command line (rescue boots), default 1
@@ -80,8 +90,12 @@ verify_disk_phase() { # [profile]: lab-node-01's by default
     have=$(sfdisk --json "$dev" | awk -F'[:,]' '/"node"/ {gsub(/[" ]/, "", $2); n=$2; sub(/.*p/, "", n)} /"start"/ {s=$2} /"size"/ {print n+0, s+0, $2+0}' | sort -n)
     equals "partition table of $serial (number start size)" "$want" "$have"
   done
-  zpool import -d /dev/disk/by-id -N -R /mnt/keel rpool >/dev/null 2>&1
-  zpool import -d /dev/disk/by-id -N -R /mnt/keel datapool >/dev/null 2>&1
+  # the targets' partitions only: another disk may carry pools of the same names
+  for pool in rpool datapool; do
+    part=2; [ $pool = datapool ] && part=3
+    zpool list $pool >/dev/null 2>&1 || zpool import -d /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0001-part$part \
+      -d /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0002-part$part -N -R /mnt/keel $pool >/dev/null 2>&1
+  done
   for pool in rpool datapool; do
     part=2; [ $pool = datapool ] && part=3
     equals "$pool health" ONLINE "$(zpool get -H -o value health $pool)"
