@@ -38,6 +38,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("secauth-without-crypto", "crypto-cipher = \"aes256\"", "crypto-cipher = \"none\""),
     ("cluster-link-missing", "vswitch-vlan = 4000\n", ""),
     ("wrong-suite", "suite = \"bookworm\"", "suite = \"trixie\""),
+    ("ssh-cipher-typo", "\"aes256-gcm@openssh.com\"]", "\"aes256-gmc@openssh.com\"]"),
+    ("ssh-kex-unknown", "\"curve25519-sha256@libssh.org\",", "\"mlkem768x25519-sha256\","),
+    ("ssh-mac-unknown", "\"hmac-sha2-256-etm@openssh.com\"]", "\"hmac-sha3-256\"]"),
+    ("mirror-with-space", "\"http://mirror.hetzner.com/debian/packages\"", "\"http://mirror.hetzner.com/debian/ packages\""),
+    ("mirror-without-host", "\"http://mirror.hetzner.com/debian/security\"", "\"http:///debian/security\""),
+    ("timezone-unknown", "timezone = \"Europe/Berlin\"", "timezone = \"Europe/Berln\""),
+    ("timezone-case", "timezone = \"Europe/Berlin\"", "timezone = \"europe/berlin\""),
     ("several-errors", "vswitch-vlan = 4000\nmtu = 1400", "vswitch-vlan = 5000\nmtu = 100"),
 ];
 

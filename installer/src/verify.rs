@@ -100,11 +100,61 @@ pub fn run(host: &mut dyn Host, p: &Profile, opts: &Options) -> Vec<Check> {
     datasets(&mut c, p);
     files(&mut c, p, &opts.root, &disks);
     boot(&mut c, p, &opts.root, &disks);
+    parsers(&mut c, &opts.root);
     if opts.root == Path::new("/") {
+        swap(&mut c);
         network(&mut c, p);
         quorum(&mut c, p, opts.expect_quorum);
     }
     c.rows
+}
+
+/// A command run in the installed system: through chroot for a mounted target.
+fn in_root(root: &Path, argv: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = if root == Path::new("/") { vec![] } else { vec!["chroot".into(), root.display().to_string()] };
+    v.extend(argv.iter().map(|a| a.to_string()));
+    v
+}
+
+/// The installed system's own programs read what keel wrote: a file the node could not use
+/// (an sshd that would not start on a node reached only over SSH, a dangling /etc/localtime)
+/// stops the install here instead of the node.
+fn parsers(c: &mut Checks, root: &Path) {
+    if !c.host.exists(&under(root, "/usr/sbin/sshd")) {
+        c.add("sshd -t", Status::Fail, format!("{} is missing: openssh-server is not installed", under(root, "/usr/sbin/sshd").display()));
+    } else {
+        // sshd -t wants its privilege separation folder, which systemd makes at boot
+        // (RuntimeDirectory=sshd); in the target, /run is the rescue system's (bound by os.chroot)
+        if root != Path::new("/") {
+            let _ = c.host.run(&in_root(root, &["mkdir", "-p", "/run/sshd"]), T);
+        }
+        let argv = in_root(root, &["/usr/sbin/sshd", "-t"]);
+        match c.host.run(&argv, T) {
+            Ok(o) if o.success() => c.add("sshd -t", Status::Ok, "the installed sshd accepts its configuration"),
+            Ok(o) => c.add("sshd -t", Status::Fail, format!("the installed sshd would not start: `{}` exited {}: {}", argv.join(" "), o.code, o.stderr_tail(3))),
+            Err(e) => c.add("sshd -t", Status::Fail, e.to_string()),
+        }
+    }
+    match c.host.run(&in_root(root, &["readlink", "-e", "/etc/localtime"]), T) {
+        Ok(o) if o.success() => c.add("time zone", Status::Ok, format!("/etc/localtime -> {}", o.stdout.trim())),
+        Ok(_) => c.add("time zone", Status::Fail, "/etc/localtime is missing or dangling (a zone the target's tzdata lacks)"),
+        Err(e) => c.add("time zone", Status::Fail, e.to_string()),
+    }
+}
+
+/// On the node: the swap zvol is in use, with keel's swappiness.
+fn swap(c: &mut Checks) {
+    let dev = c.host.resolve(Path::new(render::SWAP_DEVICE)).map(|d| d.display().to_string());
+    let swaps = c.host.read_file(Path::new("/proc/swaps")).unwrap_or_default();
+    match dev {
+        Ok(d) if swaps.lines().skip(1).any(|l| l.split_whitespace().next() == Some(d.as_str())) => {
+            c.add("swap", Status::Ok, format!("{} ({d}) active", render::SWAP_DEVICE));
+        }
+        Ok(d) => c.add("swap", Status::Fail, format!("{} ({d}) is not active (/proc/swaps lists: {})", render::SWAP_DEVICE, swaps.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect::<Vec<_>>().join(", "))),
+        Err(_) => c.add("swap", Status::Fail, format!("{} does not exist", render::SWAP_DEVICE)),
+    }
+    let v = c.host.read_file(Path::new("/proc/sys/vm/swappiness")).unwrap_or_default();
+    c.equal("vm.swappiness", &render::SWAPPINESS.to_string(), v.trim());
 }
 
 /// Pool health, mirror members, properties. Returns the drives (by-id) rpool's members are on.
@@ -432,6 +482,51 @@ mod tests {
         let b1 = row(&rows, "boot nvme-QEMU_NVMe_Ctrl_LABNVME0001");
         assert_eq!(b1.status, Status::Fail, "{b1:?}");
         assert!(b1.detail.contains("vmlinuz-6.1.0-50-amd64 missing") && b1.detail.contains("grub/grub.cfg missing"), "{b1:?}");
+    }
+
+    /// A target whose sshd refuses keel's configuration (or whose /etc/localtime dangles) fails
+    /// verify, so the install stops before the node would; the node's swap must be on.
+    #[test]
+    fn the_targets_own_parsers_and_the_nodes_swap_are_checked() {
+        let p = lab();
+        let target = Options { root: "/mnt/keel".into(), ..Default::default() };
+        let mut h = one_drive_host("ONLINE");
+        let rows = run(&mut h, &p, &target);
+        assert!(row(&rows, "sshd -t").detail.contains("openssh-server is not installed"));
+        h.files.insert("/mnt/keel/usr/sbin/sshd".into(), Vec::new());
+        h.answer("chroot /mnt/keel /usr/sbin/sshd -t", Output::failed(255, "/etc/ssh/sshd_config.d/50-keel-hardening.conf line 14: Bad SSH2 cipher spec 'aes256-gmc@openssh.com'."));
+        h.answer("chroot /mnt/keel readlink -e /etc/localtime", Output::failed(1, ""));
+        let rows = run(&mut h, &p, &target);
+        let sshd = row(&rows, "sshd -t");
+        assert_eq!(sshd.status, Status::Fail);
+        assert!(sshd.detail.contains("Bad SSH2 cipher spec"), "{sshd:?}");
+        assert_eq!(row(&rows, "time zone").status, Status::Fail);
+        assert!(h.commands().contains(&"chroot /mnt/keel mkdir -p /run/sshd".to_string()));
+        h.set("chroot /mnt/keel /usr/sbin/sshd -t", Output::ok(""));
+        h.set("chroot /mnt/keel readlink -e /etc/localtime", Output::ok("/usr/share/zoneinfo/Europe/Berlin\n"));
+        let rows = run(&mut h, &p, &target);
+        assert_eq!(row(&rows, "sshd -t").status, Status::Ok);
+        assert_eq!(row(&rows, "time zone").status, Status::Ok);
+        assert!(!rows.iter().any(|r| r.name == "swap"), "swap is checked on the node only");
+
+        // on the node: the zvol must be in /proc/swaps, swappiness keel's
+        let node = Options::default();
+        h.files.insert("/usr/sbin/sshd".into(), Vec::new());
+        h.files.insert("/proc/swaps".into(), b"Filename\tType\tSize\tUsed\tPriority\n".to_vec());
+        h.files.insert("/proc/sys/vm/swappiness".into(), b"60\n".to_vec());
+        let rows = run(&mut h, &p, &node);
+        assert!(row(&rows, "swap").detail.contains("does not exist"), "{rows:?}");
+        h.links.insert("/dev/zvol/rpool/swap".into(), "/dev/zd0".into());
+        let rows = run(&mut h, &p, &node);
+        assert_eq!(row(&rows, "swap").status, Status::Fail);
+        assert!(row(&rows, "swap").detail.contains("is not active"));
+        assert_eq!(row(&rows, "vm.swappiness").detail, "expected 10, found 60");
+        h.files.insert("/proc/swaps".into(), b"Filename\tType\tSize\tUsed\tPriority\n/dev/zd0 partition 524284 0 -2\n".to_vec());
+        h.files.insert("/proc/sys/vm/swappiness".into(), b"10\n".to_vec());
+        let rows = run(&mut h, &p, &node);
+        assert_eq!(row(&rows, "swap").status, Status::Ok);
+        assert_eq!(row(&rows, "vm.swappiness").status, Status::Ok);
+        assert!(h.commands().iter().filter(|c| c.contains("mkdir -p /run/sshd")).all(|c| c.starts_with("chroot")), "the node's /run is not touched");
     }
 
     #[test]

@@ -226,8 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let (hostid, cache, link) = (root.join("etc/hostid"), root.join("etc/zfs/zpool.cache"), root.join("etc/systemd/network/10-keel-nic0.link"));
+        let resume = root.join("etc/initramfs-tools/conf.d/resume");
         let initrd = root.join("boot/initrd.img-6.8.12-4-pve");
-        for f in [&hostid, &cache, &link] {
+        for f in [&hostid, &cache, &link, &resume] {
             touch(f, "2026-01-01 10:00");
         }
         assert_eq!(check(root), Done::No, "no initramfs at all");
@@ -235,7 +236,11 @@ mod tests {
         assert_eq!(check(root), Done::No, "initramfs older than the inputs");
         touch(&initrd, "2026-01-02 10:00");
         assert!(matches!(check(root), Done::Yes(_)), "{:?}", check(root));
-        touch(&link, "2026-01-03 10:00");
+        touch(&resume, "2026-01-03 10:00");
+        assert_eq!(check(root), Done::No, "RESUME changed after the initramfs");
+        touch(&initrd, "2026-01-03 11:00");
+        assert!(matches!(check(root), Done::Yes(_)));
+        touch(&link, "2026-01-03 12:00");
         assert_eq!(check(root), Done::No, "a .link file changed after the initramfs");
         touch(&initrd, "2026-01-04 10:00");
         touch(&root.join("boot/initrd.img-6.8.12-1-pve"), "2025-01-01 10:00");

@@ -83,6 +83,8 @@ fn host_for(plan: &Plan) -> FakeHost {
     h.effects.push(("zgenhostid -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), b"\x01\x02\x03\x04".to_vec()));
     h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
     h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
+    // the target's sshd (openssh-server) for verify's `sshd -t`
+    h.effects.push(("chroot /mnt/keel env DEBIAN_FRONTEND=noninteractive apt-get install".into(), "/mnt/keel/usr/sbin/sshd".into(), b"sshd".to_vec()));
     h.answer("mountpoint -q", Output::failed(32, ""));
     h.answer("chroot /mnt/keel dpkg-query", Output::failed(1, "no packages found"));
     h.answer("chroot /mnt/keel id -u", Output::failed(1, "no such user"));
@@ -146,7 +148,8 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
-        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd"];
+        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd",
+        "chroot /mnt/keel mkdir -p /run/sshd", "chroot /mnt/keel /usr/sbin/sshd -t", "chroot /mnt/keel readlink -e /etc/localtime"];
     // (`zpool import` alone only lists what could be imported: verify's look for other rpools)
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k)) && c != "zpool import").collect();
     assert_eq!(ran, planned_commands(&plan));
@@ -596,7 +599,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
     let ran = h.commands();
-    for fs in ["dev", "proc", "sys"] {
+    for fs in ["dev", "proc", "sys", "run"] {
         assert!(ran.contains(&format!("mount --make-private --rbind /{fs} /mnt/keel/{fs}")), "{fs} bound again: {ran:?}");
     }
     assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get install") || c.starts_with("curl")), "{ran:?}");
@@ -645,6 +648,8 @@ fn image_setup(stream: &[u8], zfs_version: &str) -> (Inventory, Plan, Vec<u8>, F
     let plan = plan::build_with_image(&inv, &profile(), None, Some(image)).unwrap();
     let mut h = host_for(&plan);
     h.files.insert("/sys/module/zfs/version".into(), b"2.1.11-1\n".to_vec());
+    // the image brings the packages, openssh-server among them
+    h.files.insert("/mnt/keel/usr/sbin/sshd".into(), b"sshd".to_vec());
     (inv, plan, z, h)
 }
 

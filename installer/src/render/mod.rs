@@ -99,6 +99,7 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
     if let Some(proxy) = apt::render_proxy(profile) {
         files.push(RenderedFile::new("/etc/apt/apt.conf.d/90keel-proxy", 0o644, proxy));
     }
+    files.extend(swap_files(profile));
     files.push(RenderedFile::new(FIRST_BOOT_UNIT_PATH, 0o644, first_boot_unit(profile)));
     // proxmox-boot-tool and keel-boot-sync (GRUB) both read the command line from here
     files.push(RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{}\n", kernel_cmdline(profile))));
@@ -109,6 +110,28 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
         files.push(RenderedFile::new(&format!("/home/{}/.ssh/authorized_keys", user.name), 0o600, authorized_keys(profile, &user.ssh_keys)));
     }
     files
+}
+
+/// The swap zvol (made by `datasets.swap`, with the properties OpenZFS's FAQ gives for swap on
+/// a zvol) is switched on at boot through fstab. Swapping is kept for real memory pressure
+/// (a low vm.swappiness). RESUME=none: hibernation cannot resume from a zvol (the pool is not
+/// imported yet when the initramfs's resume script runs) and without it that script waits for
+/// the device (OpenZFS's Debian root-on-ZFS guide); it is read by update-initramfs, so it is
+/// written before the packages build the first initramfs.
+pub const FSTAB: &str = "/etc/fstab";
+pub const SWAP_DEVICE: &str = "/dev/zvol/rpool/swap";
+pub const SWAPPINESS: u32 = 10;
+pub const RESUME_CONF: &str = "/etc/initramfs-tools/conf.d/resume";
+
+fn swap_files(profile: &Profile) -> Vec<RenderedFile> {
+    vec![
+        RenderedFile::new(FSTAB, 0o644, format!(
+            "{}# ZFS mounts the root (rpool/ROOT/pve-1, from the boot command line) and every other\n# dataset itself (zfs-mount.service): only the swap zvol is listed here.\n{SWAP_DEVICE} none swap discard 0 0\n",
+            header(profile, "fstab")
+        )),
+        RenderedFile::new("/etc/sysctl.d/80-keel-swap.conf", 0o644, format!("{}vm.swappiness = {SWAPPINESS}\n", header(profile, "swap: used under memory pressure only"))),
+        RenderedFile::new(RESUME_CONF, 0o644, format!("{}RESUME=none\n", header(profile, "no resume from hibernation: the swap zvol is not there yet when the initramfs looks"))),
+    ]
 }
 
 /// The first-boot unit: `keel first-boot` reports "booted" with the host keys to the registry,
