@@ -97,6 +97,19 @@ fn host_for(plan: &Plan) -> FakeHost {
     for (prop, value) in profile().zfs.fs_properties() {
         h.answer(&format!("zfs get -H -o value {prop}"), Output::ok(&format!("{value}\n")));
     }
+    // the target as keel-boot-sync leaves it, for verify's boot checks (GRUB, the seed's loader):
+    // the kernel in /boot and on the ESP (the fake mounts every ESP on the same folder)
+    let kernel = "6.8.12-4-pve";
+    h.answer("ls /mnt/keel/boot", Output::ok(&format!("vmlinuz-{kernel}\ninitrd.img-{kernel}\n")));
+    for f in [format!("vmlinuz-{kernel}"), format!("initrd.img-{kernel}")] {
+        h.files.insert(format!("/mnt/keel/boot/{f}").into(), f.as_bytes().to_vec());
+        h.files.insert(format!("/run/keel-verify-esp/{f}").into(), f.as_bytes().to_vec());
+    }
+    let cmdline = crate::render::kernel_cmdline(&profile());
+    h.files.insert("/run/keel-verify-esp/grub/grub.cfg".into(), format!("linux /vmlinuz-{kernel} {cmdline}\n").into_bytes());
+    for t in &plan.targets {
+        h.files.insert(t.by_id.clone().into(), Vec::new());
+    }
     h.answer("zfs list -H -o name -t", Output::ok("rpool/ROOT/pve-1\nrpool/swap\ndatapool/ct\ndatapool/vm\ndatapool/backups\ndatapool/templates\n"));
     h
 }
@@ -149,7 +162,8 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
         "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd",
-        "chroot /mnt/keel mkdir -p /run/sshd", "chroot /mnt/keel /usr/sbin/sshd -t", "chroot /mnt/keel readlink -e /etc/localtime"];
+        "chroot /mnt/keel mkdir -p /run/sshd", "chroot /mnt/keel /usr/sbin/sshd -t", "chroot /mnt/keel readlink -e /etc/localtime",
+        "ls /mnt/keel/boot", "mkdir -p /run/keel-verify-esp", "mount -o ro -t vfat", "umount /run/keel-verify-esp"];
     // (`zpool import` alone only lists what could be imported: verify's look for other rpools)
     let ran: Vec<String> = h.commands().into_iter().filter(|c| !checks.iter().any(|k| c.starts_with(k)) && c != "zpool import").collect();
     assert_eq!(ran, planned_commands(&plan));

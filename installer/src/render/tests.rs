@@ -62,6 +62,8 @@ fn boot_sync_script_is_valid_shell_and_lists_the_drives() {
         assert!(out.status.success(), "{}: {}", f.path, String::from_utf8_lossy(&out.stderr));
     }
     // proxmox-boot-tool profiles get the drive list only
-    let pve = Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile;
+    let seed = std::fs::read_to_string(ws("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
+    let pve = Profile::from_source_without_files(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
+    assert_eq!(pve.os.bootloader, crate::profile::Bootloader::ProxmoxBootTool);
     assert_eq!(super::boot::files(&pve, &disks).len(), 1);
 }

@@ -31,6 +31,10 @@ for vid in 10 20 30 40; do
   check "vmbr0 carries VLAN $vid" sh -c "bridge vlan show dev vmbr0 | grep -qw $vid"
   check "gateway 10.0.$vid.1/24 on vmbr0.$vid" sh -c "ip -4 addr show vmbr0.$vid | grep -q 'inet 10.0.$vid.1/24'"
 done
+# the uplink as on Hetzner: a /32 whose gateway is the point-to-point peer, the default route via it
+check "nic0 has 10.0.2.1$((4 + node))/32 with peer 10.0.2.2" sh -c "ip -4 addr show nic0 | grep -q 'inet 10.0.2.1$((4 + node)) peer 10.0.2.2/32'"
+check "the default route goes via 10.0.2.2 on nic0" sh -c "ip -4 route show default | grep -q 'default via 10.0.2.2 dev nic0'"
+check "nic0 has its IPv6 /64" sh -c "ip -6 addr show nic0 | grep -q 'inet6 fec0::1$((4 + node))/64'"
 check "vmbr0 has 10.0.0.1/24" sh -c "ip -4 addr show vmbr0 | grep -q 'inet 10.0.0.1/24'"
 check "vSwitch VLAN nic0.4000" sh -c "ip -d link show nic0.4000 | grep -q 'vlan protocol 802.1Q id 4000'"
 equals "nic0.4000 MTU" 1400 "$(cat /sys/class/net/nic0.4000/mtu)"
