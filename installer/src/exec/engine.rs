@@ -388,7 +388,7 @@ impl Run<'_> {
 
     /// What the package step installed, for the journal and the final summary.
     fn record_versions(&mut self) -> Result<(), ExecError> {
-        let mut pkgs = crate::plan::steps_packages(self.profile);
+        let mut pkgs = crate::plan::steps_packages(self.profile, self.plan.firmware);
         pkgs.push("proxmox-kernel-*");
         if let Ok(list) = super::checks::installed(self.host, TARGET_ROOT, &pkgs) {
             let list: Vec<String> = list.iter().map(|(name, version)| format!("{name} {version}")).collect();

@@ -604,7 +604,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     h.set("zpool list -H -o name", Output::ok("pool\n"));
     h.set("zfs list -H -o name", Output::ok("dataset\n"));
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
-    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile()).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
+    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile(), crate::hardware::FirmwareMode::Bios).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
     // the kernel package built its initramfs after the host id and cache file were in place
     let initrd = "/mnt/keel/boot/initrd.img-6.8.12-4-pve\n";
     h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok(initrd));

@@ -49,6 +49,8 @@ pub struct Plan {
     pub untouched: Vec<Untouched>,
     pub uplink: UplinkMatch,
     pub layout: Layout,
+    /// The firmware the machine booted with: what the boot loader steps install for.
+    pub firmware: crate::hardware::FirmwareMode,
     pub steps: Vec<Step>,
     pub warnings: Vec<String>,
     /// The root image the OS comes from (`keel install --image`); none: debootstrap and apt.
@@ -375,7 +377,7 @@ pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>,
         return Err(PlanError::Layout("GRUB on a BIOS machine needs the BIOS boot partition: set disks.bios-boot = true".into()));
     }
 
-    let steps = steps::all(profile, &targets, &layout, image.as_ref());
+    let steps = steps::all(profile, &targets, &layout, image.as_ref(), inv.firmware);
     Ok(Plan {
         schema: PLAN_SCHEMA,
         hostname: profile.node.hostname.clone(),
@@ -387,6 +389,7 @@ pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>,
         untouched,
         uplink: UplinkMatch { mac: nic.mac.clone(), current_name: nic.name.clone(), installed_name: UPLINK_IFNAME },
         layout,
+        firmware: inv.firmware,
         steps,
         warnings,
         image,

@@ -2,6 +2,7 @@
 //! recognised; the executor (`exec`) runs them through the `Host` layer.
 
 use super::{Checksum, FileCopy, Group, ImageRef, Layout, Step, TargetDisk, FIRST_BOOT_CREDENTIALS, INSTALLED_CREDENTIALS, INSTALLED_PROFILE, SELF_EXE, TARGET_ROOT};
+use crate::hardware::FirmwareMode;
 use crate::profile::{Bootloader, Profile};
 use crate::image::{BASE_SNAPSHOT, ROOT_DATASET};
 use crate::render;
@@ -45,12 +46,17 @@ pub const DEBOOTSTRAP_INCLUDE: &[&str] = &["systemd-sysv", "udev", "kmod", "loca
 const DEBCONF_SEED: &str = "/var/cache/keel/debconf-selections";
 
 /// What `os.packages` installs: Proxmox VE as its documentation installs it on Debian 12,
-/// plus ZFS boot support, and GRUB's binaries when the profile boots with plain GRUB.
-pub fn packages(p: &Profile) -> Vec<&'static str> {
+/// plus ZFS boot support, and what the boot loader runs: GRUB's binaries for keel's GRUB; for
+/// proxmox-boot-tool what its `init` calls on this firmware (GRUB's i386-pc `grub-install` on
+/// legacy BIOS, otherwise only a kernel Recommends brings it; `bootctl` on UEFI, in
+/// systemd-boot, which proxmox-kernel-helper only Suggests; efibootmgr for the boot order).
+pub fn packages(p: &Profile, firmware: FirmwareMode) -> Vec<&'static str> {
     let mut v = vec!["proxmox-default-kernel", "proxmox-ve", "postfix", "open-iscsi", "chrony", "zfsutils-linux",
         "zfs-initramfs", "ifupdown2", "openssh-server", "sudo"];
-    if p.os.bootloader == Bootloader::Grub {
-        v.extend(["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"]);
+    match (p.os.bootloader, firmware) {
+        (Bootloader::Grub, _) => v.extend(["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"]),
+        (Bootloader::ProxmoxBootTool, FirmwareMode::Bios) => v.push("grub-pc"),
+        (Bootloader::ProxmoxBootTool, FirmwareMode::Uefi) => v.extend(["systemd-boot", "efibootmgr"]),
     }
     v
 }
@@ -87,7 +93,7 @@ pub fn clear_labels(d: &TargetDisk) -> Step {
     b.steps.pop().expect("just built")
 }
 
-pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&ImageRef>) -> Vec<Step> {
+pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&ImageRef>, firmware: FirmwareMode) -> Vec<Step> {
     let mut b = Builder { steps: Vec::new() };
     let serials: Vec<String> = targets.iter().map(|t| t.serial.clone()).collect();
     let parts = |n: u32| targets.iter().map(|t| t.part(n)).collect::<Vec<_>>();
@@ -293,7 +299,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         ];
         let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "--yes", "--quiet",
             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]);
-        install.extend(packages(p).into_iter().map(String::from));
+        install.extend(packages(p, firmware).into_iter().map(String::from));
         s.commands = vec![
             chroot(&["debconf-set-selections", DEBCONF_SEED]),
             chroot(&["apt-get", "update", "--quiet"]),
@@ -352,11 +358,19 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     s.disks = serials.clone();
     match p.os.bootloader {
         Bootloader::ProxmoxBootTool => {
+            // `init` reads UUID, FSTYPE and PARTTYPE through lsblk from the udev database
+            // (/run/udev, bound by os.chroot): udev must have seen the new file system first
             for part in parts(1) {
                 s.commands.push(chroot(&["proxmox-boot-tool", "format", &part, "--force"]));
+                s.commands.push(cmd(&["udevadm", "settle", "--timeout=30"]));
                 s.commands.push(chroot(&["proxmox-boot-tool", "init", &part]));
             }
+            // a re-run formats again (new UUIDs): the old ones leave the synced list
+            s.commands.push(chroot(&["proxmox-boot-tool", "clean"]));
             s.commands.push(chroot(&["proxmox-boot-tool", "refresh"]));
+            if firmware == FirmwareMode::Uefi {
+                s.commands.push(chroot(&[render::boot::NETBOOT_FIRST]));
+            }
         }
         Bootloader::Grub => {
             s.commands.push(chroot(&[render::boot::SYNC_SCRIPT, "install"]));

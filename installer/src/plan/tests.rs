@@ -78,3 +78,48 @@ fn wrong_uplink_mac_is_refused_with_what_was_found() {
     let err = build(&inv, &load("profiles/pve-node-02.toml"), None).unwrap_err().to_string();
     assert!(err.contains("a8:a1:59:41:00:02") && err.contains("enp35s0 a8:a1:59:41:00:01"), "{err}");
 }
+
+/// proxmox-boot-tool (an explicit choice): what its `init` runs on this firmware is installed,
+/// udev settles between `format` and `init`, stale ESPs are cleaned, GRUB mode gets the ZFS
+/// root in /etc/default/grub.d, and on UEFI network boot goes first again after `bootctl`.
+#[test]
+fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
+    let text = std::fs::read_to_string(root("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
+    let p = Profile::from_source_without_files(&SourceFile::from_text(&root("profiles/pve-node-01.toml"), text)).unwrap().profile;
+    let mut inv = probe(&root("tests/fixtures/ax41-nvme")).unwrap();
+    for (firmware, want, not) in [
+        (crate::hardware::FirmwareMode::Bios, vec!["grub-pc"], vec!["systemd-boot", "grub-pc-bin"]),
+        (crate::hardware::FirmwareMode::Uefi, vec!["systemd-boot", "efibootmgr"], vec!["grub-pc"]),
+    ] {
+        inv.firmware = firmware;
+        let plan = build(&inv, &p, None).unwrap();
+        let step = |id: &str| plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no step {id}"));
+        let install = step("os.packages").commands.iter().find(|c| c.contains(&"install".to_string())).unwrap().clone();
+        for w in &want {
+            assert!(install.contains(&w.to_string()), "{firmware}: {w} not in {install:?}");
+        }
+        for n in &not {
+            assert!(!install.contains(&n.to_string()), "{firmware}: {n} in {install:?}");
+        }
+        let lines: Vec<String> = step("boot.loader").commands.iter().map(|c| c.join(" ")).collect();
+        let esp = |i: usize| plan.targets[i].part(1);
+        let mut expected = Vec::new();
+        for i in 0..2 {
+            expected.push(format!("chroot /mnt/keel proxmox-boot-tool format {} --force", esp(i)));
+            expected.push("udevadm settle --timeout=30".to_string());
+            expected.push(format!("chroot /mnt/keel proxmox-boot-tool init {}", esp(i)));
+        }
+        expected.push("chroot /mnt/keel proxmox-boot-tool clean".into());
+        expected.push("chroot /mnt/keel proxmox-boot-tool refresh".into());
+        if firmware == crate::hardware::FirmwareMode::Uefi {
+            expected.push("chroot /mnt/keel /usr/local/sbin/keel-netboot-first".into());
+        }
+        assert_eq!(lines, expected, "{firmware}");
+        let files: Vec<&crate::render::RenderedFile> = plan.steps.iter().flat_map(|s| &s.files).collect();
+        let zfs_cfg = files.iter().find(|f| f.path == "/etc/default/grub.d/zfs.cfg").expect("zfs.cfg is written");
+        assert!(zfs_cfg.content.contains("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX root=ZFS=rpool/ROOT/pve-1 boot=zfs\""), "{}", zfs_cfg.content);
+        assert!(files.iter().any(|f| f.path == "/usr/local/sbin/keel-netboot-first"));
+        let seed = files.iter().find(|f| f.path.ends_with("debconf-selections")).unwrap();
+        assert!(seed.content.contains("grub-pc/install_devices_empty boolean true"));
+    }
+}

@@ -22,6 +22,17 @@ pub fn files(p: &Profile, disks_by_id: &[String]) -> Vec<RenderedFile> {
         list.push('\n');
     }
     let mut v = vec![RenderedFile::new(BOOT_DISKS, 0o644, list)];
+    if p.os.bootloader == Bootloader::ProxmoxBootTool {
+        // proxmox-boot-tool's GRUB mode (legacy BIOS) runs update-grub, which does not read
+        // /etc/kernel/cmdline: the ZFS root goes in GRUB's own defaults, as the Proxmox VE
+        // installer writes them (pve-installer Proxmox/Install.pm, /etc/default/grub.d/zfs.cfg)
+        v.push(RenderedFile::new(GRUB_ZFS_CFG, 0o644, format!(
+            "{}GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX {}\"\n",
+            header(p, "the ZFS root for update-grub (proxmox-boot-tool on legacy BIOS)"),
+            kernel_cmdline(p)
+        )));
+        v.push(RenderedFile::new(NETBOOT_FIRST, 0o755, netboot_first_script(p)));
+    }
     if p.os.bootloader == Bootloader::Grub {
         v.push(RenderedFile::new(SYNC_SCRIPT, 0o755, sync_script(p)));
         let hook = format!("#!/bin/sh\n# keel: keep every drive's ESP in step with /boot\nexec {SYNC_SCRIPT} refresh\n");
@@ -30,6 +41,37 @@ pub fn files(p: &Profile, disks_by_id: &[String]) -> Vec<RenderedFile> {
         }
     }
     v
+}
+
+pub const GRUB_ZFS_CFG: &str = "/etc/default/grub.d/zfs.cfg";
+pub const NETBOOT_FIRST: &str = "/usr/local/sbin/keel-netboot-first";
+
+/// UEFI with proxmox-boot-tool: its `init` runs `bootctl install`, which puts "Linux Boot
+/// Manager" first in the firmware's boot order; Hetzner's rescue system and `keel rebuild` need
+/// network boot first. This puts every network entry (by its description) back in front,
+/// in the order they had, and leaves the rest in theirs.
+fn netboot_first_script(p: &Profile) -> String {
+    format!(
+        r##"#!/bin/sh
+{header}set -eu
+out=$(efibootmgr)
+order=$(printf '%s\n' "$out" | sed -n 's/^BootOrder: //p')
+[ -n "$order" ] || {{ echo "keel-netboot-first: efibootmgr shows no BootOrder" >&2; exit 1; }}
+net=""
+rest=""
+for n in $(printf '%s' "$order" | tr ',' ' '); do
+  if printf '%s\n' "$out" | grep -Eq "^Boot$n\*? .*(PXE|HTTP|[Nn]etwork)"; then net="$net,$n"; else rest="$rest,$n"; fi
+done
+if [ -z "$net" ]; then
+  echo "keel-netboot-first: no network boot entry in BootOrder $order; left as it is" >&2
+  exit 0
+fi
+new=$(printf '%s%s' "$net" "$rest" | sed 's/^,//')
+[ "$new" = "$order" ] || efibootmgr -q -o "$new"
+echo "keel-netboot-first: BootOrder $new (was $order)"
+"##,
+        header = header(p, "keel-netboot-first: network boot first in the firmware's boot order (after bootctl install)")
+    )
 }
 
 fn sync_script(p: &Profile) -> String {

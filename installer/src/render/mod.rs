@@ -36,10 +36,16 @@ pub fn file(path: &str, mode: u32, content: String) -> RenderedFile {
 
 /// Answers for package questions during the install (postfix delivers locally only).
 pub fn debconf_seed(p: &Profile) -> String {
-    format!(
+    let mut s = format!(
         "postfix postfix/main_mailer_type select Local only\npostfix postfix/mailname string {}.{}\n",
         p.node.hostname, p.node.domain
-    )
+    );
+    if p.os.bootloader == crate::profile::Bootloader::ProxmoxBootTool {
+        // grub-pc (legacy BIOS) installs onto no drive itself: proxmox-boot-tool puts GRUB on
+        // every ESP's drive
+        s.push_str("grub-pc grub-pc/install_devices multiselect \ngrub-pc grub-pc/install_devices_empty boolean true\n");
+    }
+    s
 }
 
 /// The kernel command line: the ZFS root, then the profile's extra arguments.

@@ -61,9 +61,38 @@ fn boot_sync_script_is_valid_shell_and_lists_the_drives() {
         let out = std::process::Command::new("sh").arg("-n").arg(&script).output().unwrap();
         assert!(out.status.success(), "{}: {}", f.path, String::from_utf8_lossy(&out.stderr));
     }
-    // proxmox-boot-tool profiles get the drive list only
+    // proxmox-boot-tool profiles get the drive list, GRUB's ZFS defaults and keel-netboot-first
     let seed = std::fs::read_to_string(ws("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
     let pve = Profile::from_source_without_files(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
     assert_eq!(pve.os.bootloader, crate::profile::Bootloader::ProxmoxBootTool);
-    assert_eq!(super::boot::files(&pve, &disks).len(), 1);
+    let paths: Vec<String> = super::boot::files(&pve, &disks).into_iter().map(|f| f.path).collect();
+    assert_eq!(paths, [super::boot::BOOT_DISKS, super::boot::GRUB_ZFS_CFG, super::boot::NETBOOT_FIRST]);
+}
+
+/// keel-netboot-first against a fake efibootmgr: network entries move to the front in their
+/// order, the rest keep theirs; nothing to do and no network entry change nothing.
+#[test]
+fn netboot_first_puts_network_entries_in_front() {
+    use std::os::unix::fs::PermissionsExt;
+    let seed = std::fs::read_to_string(ws("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
+    let p = Profile::from_source_without_files(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
+    let files = super::boot::files(&p, &[]);
+    let script = files.iter().find(|f| f.path == super::boot::NETBOOT_FIRST).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keel-netboot-first"), &script.content).unwrap();
+    let fake = "#!/bin/sh\nif [ \"$1\" = -q ]; then echo \"$3\" >\"$(dirname \"$0\")/set\"; exit 0; fi\ncat \"$(dirname \"$0\")/listing\"\n";
+    std::fs::write(dir.path().join("efibootmgr"), fake).unwrap();
+    std::fs::set_permissions(dir.path().join("efibootmgr"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |listing: &str| {
+        std::fs::write(dir.path().join("listing"), listing).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("set"));
+        let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+        let out = std::process::Command::new("sh").arg(dir.path().join("keel-netboot-first")).env("PATH", path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(dir.path().join("set")).ok().map(|s| s.trim().to_string())
+    };
+    let after_bootctl = "BootCurrent: 0001\nTimeout: 0 seconds\nBootOrder: 0004,0001,0002,0003\nBoot0001* UEFI PXEv4 (MAC:A8A159410001)\nBoot0002* UEFI PXEv6 (MAC:A8A159410001)\nBoot0003* UEFI: Built-in EFI Shell\nBoot0004* Linux Boot Manager\tHD(1,GPT,...)\n";
+    assert_eq!(run(after_bootctl).as_deref(), Some("0001,0002,0004,0003"));
+    assert_eq!(run("BootOrder: 0001,0004\nBoot0001* UEFI HTTPv4 (MAC:A8)\nBoot0004* Linux Boot Manager\n"), None, "already first: nothing written");
+    assert_eq!(run("BootOrder: 0004,0003\nBoot0003* UEFI: Built-in EFI Shell\nBoot0004* Linux Boot Manager\n"), None, "no network entry: left alone");
 }
