@@ -354,7 +354,7 @@ pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/keel";
 #[derive(Debug, Clone, clap::Args)]
 pub struct InstallArgs {
     /// Node profile (profiles/*.toml). Without it, the profile comes from the registry (the
-    /// node's own, found by the enrollment token), with its hardware spec and corosync authkey.
+    /// node's own, found by the enrollment token), with its hardware spec.
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Hardware spec to check first (default: the profile's `hardware-spec`).

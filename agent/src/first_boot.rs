@@ -1,11 +1,8 @@
 //! `keel first-boot`: what the installed node does once, started by its keel-first-boot unit
-//! (Type=exec, so boot never waits for it):
+//! (Type=exec, so boot never waits for it; ordered after pve-cluster and pveproxy):
 //! 1. report "booted" to the registry, with the new SSH host key fingerprints;
-//! 2. the cluster step: on a Proxmox VE node (`pvecm` present) the first node of the profile's
-//!    cluster (lowest id) runs `pvecm create`, the others `pvecm add FIRST --link0 OWN
-//!    --use_ssh`, retried with backoff while the first node is not up; a node already in a
-//!    cluster (/etc/pve/corosync.conf exists) does nothing; without `pvecm` (a Debian-on-ZFS or
-//!    lab node) corosync already runs from keel's rendered configuration and nothing is run;
+//! 2. the cluster step (`cluster_step`): the cluster formed with `pvecm` as Proxmox VE forms it,
+//!    judged by membership and quorum, never by pvecm's exit code;
 //! 3. report "ready" (or "failed" with the step's output), then mark itself done and disable
 //!    the unit. A failure exits 1: systemd starts it again a minute later.
 
@@ -21,17 +18,41 @@ use keel_installer::render::{FIRST_BOOT_DONE, FIRST_BOOT_UNIT};
 use keel_installer::source::SourceFile;
 use serde_json::{json, Value};
 
-use crate::phone_home::{Credentials, Enrolled, Refused};
+use crate::cluster_step::{ClusterResult, Directory, Member, Step, Tools};
+use crate::phone_home::{Credentials, Enrolled, Refused, Registry};
 
-/// What the cluster step did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ClusterResult {
-    /// "create", "join", "member" (nothing to do) or "none" (no pvecm).
-    pub action: String,
-    pub ok: bool,
-    pub command: Option<String>,
-    pub attempts: u32,
-    pub detail: String,
+/// How long membership and quorum may take to show after a pvecm run
+/// (`KEEL_CLUSTER_SETTLE_SECS`, default 180; pvecm's own join waits for quorum without limit).
+fn settle() -> Duration {
+    Duration::from_secs(std::env::var("KEEL_CLUSTER_SETTLE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(180))
+}
+
+/// The registry as the cluster step's directory.
+struct RegistryDirectory {
+    registry: Registry,
+    node: Enrolled,
+    base: Value,
+    deadline: Instant,
+    backoff: Duration,
+}
+
+impl Directory for RegistryDirectory {
+    fn members(&self) -> Result<Vec<Member>> {
+        Ok(Member::from_view(&self.registry.cluster(&self.node)?))
+    }
+
+    fn cluster_key(&self) -> Result<String> {
+        self.registry.cluster_key(&self.node)
+    }
+
+    fn cluster_created(&self, result: &ClusterResult) {
+        let mut body = self.base.clone();
+        body["phase"] = json!("cluster-created");
+        body["cluster"] = json!(result);
+        if let Err(e) = retry(self.deadline, self.backoff, "reporting cluster-created", || self.registry.boot(&self.node, &body)) {
+            eprintln!("first boot: {e:#}");
+        }
+    }
 }
 
 pub fn run(root: &Path, give_up_after: Duration) -> Result<ExitCode> {
@@ -85,7 +106,12 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
     };
     report("booted", json!({}), early);
 
-    let cluster = cluster_step(&profile, root, search, deadline, first_backoff);
+    let directory = match (&link, &node) {
+        (Some(c), Some(n)) => c.registry().ok().map(|r| RegistryDirectory { registry: r, node: n.clone(), base: base.clone(), deadline, backoff: first_backoff }),
+        _ => None,
+    };
+    let step = Step { profile: &profile, root, tools: &Tools { search: search.to_vec() }, settle: settle(), first_backoff };
+    let cluster = step.run(directory.as_ref().map(|d| d as &dyn Directory), deadline);
     eprintln!("first boot: cluster step {}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
     report(if cluster.ok { "ready" } else { "failed" }, json!({ "cluster": cluster }), deadline);
     if cluster.ok {
@@ -139,56 +165,10 @@ fn retry<T>(deadline: Instant, first: Duration, what: &str, mut f: impl FnMut() 
     }
 }
 
-fn find(search: &[PathBuf], name: &str) -> Option<PathBuf> {
-    search.iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-/// The cluster step (see the module text).
-pub fn cluster_step(profile: &Profile, root: &Path, search: &[PathBuf], deadline: Instant, first_backoff: Duration) -> ClusterResult {
-    let result = |action: &str, ok, command: Option<String>, attempts, detail: String| ClusterResult { action: action.into(), ok, command, attempts, detail };
-    let Some(pvecm) = find(search, "pvecm") else {
-        return result("none", true, None, 0, "pvecm is not installed (not Proxmox VE): corosync runs from keel's configuration".into());
-    };
-    if root.join("etc/pve/corosync.conf").exists() {
-        return result("member", true, None, 0, "/etc/pve/corosync.conf exists: this node is in a cluster already".into());
-    }
-    let own = profile.this_cluster_node();
-    let first = profile.cluster.nodes.iter().min_by_key(|n| n.id).expect("validated: the node list holds this node");
-    let (action, args): (&str, Vec<String>) = if first.name == own.name {
-        ("create", vec!["create".into(), profile.cluster.name.clone(), "--link0".into(), own.ring0_address.to_string()])
-    } else {
-        // the shared authkey and corosync.conf keel placed are replaced by the cluster's
-        ("join", vec!["add".into(), first.ring0_address.to_string(), "--link0".into(), own.ring0_address.to_string(), "--use_ssh".into(), "--force".into()])
-    };
-    let line = format!("{} {}", pvecm.display(), args.join(" "));
-    let mut backoff = first_backoff;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let out = std::process::Command::new(&pvecm).args(&args).output();
-        let (ok, tail) = match out {
-            Ok(o) => {
-                let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-                let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-                (o.status.success(), format!("exit {}: {}", o.status.code().unwrap_or(-1), tail[tail.len().saturating_sub(5)..].join(" | ")))
-            }
-            Err(e) => (false, format!("could not start: {e}")),
-        };
-        if ok {
-            return result(action, true, Some(line), attempts, tail);
-        }
-        if Instant::now() + backoff > deadline {
-            return result(action, false, Some(line), attempts, tail);
-        }
-        eprintln!("first boot: `{line}` failed ({tail}); again in {} s", backoff.as_secs());
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(60));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster_step::tests::{key_pair, stand_ins};
     use crate::phone_home::tests::{free_port, start_registry};
     use keel_registry::{secret, store::NewNode};
 
@@ -209,93 +189,77 @@ mod tests {
         root
     }
 
-    /// A fake `pvecm` that logs its arguments and fails its first `fail_first` calls.
-    fn fake_pvecm(dir: &Path, fail_first: u32) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let bin = dir.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let script = format!(
-            "#!/bin/sh\necho \"$*\" >>{log}\nn=$(wc -l <{log})\nif [ \"$n\" -le {fail_first} ]; then echo \"unable to connect to 192.168.100.1\" >&2; exit 255; fi\necho joined\n",
-            log = dir.join("pvecm.log").display()
-        );
-        std::fs::write(bin.join("pvecm"), script).unwrap();
-        std::fs::set_permissions(bin.join("pvecm"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        bin
-    }
-
-    /// lab-node-02 enrolled at a fresh registry: its credentials and the store.
-    fn enrolled_node(dir: &Path) -> (Credentials, keel_registry::Store) {
+    /// Both lab nodes at a fresh registry with the cluster's root key; lab-node-02 enrolled
+    /// (its credentials), lab-node-01 enrolled and, if `created`, reported "cluster-created"
+    /// with `peer_keys`.
+    fn registry(dir: &Path, key: &str, created: Option<&[&str]>) -> (Credentials, keel_registry::Store) {
         let port = free_port();
         let store = start_registry(port, &dir.join("registry.db"));
-        let token = secret::generate();
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            store.put_document("profile", "lab-node-02", &std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap(), "x").await.unwrap();
-            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: false };
-            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
-        });
         let url = format!("http://127.0.0.1:{port}");
-        let mut creds = Credentials::load_or_new(&dir.join("c.json"), &url, None, &token);
-        creds.enrollment = Some(creds.registry().unwrap().enroll(&token, &json!({ "nics": [{ "mac": "52:54:00:a4:41:02" }] })).unwrap());
-        (creds, store)
+        let mut creds = Vec::new();
+        for (n, mac) in [("lab-node-01", "52:54:00:a4:41:01"), ("lab-node-02", "52:54:00:a4:41:02")] {
+            let token = secret::generate();
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                store.put_document("profile", n, &std::fs::read_to_string(ws(&format!("profiles/{n}.toml"))).unwrap(), "x").await.unwrap();
+                store.put_document("cluster-key", "lab-cluster", key, "x").await.unwrap();
+                let node = NewNode { hostname: n.into(), profile: n.into(), mac: Some(mac.into()), dmi_serial: None, pxe: false };
+                store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+            });
+            let mut c = Credentials::load_or_new(&dir.join(format!("{n}.json")), &url, None, &token);
+            c.enrollment = Some(c.registry().unwrap().enroll(&token, &json!({ "nics": [{ "mac": mac }] })).unwrap());
+            creds.push(c);
+        }
+        if let Some(keys) = created {
+            let c = &creds[0];
+            let body = json!({ "phase": "cluster-created", "ssh_host_keys": keys, "cluster": { "action": "create", "ok": true } });
+            c.registry().unwrap().boot(c.enrollment.as_ref().unwrap(), &body).unwrap();
+        }
+        (creds.remove(1), store)
     }
 
-    /// The second node: reports booted with its host key, joins the first node with pvecm add
-    /// (the first node is not up at the first try: retried), reports ready, marks itself done.
+    /// The second node, end to end through the registry: the first node reported the cluster
+    /// created with its host key; node 2 installs the root key, pins that host key, joins with
+    /// pvecm add, is a member with quorum, adds two_node/crypto, reports ready, marks itself done.
     #[test]
-    fn the_second_node_joins_with_retries_and_reports_ready() {
+    fn the_second_node_joins_the_cluster_the_registry_names_and_reports_ready() {
         let dir = tempfile::tempdir().unwrap();
-        let (creds, store) = enrolled_node(dir.path());
+        let (private, peer_key) = key_pair(dir.path());
+        let peer_fp = keel_installer::hostkeys::fingerprint(&peer_key).unwrap().to_string();
+        let (creds, store) = registry(dir.path(), &private, Some(&[&peer_fp]));
         let root = installed_root(dir.path(), "lab-node-02", Some(&creds));
-        let bin = fake_pvecm(dir.path(), 1);
+        let bin = stand_ins(dir.path(), &root, &peer_key, "ok");
         assert!(first_boot(&root, &[bin], Duration::from_secs(30), Duration::from_millis(50)).unwrap());
         let log = std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap();
-        assert_eq!(log, "add 192.168.100.1 --link0 192.168.100.2 --use_ssh --force\n".repeat(2));
+        assert_eq!(log, "add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh\n");
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let node = rt.block_on(store.node("lab-node-02")).unwrap().unwrap();
-        assert_eq!(node.state, "ready");
+        assert_eq!(rt.block_on(store.node("lab-node-02")).unwrap().unwrap().state, "ready");
         let report: Value = serde_json::from_str(&rt.block_on(store.boot_report("lab-node-02")).unwrap().unwrap()).unwrap();
-        assert_eq!(report["phase"], "ready");
-        assert_eq!(report["cluster"]["action"], "join");
-        assert_eq!(report["cluster"]["attempts"], 2);
-        assert_eq!(report["ssh_host_keys"], json!(["ssh-ed25519 SHA256:XNRWIicPW0dPIb3dFfNwaHbdOAP97r4cck7GtCI3OaI"]));
+        assert_eq!((report["phase"].as_str(), report["cluster"]["action"].as_str(), report["cluster"]["ok"].as_bool()), (Some("ready"), Some("join"), Some(true)), "{report}");
+        assert!(report["cluster"]["detail"].as_str().unwrap().contains("two_node/crypto added, config_version 3"), "{report}");
         assert!(root.join("var/lib/keel/first-boot.done").exists());
+        let known = std::fs::read_to_string(root.join("root/.ssh/known_hosts")).unwrap();
+        assert_eq!(known, format!("192.168.100.1 {peer_key}\n"));
+        let auth = std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap();
+        assert!(auth.lines().any(|l| l.starts_with("from=\"192.168.100.0/24\" ssh-ed25519 ")), "{auth}");
     }
 
-    /// The first node creates the cluster; a node already in one runs nothing; a node without
-    /// pvecm (Debian-on-ZFS, the lab) runs nothing and is ready; no credentials: nothing reported.
+    /// pvecm exits 0 but its worker failed (no trust on the peer): keel reports "failed" with
+    /// pvecm's words, not "ready", and the unit stays enabled.
     #[test]
-    fn first_node_creates_members_and_plain_debian_do_nothing() {
+    fn a_join_that_pvecm_reports_as_success_but_did_not_happen_is_failed() {
         let dir = tempfile::tempdir().unwrap();
-        let root = installed_root(dir.path(), "lab-node-01", None);
-        let bin = fake_pvecm(dir.path(), 0);
-        assert!(first_boot(&root, std::slice::from_ref(&bin), Duration::from_secs(10), Duration::from_millis(50)).unwrap());
-        assert_eq!(std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap(), "create lab-cluster --link0 192.168.100.1\n");
-
-        std::fs::create_dir_all(root.join("etc/pve")).unwrap();
-        std::fs::write(root.join("etc/pve/corosync.conf"), "totem {}\n").unwrap();
-        let p = Profile::from_source_without_files(&SourceFile::read(&root.join("etc/keel/profile.toml")).unwrap()).unwrap().profile;
-        let r = cluster_step(&p, &root, std::slice::from_ref(&bin), Instant::now() + Duration::from_secs(5), Duration::from_millis(10));
-        assert_eq!((r.action.as_str(), r.ok, r.attempts), ("member", true, 0));
-        let r = cluster_step(&p, &root, &[dir.path().join("empty")], Instant::now() + Duration::from_secs(5), Duration::from_millis(10));
-        assert_eq!((r.action.as_str(), r.ok), ("none", true));
-        assert_eq!(std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap().lines().count(), 1, "pvecm ran once only");
-    }
-
-    /// The first node never comes up: the join gives up at the deadline, the registry hears
-    /// "failed" with pvecm's words, and the unit is not marked done (systemd tries again).
-    #[test]
-    fn a_join_that_keeps_failing_reports_failed_and_stays_enabled() {
-        let dir = tempfile::tempdir().unwrap();
-        let (creds, store) = enrolled_node(dir.path());
+        let (private, peer_key) = key_pair(dir.path());
+        let peer_fp = keel_installer::hostkeys::fingerprint(&peer_key).unwrap().to_string();
+        let (creds, store) = registry(dir.path(), &private, Some(&[&peer_fp]));
         let root = installed_root(dir.path(), "lab-node-02", Some(&creds));
-        let bin = fake_pvecm(dir.path(), 1000);
-        assert!(!first_boot(&root, &[bin], Duration::from_millis(400), Duration::from_millis(50)).unwrap());
+        let bin = stand_ins(dir.path(), &root, &peer_key, "task-error");
+        std::env::set_var("KEEL_CLUSTER_SETTLE_SECS", "1");
+        assert!(!first_boot(&root, &[bin], Duration::from_millis(1500), Duration::from_millis(50)).unwrap());
         assert!(!root.join("var/lib/keel/first-boot.done").exists());
         let rt = tokio::runtime::Runtime::new().unwrap();
         assert_eq!(rt.block_on(store.node("lab-node-02")).unwrap().unwrap().state, "boot-failed");
         let report: Value = serde_json::from_str(&rt.block_on(store.boot_report("lab-node-02")).unwrap().unwrap()).unwrap();
-        assert_eq!(report["cluster"]["ok"], false);
-        assert!(report["cluster"]["detail"].as_str().unwrap().contains("exit 255: unable to connect to 192.168.100.1"), "{report}");
-        assert!(report["cluster"]["attempts"].as_u64().unwrap() >= 2);
+        let detail = report["cluster"]["detail"].as_str().unwrap();
+        assert!(detail.contains("TASK ERROR: unable to copy ssh ID") && detail.contains("it exits 0 when it fails"), "{detail}");
     }
 }

@@ -142,14 +142,21 @@ impl Registry {
         accepted(&url, r)?.text().with_context(|| format!("reading the hardware spec from {url}"))
     }
 
-    /// The cluster's shared corosync authkey.
-    pub fn authkey(&self, node: &Enrolled) -> Result<Vec<u8>> {
-        let url = format!("{}/v1/authkey", self.base);
-        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the corosync authkey from {url}"))?;
-        Ok(accepted(&url, r)?.bytes().with_context(|| format!("reading the corosync authkey from {url}"))?.to_vec())
+    /// The cluster's root SSH key (OpenSSH private key text).
+    pub fn cluster_key(&self, node: &Enrolled) -> Result<String> {
+        let url = format!("{}/v1/cluster-key", self.base);
+        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the cluster's root key from {url}"))?;
+        accepted(&url, r)?.text().with_context(|| format!("reading the cluster's root key from {url}"))
     }
 
-    /// The first boot's report (`phase`: booted, ready or failed).
+    /// The node's cluster as the registry knows it (members with state, id, first-boot report).
+    pub fn cluster(&self, node: &Enrolled) -> Result<Value> {
+        let url = format!("{}/v1/cluster", self.base);
+        let r = self.http.get(&url).bearer_auth(node.bearer()).send().with_context(|| format!("fetching the cluster view from {url}"))?;
+        accepted(&url, r)?.json().with_context(|| format!("reading the cluster view from {url}"))
+    }
+
+    /// The first boot's report (`phase`: booted, cluster-created, ready or failed).
     pub fn boot(&self, node: &Enrolled, report: &Value) -> Result<()> {
         let url = format!("{}/v1/boot", self.base);
         let r = self.http.post(&url).bearer_auth(node.bearer()).json(report).send().with_context(|| format!("sending the first-boot report to {url}"))?;
@@ -330,10 +337,9 @@ pub(crate) mod tests {
     }
 }
 
-/// Enrolls (unless `creds` hold an enrollment already), then fetches the node's profile, its
-/// hardware spec and the cluster's corosync authkey into `dir` (`profiles/NAME.toml`,
-/// `hardware-specs/SPEC.toml`, the key where the profile's `cluster.authkey-file` points), so
-/// that the profile loads like one given with --profile. Waits for an unreachable registry (with
+/// Enrolls (unless `creds` hold an enrollment already), then fetches the node's profile and its
+/// hardware spec into `dir` (`profiles/NAME.toml`, `hardware-specs/SPEC.toml`), so that the
+/// profile loads like one given with --profile. Waits for an unreachable registry (with
 /// backoff) for at most `wait`; a refusal (wrong token, unknown node, ...) ends at once.
 pub fn fetch_profile(creds: &mut Credentials, creds_path: &std::path::Path, inventory: &Value, dir: &std::path::Path, wait: Duration) -> Result<std::path::PathBuf> {
     let reg = creds.registry()?;
@@ -375,17 +381,6 @@ fn fetch_once(reg: &Registry, creds: &mut Credentials, creds_path: &std::path::P
         std::fs::create_dir_all(&specs).with_context(|| format!("creating {}", specs.display()))?;
         let spec_path = specs.join(format!("{spec}.toml"));
         std::fs::write(&spec_path, reg.spec(&node)?).with_context(|| format!("writing {}", spec_path.display()))?;
-    }
-    if let Some(key) = &p.cluster.authkey_file {
-        let inside = key.strip_prefix(&profiles).ok().filter(|rel| rel.components().all(|c| matches!(c, std::path::Component::Normal(_))));
-        let Some(rel) = inside else {
-            bail!("the registry's profile {} names cluster.authkey-file {}: from a registry it must be a plain file name beside the profile", node.profile, key.display());
-        };
-        let key_path = profiles.join(rel);
-        if let Some(d) = key_path.parent() {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-        }
-        write_private(&key_path, &reg.authkey(&node)?).with_context(|| format!("writing {}", key_path.display()))?;
     }
     Ok(path)
 }
@@ -652,7 +647,7 @@ mod fetch_tests {
         format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// A registry holding lab-node-02's profile, the qemu-lab spec and the lab cluster's key;
+    /// A registry holding lab-node-02's profile and the qemu-lab spec;
     /// lab-node-02 armed with a token. Returns (url, token, store).
     fn lab_registry(dir: &std::path::Path) -> (String, String, keel_registry::Store) {
         let port = tests::free_port();
@@ -662,19 +657,16 @@ mod fetch_tests {
         rt.block_on(async {
             store.put_document("profile", "lab-node-02", &std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap(), "x").await.unwrap();
             store.put_document("spec", "qemu-lab", &std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap(), "x").await.unwrap();
-            use base64::Engine;
-            let key = base64::engine::general_purpose::STANDARD.encode(std::fs::read(ws("profiles/lab-cluster.authkey")).unwrap());
-            store.put_document("authkey", "lab-cluster", &key, "x").await.unwrap();
             let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: false };
             store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
         });
         (format!("http://127.0.0.1:{port}"), token, store)
     }
 
-    /// Without --profile: enroll, fetch profile + spec + authkey; the result loads exactly like
-    /// the repository's profile (its files are found), and a second fetch needs no new token.
+    /// Without --profile: enroll, fetch profile + spec; the result loads exactly like the
+    /// repository's profile, and a second fetch needs no new token.
     #[test]
-    fn the_profile_comes_from_the_registry_with_its_spec_and_authkey() {
+    fn the_profile_comes_from_the_registry_with_its_spec() {
         let dir = tempfile::tempdir().unwrap();
         let (url, token, _store) = lab_registry(dir.path());
         let creds_path = dir.path().join("keel/registry.json");
@@ -684,12 +676,9 @@ mod fetch_tests {
         let p = fetch_profile(&mut creds, &creds_path, &inv, &out, Duration::from_secs(5)).unwrap();
         assert_eq!(p, out.join("profiles/lab-node-02.toml"));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap());
-        assert_eq!(std::fs::read(out.join("profiles/lab-cluster.authkey")).unwrap(), std::fs::read(ws("profiles/lab-cluster.authkey")).unwrap());
         assert_eq!(std::fs::read_to_string(out.join("hardware-specs/qemu-lab.toml")).unwrap(), std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap());
         let loaded = keel_installer::profile::Profile::load(&p).unwrap();
         assert_eq!(loaded.profile.node.hostname, "lab-node-02");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(out.join("profiles/lab-cluster.authkey")).unwrap().permissions().mode() & 0o777, 0o600);
         // the token is spent; the saved enrollment still fetches (a resumed install)
         let mut again = Credentials::load_or_new(&creds_path, &url, None, &token);
         assert!(again.enrollment.is_some());

@@ -185,12 +185,6 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     eprintln!("{}: keel uploaded, sha256 {sum} verified there", args.host);
     let profile_remote = format!("{dir}/profiles/{}", a.profile.file_name().and_then(|n| n.to_str()).unwrap_or("profile.toml"));
     upload(&ssh, &a.profile, &profile_remote, false)?;
-    if let Some(key) = &profile.cluster.authkey_file {
-        let folder = a.profile.parent().unwrap_or(Path::new("."));
-        let rel = key.strip_prefix(folder).ok().filter(|r| r.components().all(|c| matches!(c, std::path::Component::Normal(_))));
-        let rel = rel.ok_or_else(|| anyhow!("cluster.authkey-file {} must be beside the profile for a remote install", key.display()))?;
-        upload(&ssh, key, &format!("{dir}/profiles/{}", rel.display()), false)?;
-    }
     let mut install_args = vec!["--profile".to_string(), profile_remote];
     let spec = match (&a.choices.spec, &profile.hardware_spec) {
         (Some(s), _) => Some(s.clone()),

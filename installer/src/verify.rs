@@ -249,15 +249,27 @@ fn datasets(c: &mut Checks, p: &Profile) {
     }
 }
 
-/// Every file keel rendered for this node, byte for byte.
+/// Files Proxmox VE takes over on a running node: `pvecm updatecerts` (run by pveproxy at
+/// every start) turns root's authorized_keys into a link to the cluster-wide
+/// /etc/pve/priv/authorized_keys and adds the cluster's keys. Checked for keel's lines.
+const TAKEN_OVER: &[&str] = &["/root/.ssh/authorized_keys"];
+
+/// Every file keel rendered for this node, byte for byte (those Proxmox VE takes over: every
+/// line keel wrote is still there).
 fn files(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
     let mut all = render::node_files(p);
     all.extend(render::boot::files(p, disks));
     let mut differ = Vec::new();
     for f in &all {
         let path = under(root, &f.path);
+        let contained = |b: &[u8]| {
+            let have = String::from_utf8_lossy(b);
+            f.content.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).all(|l| have.lines().any(|h| h.trim() == l.trim()))
+        };
         match c.host.read_bytes(&path) {
             Ok(b) if sha256(&b) == f.sha256 => {}
+            Ok(b) if TAKEN_OVER.contains(&f.path.as_str()) && contained(&b) => {}
+            Ok(_) if TAKEN_OVER.contains(&f.path.as_str()) => differ.push(format!("{} lacks lines keel wrote", f.path)),
             Ok(_) => differ.push(format!("{} differs", f.path)),
             Err(_) => differ.push(format!("{} is missing", f.path)),
         }
@@ -407,6 +419,26 @@ fn quorum(c: &mut Checks, p: &Profile, expect: bool) {
     let want = p.cluster.nodes.len().to_string();
     let ok = quorate == "Yes" && nodes == want;
     c.add("corosync quorum", if ok { Status::Ok } else if expect { Status::Fail } else { Status::Warn }, format!("quorate: {quorate}, nodes: {nodes} of {want}"));
+    // the cluster pvecm formed: this node in its nodelist with the profile's id, and the
+    // profile's quorum and crypto settings in place (the first boot adds them)
+    let st = if expect { Status::Fail } else { Status::Warn };
+    match c.host.read_file(Path::new("/etc/pve/corosync.conf")) {
+        Err(_) => c.add("cluster membership", st, "/etc/pve/corosync.conf is missing: no cluster formed yet (keel-first-boot runs pvecm)"),
+        Ok(conf) => {
+            let me = p.this_cluster_node();
+            let nodes = render::corosync::nodelist(&conf);
+            match nodes.iter().find(|n| n.name == me.name) {
+                Some(n) if n.nodeid == me.id => c.add("cluster membership", Status::Ok, format!("{} is node {} of {} in /etc/pve/corosync.conf", me.name, n.nodeid, nodes.len())),
+                Some(n) => c.add("cluster membership", Status::Fail, format!("{} has node id {} in /etc/pve/corosync.conf, the profile says {}", me.name, n.nodeid, me.id)),
+                None => c.add("cluster membership", st, format!("{} is not in /etc/pve/corosync.conf's nodelist ({})", me.name, nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "))),
+            }
+            match render::corosync::apply_profile(&conf, p) {
+                Ok(None) => c.add("cluster settings", Status::Ok, "two_node and crypto as the profile says"),
+                Ok(Some(_)) => c.add("cluster settings", st, "the profile's two_node/crypto settings are not in /etc/pve/corosync.conf yet"),
+                Err(e) => c.add("cluster settings", Status::Fail, e),
+            }
+        }
+    }
 }
 
 /// The checks as a table, then a closing line.

@@ -88,13 +88,14 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/admin/nodes/{hostname}/events", get(node_events))
         .route("/v1/admin/nodes/{hostname}/report", get(node_report))
         .route("/v1/admin/nodes/{hostname}/boot", get(node_boot_report))
-        .route("/v1/admin/authkeys/{cluster}", put(put_authkey).get(get_authkey_meta))
+        .route("/v1/admin/cluster-keys/{cluster}", put(put_cluster_key).get(get_cluster_key_meta))
         .route("/", get(crate::status_page::nodes_page))
         .route("/nodes/{hostname}", get(crate::status_page::node_page))
         .route("/v1/enroll", post(enroll))
         .route("/v1/profile", get(node_profile))
         .route("/v1/spec", get(node_spec))
-        .route("/v1/authkey", get(node_authkey))
+        .route("/v1/cluster-key", get(node_cluster_key))
+        .route("/v1/cluster", get(node_cluster))
         .route("/v1/boot", post(post_boot))
         .route("/v1/events", post(post_events))
         .route("/v1/report", post(post_report))
@@ -340,29 +341,32 @@ async fn node_boot_report(_: Admin, State(st): State<Shared>, Path(hostname): Pa
     Ok(Json(serde_json::from_str(&report).unwrap_or(Value::Null)))
 }
 
-/// Size limits of a corosync authkey (`corosync-keygen` makes 128 bytes by default).
-const AUTHKEY_SIZES: std::ops::RangeInclusive<usize> = 128..=4096;
+/// Size limits of a cluster root key (an OpenSSH private key; RSA 4096 is about 3.4 KiB).
+const CLUSTER_KEY_SIZES: std::ops::RangeInclusive<usize> = 300..=16384;
 
-/// The cluster's shared corosync authkey (raw bytes, as `corosync-keygen -k FILE` writes it);
-/// nodes of a profile with that `cluster.name` fetch it. Stored base64-encoded; never listed.
-async fn put_authkey(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    use base64::Engine;
+/// The cluster's root SSH key: an OpenSSH private key (`ssh-keygen -t rsa -b 4096 -N '' -f
+/// FILE`, once per cluster). A node's first boot installs it as `/root/.ssh/id_rsa` and accepts
+/// its public half for root from the cluster network only: the trust `pvecm add --use_ssh`
+/// needs, without passwords. Nodes of a profile with that `cluster.name` fetch it; never listed.
+async fn put_cluster_key(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     check_name(&cluster)?;
-    if !AUTHKEY_SIZES.contains(&body.len()) {
+    let text = std::str::from_utf8(&body).ok().map(str::trim_end).unwrap_or("");
+    let pem = text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") && text.ends_with("-----END OPENSSH PRIVATE KEY-----");
+    if !pem || !CLUSTER_KEY_SIZES.contains(&body.len()) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_authkey",
-            format!("the body holds {} bytes; a corosync authkey is 128 to 4096 bytes (make one with `corosync-keygen -k FILE`)", body.len()),
+            "invalid_cluster_key",
+            format!("the body ({} bytes) is not an OpenSSH private key: make one with `ssh-keygen -t rsa -b 4096 -N '' -f FILE` and upload FILE (not FILE.pub)", body.len()),
         ));
     }
     let sha = secret::sha256_hex(&body);
-    st.store.put_document("authkey", &cluster, &base64::engine::general_purpose::STANDARD.encode(&body), &sha).await?;
+    st.store.put_document("cluster-key", &cluster, &format!("{text}\n"), &sha).await?;
     Ok((StatusCode::CREATED, Json(json!({ "cluster": cluster, "sha256": sha, "bytes": body.len() }))).into_response())
 }
 
 /// Whether the key is there, and its digest (never the key itself).
-async fn get_authkey_meta(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>) -> Result<Json<Value>, ApiError> {
-    let d = st.store.document("authkey", &cluster).await?.ok_or_else(|| ApiError::not_found(format!("no authkey for cluster {cluster:?}")))?;
+async fn get_cluster_key_meta(_: Admin, State(st): State<Shared>, Path(cluster): Path<String>) -> Result<Json<Value>, ApiError> {
+    let d = st.store.document("cluster-key", &cluster).await?.ok_or_else(|| ApiError::not_found(format!("no root key for cluster {cluster:?}")))?;
     Ok(Json(json!({ "cluster": cluster, "sha256": d.sha256, "uploaded_at": d.uploaded_at })))
 }
 
@@ -451,14 +455,39 @@ async fn node_spec(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -
     Ok(toml_text(d.body))
 }
 
-/// The corosync authkey of the node's cluster (`cluster.name` of its profile).
-async fn node_authkey(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -> Result<Response, ApiError> {
-    use base64::Engine;
+/// The root SSH key of the node's cluster (`cluster.name` of its profile).
+async fn node_cluster_key(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -> Result<Response, ApiError> {
     let (_, p) = own_profile(&st, &node).await?;
     let name = p.cluster.name.clone();
-    let d = st.store.document("authkey", &name).await?.ok_or_else(|| ApiError::not_found(format!("no authkey for cluster {name:?} (PUT /v1/admin/authkeys/{name})")))?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(d.body.as_bytes()).map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the stored authkey is damaged; upload it again"))?;
-    Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes).into_response())
+    let d = st.store.document("cluster-key", &name).await?.ok_or_else(|| ApiError::not_found(format!("no root key for cluster {name:?} (PUT /v1/admin/cluster-keys/{name})")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], d.body).into_response())
+}
+
+/// The node's cluster as the registry knows it: every enrolled node whose profile names the
+/// same `cluster.name`, with its state and its last first-boot report (phase, cluster step,
+/// SSH host key fingerprints). A first boot decides from it whether the cluster exists, whom to
+/// join, and which host key that node has.
+async fn node_cluster(EnrolledNode(node): EnrolledNode, State(st): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let (_, own) = own_profile(&st, &node).await?;
+    let mut members = Vec::new();
+    for n in st.store.nodes().await? {
+        let Ok((_, p)) = own_profile(&st, &n).await else { continue };
+        if p.cluster.name != own.cluster.name {
+            continue;
+        }
+        let boot = st.store.boot_report(&n.hostname).await?.and_then(|r| serde_json::from_str::<Value>(&r).ok()).unwrap_or(Value::Null);
+        let id = p.cluster.nodes.iter().find(|c| c.name == p.node.hostname).map(|c| c.id);
+        members.push(json!({
+            "hostname": n.hostname,
+            "node_id": id,
+            "self": n.hostname == node.hostname,
+            "state": n.state,
+            "phase": boot["phase"],
+            "cluster": boot["cluster"],
+            "ssh_host_keys": boot["ssh_host_keys"],
+        }));
+    }
+    Ok(Json(json!({ "cluster": own.cluster.name, "members": members })))
 }
 
 /// The first boot's report: `phase` "booted" (with the new host keys), then "ready" (cluster
@@ -466,9 +495,10 @@ async fn node_authkey(EnrolledNode(node): EnrolledNode, State(st): State<Shared>
 async fn post_boot(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, JsonBody(report): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
     let state = match report["phase"].as_str() {
         Some("booted") => "booted",
+        Some("cluster-created") => "cluster-created",
         Some("ready") => "ready",
         Some("failed") => "boot-failed",
-        _ => return Err(ApiError::bad_request("bad_report", "the first-boot report needs \"phase\": \"booted\", \"ready\" or \"failed\"")),
+        _ => return Err(ApiError::bad_request("bad_report", "the first-boot report needs \"phase\": \"booted\", \"cluster-created\", \"ready\" or \"failed\"")),
     };
     st.store.set_boot_report(&node.hostname, &report.to_string(), state).await?;
     Ok(Json(json!({ "stored": true, "state": state })))

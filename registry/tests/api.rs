@@ -153,7 +153,8 @@ suite!(
     bad_bodies_get_json_errors,
     the_report_finishes_the_node,
     ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node,
-    a_node_fetches_its_spec_and_its_clusters_authkey,
+    a_node_fetches_its_spec_and_its_clusters_root_key,
+    a_node_sees_its_cluster_and_who_created_it,
     a_mac_belongs_to_one_node,
     the_first_boot_report_moves_the_node_to_ready,
     the_status_page_lists_nodes_for_the_admin_only,
@@ -368,40 +369,64 @@ async fn ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node(r: Reg) {
     is_error(&r.get("/ipxe/52:54:00:a4:41:01", None).await, StatusCode::CONFLICT, "not_armed");
 }
 
-/// 128 bytes standing in for `corosync-keygen` output.
-fn authkey() -> Vec<u8> {
-    (0..128u32).map(|i| (i * 37 % 251) as u8).collect()
+/// An OpenSSH private key standing in for `ssh-keygen -t rsa -b 4096 -N '' -f FILE` output.
+fn cluster_key() -> String {
+    let body: String = (0..40).map(|i| format!("{}\n", "QUJD".repeat(17) + &format!("{i:02}"))).collect();
+    format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{body}-----END OPENSSH PRIVATE KEY-----\n")
 }
 
-async fn a_node_fetches_its_spec_and_its_clusters_authkey(r: Reg) {
+async fn a_node_fetches_its_spec_and_its_clusters_root_key(r: Reg) {
     let r = r.with_profiles().await;
     let node = r.enrolled("pve-node-01", MAC1).await;
     // nothing uploaded yet: 404s that say what to upload
     let a = r.get("/v1/spec", Some(&node)).await;
     is_error(&a, StatusCode::NOT_FOUND, "not_found");
     assert!(a.text.contains("ax41-nvme"), "{}", a.text);
-    let a = r.get("/v1/authkey", Some(&node)).await;
+    let a = r.get("/v1/cluster-key", Some(&node)).await;
     is_error(&a, StatusCode::NOT_FOUND, "not_found");
-    assert!(a.text.contains("/v1/admin/authkeys/prod-cluster"), "{}", a.text);
+    assert!(a.text.contains("/v1/admin/cluster-keys/prod-cluster"), "{}", a.text);
     assert_eq!(r.put_text("/v1/admin/specs/ax41-nvme", Some(ADMIN), &ws("hardware-specs/ax41-nvme.toml")).await.status, StatusCode::CREATED);
-    // the authkey: admin only, 128..4096 bytes, never shown back to the admin
-    let key = authkey();
-    let put = |auth: Option<&'static str>, bytes: Vec<u8>| r.call("PUT", "/v1/admin/authkeys/prod-cluster", auth, Some(Body::from(bytes)), "application/octet-stream");
-    is_error(&put(None, key.clone()).await, StatusCode::UNAUTHORIZED, "unauthorized");
-    is_error(&put(Some(ADMIN), vec![1; 64]).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_authkey");
-    let a = put(Some(ADMIN), key.clone()).await;
+    // the root key: admin only, an OpenSSH private key, never shown back to the admin
+    let key = cluster_key();
+    let put = |auth: Option<&'static str>, bytes: Vec<u8>| r.call("PUT", "/v1/admin/cluster-keys/prod-cluster", auth, Some(Body::from(bytes)), "text/plain");
+    is_error(&put(None, key.clone().into_bytes()).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&put(Some(ADMIN), b"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ public half".to_vec()).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_cluster_key");
+    let a = put(Some(ADMIN), key.clone().into_bytes()).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    let meta = r.get("/v1/admin/authkeys/prod-cluster", Some(ADMIN)).await;
-    assert_eq!(meta.body["sha256"], secret::sha256_hex(&key));
-    assert!(meta.body.get("key").is_none() && !meta.text.contains("base64"), "{}", meta.text);
-    // the node gets the spec its profile names and the raw key bytes
+    let meta = r.get("/v1/admin/cluster-keys/prod-cluster", Some(ADMIN)).await;
+    assert_eq!(meta.body["sha256"], secret::sha256_hex(key.as_bytes()));
+    assert!(!meta.text.contains("PRIVATE KEY"), "{}", meta.text);
+    // the node gets the spec its profile names and the key
     assert_eq!(r.get("/v1/spec", Some(&node)).await.text, ws("hardware-specs/ax41-nvme.toml"));
-    let res = r.app.clone().oneshot(Request::get("/v1/authkey").header("authorization", format!("Bearer {node}")).body(Body::empty()).unwrap()).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.into_body().collect().await.unwrap().to_bytes().to_vec(), key);
+    assert_eq!(r.get("/v1/cluster-key", Some(&node)).await.text, key);
     // not without the node's secret
-    is_error(&r.get("/v1/authkey", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
-    is_error(&r.get("/v1/authkey", Some("pve-node-01:wrong")).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/cluster-key", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    is_error(&r.get("/v1/cluster-key", Some("pve-node-01:wrong")).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// The cluster view: both nodes of prod-cluster, with the first boot's phase, cluster step and
+/// host keys; the first node's "cluster-created" is what the second waits for.
+async fn a_node_sees_its_cluster_and_who_created_it(r: Reg) {
+    let r = r.with_profiles().await;
+    let n1 = r.enrolled("pve-node-01", MAC1).await;
+    let n2 = r.enrolled("pve-node-02", MAC2).await;
+    let view = r.get("/v1/cluster", Some(&n2)).await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.text);
+    assert_eq!(view.body["cluster"], "prod-cluster");
+    let members = view.body["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{}", view.text);
+    let one = members.iter().find(|m| m["hostname"] == "pve-node-01").unwrap();
+    assert_eq!((one["node_id"].as_u64(), one["self"].as_bool(), one["phase"].is_null()), (Some(1), Some(false), true));
+    let report = json!({ "phase": "cluster-created", "ssh_host_keys": ["ssh-ed25519 SHA256:abc"], "cluster": { "action": "create", "ok": true } });
+    let a = r.json("POST", "/v1/boot", Some(&n1), report).await;
+    assert_eq!(a.body["state"], "cluster-created", "{}", a.text);
+    let view = r.get("/v1/cluster", Some(&n2)).await;
+    let one = view.body["members"].as_array().unwrap().iter().find(|m| m["hostname"] == "pve-node-01").unwrap().clone();
+    assert_eq!(one["state"], "cluster-created");
+    assert_eq!(one["ssh_host_keys"], json!(["ssh-ed25519 SHA256:abc"]));
+    assert_eq!(one["cluster"]["action"], "create");
+    assert!(view.body["members"].as_array().unwrap().iter().any(|m| m["hostname"] == "pve-node-02" && m["self"] == true));
+    is_error(&r.get("/v1/cluster", None).await, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
 async fn a_mac_belongs_to_one_node(r: Reg) {

@@ -337,9 +337,6 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     s.files = render::node_files(p).into_iter().filter(|f| !for_apt(&f.path) && !for_initramfs(&f.path)).collect();
     s.files.extend(render::boot::files(p, &targets.iter().map(|t| t.by_id.clone()).collect::<Vec<_>>()));
     s.files.push(render::file("/etc/timezone", 0o644, format!("{}\n", p.node.timezone)));
-    if let Some(key) = &p.cluster.authkey_file {
-        s.copies.push(FileCopy { from: key.display().to_string(), to: "/etc/corosync/authkey".into(), mode: 0o400 });
-    }
     s.copies.push(FileCopy { from: p.path.clone(), to: INSTALLED_PROFILE.into(), mode: 0o600 });
     s.copies.push(FileCopy { from: SELF_EXE.into(), to: "/usr/local/sbin/keel".into(), mode: 0o755 });
     s.commands.push(chroot(&["systemctl", "enable", render::FIRST_BOOT_UNIT]));

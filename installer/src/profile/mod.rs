@@ -220,9 +220,6 @@ pub struct Cluster {
     pub crypto_hash: String,
     pub two_node: bool,
     pub nodes: Vec<ClusterNode>,
-    /// The shared corosync authkey (resolved against the profile's folder), identical on every
-    /// node; never generated per node.
-    pub authkey_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -131,8 +131,6 @@ pub struct RawCluster {
     pub crypto_hash: String,
     pub two_node: bool,
     pub nodes: Vec<RawClusterNode>,
-    #[serde(default)]
-    pub authkey_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -144,7 +144,9 @@ fn one_of(p: &mut Problems, field: &str, value: &str, allowed: &[&str]) {
     }
 }
 
-pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> Result<Loaded, SourceError> {
+/// `_check_files`: whether files the profile names must exist; no field names a file now
+/// (the cluster's secrets come from the registry).
+pub(super) fn validate(src: &SourceFile, raw: RawProfile, _check_files: bool) -> Result<Loaded, SourceError> {
     let mut p = Problems::default();
 
     if raw.version != 1 {
@@ -537,18 +539,6 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
         p.err("ssh.allow-users", "nobody would be allowed to log in", "list the users, such as [\"deploy\", \"admin\"]");
     }
 
-    // the shared corosync key: a file beside the profile (or an absolute path)
-    let authkey_file = cl.authkey_file.as_ref().map(|f| {
-        let path = src.path.parent().unwrap_or(std::path::Path::new(".")).join(f);
-        match std::fs::metadata(&path) {
-            _ if !check_files => {}
-            Ok(m) if (128..=4096).contains(&m.len()) => {}
-            Ok(m) => p.err("cluster.authkey-file", format!("{} holds {} bytes", path.display(), m.len()), "a corosync authkey is 128 to 4096 bytes: make one with `corosync-keygen -k FILE` once and give every node the same file"),
-            Err(e) => p.err("cluster.authkey-file", format!("{}: {e}", path.display()), "the path is relative to the profile's folder; make the key once with `corosync-keygen -k FILE` and share it between the nodes"),
-        }
-        path
-    });
-
     // registry
     let registry = raw.registry.as_ref().map(|r| {
         if !(r.url.starts_with("https://") || r.url.starts_with("http://")) {
@@ -599,7 +589,6 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, check_files: bool) -> 
             crypto_hash: cl.crypto_hash.clone(),
             two_node: cl.two_node,
             nodes,
-            authkey_file,
         },
         ssh: raw.ssh,
         users,

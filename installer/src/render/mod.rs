@@ -4,7 +4,7 @@
 
 mod apt;
 pub mod boot;
-mod corosync;
+pub mod corosync;
 mod hosts;
 mod interfaces;
 mod sshd;
@@ -75,10 +75,6 @@ fn header(profile: &Profile, what: &str) -> String {
     )
 }
 
-/// Header of files that must be byte-identical on every node of the cluster.
-fn cluster_header(what: &str) -> String {
-    format!("# {what}\n# Written by keel from the [cluster] section of the node profiles; identical on every node.\n")
-}
 
 /// Every file keel writes on the node, in a fixed order.
 pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
@@ -97,7 +93,6 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
     }
     files.extend([
         RenderedFile::new("/etc/network/interfaces", 0o644, interfaces::render(profile)),
-        RenderedFile::new("/etc/corosync/corosync.conf", 0o644, corosync::render(profile)),
         RenderedFile::new("/etc/ssh/sshd_config.d/50-keel-hardening.conf", 0o644, sshd::render(profile)),
         RenderedFile::new("/etc/apt/sources.list", 0o644, apt::render_debian(profile)),
         RenderedFile::new("/etc/apt/sources.list.d/pve.list", 0o644, apt::render_pve(profile)),
@@ -150,7 +145,7 @@ pub const FIRST_BOOT_DONE: &str = "/var/lib/keel/first-boot.done";
 
 fn first_boot_unit(profile: &Profile) -> String {
     format!(
-        "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service pveproxy.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
         header(profile, "keel first boot (runs once; see `journalctl -u keel-first-boot`).")
     )
 }
