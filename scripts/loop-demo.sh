@@ -38,7 +38,6 @@ echo 52:54:00:a4:41:01 >"$work/root/sys/class/net/ens3/address"
 ln -s /sys/devices "$work/root/sys/class/net/ens3/device"
 sed -e '/^hardware-spec/d' -e "s/^serials = \[\]/serials = [\"${serials[0]}\", \"${serials[1]}\"]/" \
   profiles/lab-node-01.toml >"$work/demo-node.toml"
-cp profiles/lab-cluster.authkey "$work/"
 set -x
 "$keel" install --profile "$work/demo-node.toml" --root "$work/root" --journal-dir "$work/journal" \
   --yes --confirm-serials "${serials[0]},${serials[1]}" --until partition.format-esp

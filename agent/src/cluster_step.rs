@@ -99,10 +99,46 @@ impl Tools {
 
     /// Runs a program (found in `search`, else by PATH): (success, exit code, stdout+stderr).
     fn run(&self, name: &str, args: &[String]) -> (bool, i32, String) {
+        self.run_for(name, args, Duration::from_secs(120))
+    }
+
+    /// The same, killed after `limit` (pvecm's join waits for quorum without a time limit).
+    fn run_for(&self, name: &str, args: &[String], limit: Duration) -> (bool, i32, String) {
+        use std::io::Read;
+        use std::process::Stdio;
         let program = self.find(name).unwrap_or_else(|| PathBuf::from(name));
-        match std::process::Command::new(&program).args(args).stdin(std::process::Stdio::null()).output() {
-            Ok(o) => (o.status.success(), o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
-            Err(e) => (false, -1, format!("{name} could not start: {e}")),
+        let mut child = match std::process::Command::new(&program).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+            Ok(c) => c,
+            Err(e) => return (false, -1, format!("{name} could not start: {e}")),
+        };
+        let drain = |r: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let out = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+        let err = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if started.elapsed() >= limit => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => break None,
+            }
+        };
+        let text = format!("{}{}", String::from_utf8_lossy(&out.join().unwrap_or_default()), String::from_utf8_lossy(&err.join().unwrap_or_default()));
+        match status {
+            Some(s) => (s.success(), s.code().unwrap_or(-1), text),
+            None => (false, -1, format!("{text}\n{name} killed after {} s", limit.as_secs())),
         }
     }
 }
@@ -215,7 +251,9 @@ impl Step<'_> {
 
     /// Runs pvecm, then the post-check; the exit code is only reported.
     fn pvecm(&self, pvecm: &Path, args: &[String], until: Instant) -> Result<String, String> {
-        let (ok, code, out) = self.tools.run(&pvecm.display().to_string(), args);
+        // pvecm add waits for quorum without a time limit (pve-cluster Setup.pm finish_join)
+        let limit = self.settle * 3;
+        let (ok, code, out) = self.tools.run_for(&pvecm.display().to_string(), args, limit);
         let said = tail(&out, 4);
         match self.member(until) {
             Ok(d) => Ok(format!("{d} (pvecm exit {code}: {said})")),
@@ -363,7 +401,7 @@ pub(crate) mod tests {
         let node = |n: u32| format!("  node {{\\n    name: lab-node-0{n}\\n    nodeid: {n}\\n    quorum_votes: 1\\n    ring0_addr: 192.168.100.{n}\\n  }}\\n");
         let file = |nodes: &str, version: u32| format!("nodelist {{\\n{nodes}}}\\n\\nquorum {{\\n  provider: corosync_votequorum\\n}}\\n\\ntotem {{\\n  cluster_name: lab-cluster\\n  config_version: {version}\\n  secauth: on\\n  version: 2\\n}}\\n");
         let pvecm = format!(
-            "#!/bin/sh\necho \"$*\" >>{log}\nif [ {mode} = task-error ]; then echo 'TASK ERROR: unable to copy ssh ID'; exit 0; fi\nmkdir -p {pve}\ncase $1 in\n  create) printf '{one}' >{conf} ;;\n  add) printf '{two}' >{conf} ;;\nesac\n",
+            "#!/bin/sh\necho \"$*\" >>{log}\nif [ {mode} = hang ]; then echo 'waiting for quorum...'; exec sleep 600; fi\nif [ {mode} = task-error ]; then echo 'TASK ERROR: unable to copy ssh ID'; exit 0; fi\nmkdir -p {pve}\ncase $1 in\n  create) printf '{one}' >{conf} ;;\n  add) printf '{two}' >{conf} ;;\nesac\n",
             log = dir.join("pvecm.log").display(),
             pve = conf.parent().unwrap().display(),
             conf = conf.display(),
@@ -460,6 +498,22 @@ pub(crate) mod tests {
         assert_eq!(r.command.as_deref(), Some("pvecm add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh"));
         let conf = std::fs::read_to_string(root.join("etc/pve/corosync.conf")).unwrap();
         assert!(conf.contains("two_node: 1") && conf.contains("config_version: 3"), "{conf}");
+    }
+
+    /// pvecm add waits for quorum without a time limit: keel stops it and reports failed.
+    #[test]
+    fn a_pvecm_that_never_returns_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let (key, peer) = key_pair(dir.path());
+        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, "hang")] };
+        let p = profile("lab-node-01");
+        let d = FakeDirectory { members: RefCell::new(vec![]), key, created: RefCell::new(vec![]) };
+        let t = Instant::now();
+        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_millis(100));
+        assert!(!r.ok && r.detail.contains("killed after"), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(d.created.borrow().is_empty());
     }
 
     /// A corosync.conf in place (as pmxcfs imports a pre-placed /etc/corosync/corosync.conf at

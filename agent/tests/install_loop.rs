@@ -204,9 +204,8 @@ fn an_install_phones_home_every_event_then_its_report() {
 }
 
 /// An unattended install: no --profile and no --registry flag; the kernel command line names the
-/// registry and the token (as the registry's iPXE script does); the profile, and the cluster's
-/// authkey it names, come from the registry; the credentials stay beside the journal for the
-/// installed node's first boot.
+/// registry and the token (as the registry's iPXE script does); the profile comes from the
+/// registry; the credentials stay beside the journal for the installed node's first boot.
 #[test]
 fn an_install_without_a_profile_takes_it_from_the_registry_named_on_the_kernel_command_line() {
     let Some(_g) = exclusive() else { return };
@@ -216,9 +215,6 @@ fn an_install_without_a_profile_takes_it_from_the_registry_named_on_the_kernel_c
     rt.block_on(async {
         let profile = std::fs::read_to_string(rig.profile()).unwrap();
         store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
-        use base64::Engine;
-        let key = base64::engine::general_purpose::STANDARD.encode(std::fs::read(workspace().join("profiles/lab-cluster.authkey")).unwrap());
-        store.put_document("authkey", "lab-cluster", &key, "x").await.unwrap();
         let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
         store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
     });

@@ -31,9 +31,6 @@ const MAY_DIFFER: &[(&str, &str)] = &[
     ("network.uplink.ipv6-address", "address"),
     ("network.uplink.ipv6-gateway", "address"),
     ("registry.url", "address"),
-    // PENDING (issue 18): the lab's Debian corosync path needs the shared key; it goes when the
-    // lab forms the cluster with pvecm like the seed (no corosync files written by keel)
-    ("cluster.authkey-file", "PENDING: the lab's corosync key until the pvecm path"),
     ("robot.server", "hardware: the lab's guests are not Hetzner servers (keel rebuild)"),
     ("robot.key-fingerprint", "hardware: the lab's guests are not Hetzner servers (keel rebuild)"),
 ];

@@ -66,6 +66,10 @@ mac=${KEEL_LAB_MAC:-52:54:00:a4:41:01}
 if [ -n "${KEEL_LAB_DGRAM:-}" ]; then
   net=(-netdev "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=${KEEL_LAB_DGRAM%:*},remote.type=inet,remote.host=127.0.0.1,remote.port=${KEEL_LAB_DGRAM#*:}"
        -device "e1000,netdev=net0,mac=$mac")
+  # the registry for the first boot (cluster key, cluster view) on a second NIC the lab adds
+  # (MAC 52:54:00:ff:..., configured by the lab's keel-lab-registry-link unit, not by keel): the
+  # node's own uplink is the link to the other node
+  [ -n "${KEEL_LAB_REGISTRY_PORT:-}" ] && net+=(-nic "user,model=e1000,mac=52:54:00:ff:00:${mac##*:},restrict=on,guestfwd=tcp:10.0.2.101:8080-cmd:nc 127.0.0.1 $KEEL_LAB_REGISTRY_PORT")
 else
   fwd=""
   # one nc per guest connection (a tcp: target would carry a single connection only)

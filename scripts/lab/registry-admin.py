@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """The lab's keel-registry, seen by its operator (admin API over HTTP, no other tools):
   registry-admin.py setup URL ADMIN_TOKEN_FILE REPO   upload lab-node-01's profile, the qemu-lab
-      spec and the lab cluster's authkey; arm lab-node-01 (its MAC); print the enrollment token
+      spec and the lab cluster's root key (made now: ssh-keygen -t rsa -b 4096); arm lab-node-01
+      (its MAC); print the enrollment token
+  registry-admin.py arm URL ADMIN_TOKEN_FILE REPO    upload lab-node-02's profile, arm it (its MAC,
+      no PXE) and print its enrollment token (the image install)
+  registry-admin.py cluster URL ADMIN_TOKEN_FILE     both nodes' first boots: lab-node-01 created
+      the cluster, lab-node-02 joined it; both ready
   registry-admin.py installed URL ADMIN_TOKEN_FILE    the install's report arrived: state, result,
       SSH host keys, both pools, every event (exit 1 and say what is missing otherwise)
   registry-admin.py booted URL ADMIN_TOKEN_FILE       the first boot reported "ready" with the same
@@ -12,7 +17,10 @@
       its events up to the pause after the disk phase
 """
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -60,10 +68,30 @@ def main():
         repo = sys.argv[4]
         must(url, token, "PUT", f"/v1/admin/profiles/{NODE}", open(f"{repo}/profiles/{NODE}.toml", "rb").read(), "application/toml")
         must(url, token, "PUT", "/v1/admin/specs/qemu-lab", open(f"{repo}/hardware-specs/qemu-lab.toml", "rb").read(), "application/toml")
-        must(url, token, "PUT", "/v1/admin/authkeys/lab-cluster", open(f"{repo}/profiles/lab-cluster.authkey", "rb").read(), "application/octet-stream")
+        with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "id_rsa")
+            subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "4096", "-N", "", "-C", "root@lab-cluster", "-f", key], check=True)
+            must(url, token, "PUT", "/v1/admin/cluster-keys/lab-cluster", open(key, "rb").read(), "text/plain")
         out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": NODE, "profile": NODE, "mac": MAC, "ttl_seconds": 6 * 3600}).encode())
         print(json.loads(out)["token"])
         return 0
+    if cmd == "arm":
+        repo = sys.argv[4]
+        must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", open(f"{repo}/profiles/{PXE_NODE}.toml", "rb").read(), "application/toml")
+        out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "ttl_seconds": 6 * 3600}).encode())
+        print(json.loads(out)["token"])
+        return 0
+    if cmd == "cluster":
+        bad = 0
+        for name, action in [(NODE, "create"), (PXE_NODE, "join")]:
+            node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{name}"))
+            status, out = call(url, token, "GET", f"/v1/admin/nodes/{name}/boot")
+            boot = json.loads(out) if status == 200 else {}
+            cluster = boot.get("cluster") or {}
+            print(f"registry: {name} state {node['state']}, cluster step {cluster.get('action')} ok={cluster.get('ok')}: {cluster.get('detail')}")
+            if node["state"] != "ready" or cluster.get("action") != action or cluster.get("ok") is not True:
+                bad += failed(f"{name}: expected state ready after cluster step {action}")
+        return 1 if bad else 0
     if cmd == "pxe":
         repo = sys.argv[4]
         must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", open(f"{repo}/profiles/{PXE_NODE}.toml", "rb").read(), "application/toml")

@@ -6,8 +6,9 @@
 #                     without recommended packages: apt in the guest skips those it cannot find,
 #                     which keeps the install short under TCG)
 #   debian-security/  an empty bookworm-security suite (the node's sources.list names it)
-#   pve/              STAND-INS for Proxmox VE, clearly named: proxmox-ve (depends on corosync,
-#                     ifupdown2, iptables, openssh-server), proxmox-default-kernel, and
+#   pve/              STAND-INS for Proxmox VE, clearly named: proxmox-ve (depends on pve-cluster,
+#                     corosync, ifupdown2, iptables, openssh-server), pve-cluster (pvecm and pmxcfs
+#                     as scripts/lab/standin describes), proxmox-default-kernel, and
 #                     proxmox-kernel-<kver>-keel-lab-standin, the lab image's own Debian kernel
 #                     with the OpenZFS module built in (as Proxmox's kernel has it: no DKMS,
 #                     nothing compiled in the guest); and the lab key as the "release key"
@@ -32,7 +33,7 @@ print(" ".join(a for a in inst[inst.index("install") + 1:] if not a.startswith("
 ' <<<"$plan")
 include=$(sed -n 1p <<<"$lists")
 packages=$(sed -n 2p <<<"$lists")
-key=$( (cat "$here/repo.sh" "$here/keys/lab-repo.gpg"; echo "$image $include $packages") | sha256sum | cut -c1-16)
+key=$( (cat "$here/repo.sh" "$here/keys/lab-repo.gpg" "$here"/standin/*; echo "$image $include $packages") | sha256sum | cut -c1-16)
 out="$cache_root/repo-$key"
 if [ -f "$out/done" ]; then
   echo "$out"
@@ -118,9 +119,19 @@ Description: LAB STAND-IN for Proxmox's $1 (keel lab, not Proxmox)
 CTL
 }
 meta proxmox-default-kernel "$kpkg"
-meta proxmox-ve "proxmox-default-kernel, corosync, ifupdown2, iptables, openssh-server"
+meta proxmox-ve "proxmox-default-kernel, pve-cluster, corosync, ifupdown2, iptables, openssh-server"
+# the cluster tools (scripts/lab/standin, README there: which upstream lines each follows)
+meta pve-cluster "corosync, rsync, openssh-client, openssh-server"
+sd="$here/standin"
+install -D -m 0755 "$sd/pvecm" "$std/pve-cluster/usr/bin/pvecm"
+install -D -m 0755 "$sd/pmxcfs" "$std/pve-cluster/usr/lib/keel-lab-standin/pmxcfs"
+for u in pve-cluster.service pve-cluster-sync.path pve-cluster-sync.service; do
+  install -D -m 0644 "$sd/$u" "$std/pve-cluster/lib/systemd/system/$u"
+done
+install -D -m 0644 "$sd/corosync-standin.conf" "$std/pve-cluster/lib/systemd/system/corosync.service.d/keel-lab-standin.conf"
+install -m 0755 "$sd/postinst" "$std/pve-cluster/DEBIAN/postinst"
 mkdir -p "$out.tmp/pve/pool"
-for d in kernel proxmox-default-kernel proxmox-ve; do
+for d in kernel proxmox-default-kernel proxmox-ve pve-cluster; do
   dpkg-deb --root-owner-group -Zgzip --build "$std/$d" "$out.tmp/pve/pool/" >/dev/null
 done
 echo "lab repo: stand-ins built after $(( $(date +%s) - start ))s ($(du -sh "$out.tmp/pve/pool" | cut -f1))" >&2

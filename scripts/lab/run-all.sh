@@ -32,8 +32,12 @@
 #                  KEEL_LAB_IMAGE_BENCH=1 then the figures: shell one-liner vs keel's receive,
 #                  keel's peak memory for both sizes)
 #   cluster        both nodes (1 from the network, 2 from the image) boot from their drives on
-#                  one link: each passes the booted checks (ZFS root, host id, first-boot unit,
-#                  keel verify), corosync quorate with 2 nodes, keel verify --expect-quorum
+#                  one link (the registry on a second NIC): node 1 formed the cluster at its first
+#                  boot (pvecm create, the lab's stand-in), node 2's first boot joins it (cluster
+#                  root key and pinned host key from the registry, pvecm add --use_ssh); each
+#                  passes the booted checks, corosync quorate with 2 nodes, two_node in
+#                  /etc/pve/corosync.conf on both, keel verify --expect-quorum; negative control:
+#                  pvecm add without the trust fails and exits 0
 #   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
 #                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
@@ -206,9 +210,10 @@ if [ -n "$repo" ] && [ "$os" = none ]; then
 fi
 if [ -n "$repo" ] && [ "$os" != none ]; then
   # lab-node-01 installs unattended: no --profile; the registry and its enrollment token are on
-  # the rescue kernel's command line (as the registry's iPXE script puts them), the profile, spec
-  # and cluster authkey come from the keel-registry on the host loopback, which then holds the
-  # install's events and report and, after the first boot from the drives, the boot report.
+  # the rescue kernel's command line (as the registry's iPXE script puts them), the profile and
+  # spec come from the keel-registry on the host loopback, which also holds the cluster's root
+  # key for the first boots, the install's events and report and, after the first boot from the
+  # drives, the boot report.
   reg=""
   reg_dir="$work/registry"
   reg_port=47090
@@ -308,8 +313,12 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     rm -f "$export_img"
     result image-build $rb $(( $(date +%s) - s ))
     if [ $rb = 0 ] && [ -n "$reg" ]; then
+      # lab-node-02 armed again (after its PXE run) with a token on its rescue command line: its
+      # install reports to the registry and its first boot joins the cluster through it
       image_install() {
-        KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND="keel.node=2 $bench" KEEL_LAB_TIMEOUT=2400 \
+        local t2
+        t2=$(python3 "$here/registry-admin.py" arm "$reg_url" "$reg_dir/admin-token" "$here/../..") || t2=""
+        KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_APPEND="keel.node=2 $bench keel.registry=http://10.0.2.101:8080 keel.token=$t2" KEEL_LAB_TIMEOUT=2400 \
           timed image-install run image-install "$work/img2" image-install
       }
       # the bench's figures (KEEL_LAB_IMAGE_BENCH=1) are taken with the guest alone
@@ -318,6 +327,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
         # node 2's first boot from its drives is the cluster's: both nodes boot from their
         # drives (the first drive first) and each runs the booted checks, then the quorum checks
         KEEL_LAB_BOOT=disk timed cluster linked cluster "$work/os1" "$work/img2" 47011
+        timed registry-cluster python3 "$here/registry-admin.py" cluster "$reg_url" "$reg_dir/admin-token"
         # the image-installed node boots from its second drive alone as well (drive 1 above),
         # through UEFI firmware (every other boot is SeaBIOS; keel-boot-sync installs both)
         image_drive_2() { KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002; }

@@ -118,7 +118,6 @@ impl Rig {
             .replace("serials = []", &format!("serials = [\"{}\", \"{}\"]", SERIALS[0], SERIALS[1]));
         let p = self.dir.path().join("loop-node.toml");
         std::fs::write(&p, text).unwrap();
-        std::fs::copy(workspace().join("profiles/lab-cluster.authkey"), self.dir.path().join("lab-cluster.authkey")).unwrap();
         p
     }
 

@@ -66,8 +66,23 @@ StandardError=journal+console
 [Install]
 WantedBy=multi-user.target
 UNIT
+  # two nodes on one link (the cluster scenario): the registry is on a second NIC the lab adds
+  cat >/mnt/probe/etc/systemd/system/keel-lab-registry-link.service <<'UNIT'
+[Unit]
+Description=keel lab: the registry on the lab's second NIC, if there is one (added by the lab harness, not by keel)
+After=networking.service
+Before=keel-first-boot.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'for d in /sys/class/net/*; do if grep -q "^52:54:00:ff:" $$d/address; then n=$${d##*/}; ip link set dev $$n up; ip addr replace 10.0.2.50/24 dev $$n; fi; done; true'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
   mkdir -p /mnt/probe/etc/systemd/system/multi-user.target.wants
   ln -sf /etc/systemd/system/keel-lab-probe.service /mnt/probe/etc/systemd/system/multi-user.target.wants/
+  ln -sf /etc/systemd/system/keel-lab-registry-link.service /mnt/probe/etc/systemd/system/multi-user.target.wants/
   ln -sf /dev/null /mnt/probe/etc/systemd/system/serial-getty@ttyS0.service
   zpool export rpool
   echo "ok    lab probe armed in the installed system"

@@ -2,7 +2,6 @@
 # serial): refused before anything is written.
 . ./scenarios/lib.sh
 sed 's/^serials = \[\]/serials = ["LABNVME0001", "LABNVME0002"]/' profiles/lab-node-01.toml >/tmp/pinned.toml
-cp profiles/lab-cluster.authkey /tmp/
 ./keel install --profile /tmp/pinned.toml --spec hardware-specs/qemu-lab.toml --yes --confirm-serials "$SERIALS" \
   --journal-dir $JOURNALS >/tmp/refused.txt 2>&1
 equals "keel install exit code" 1 "$?"

@@ -4,7 +4,6 @@
 rescue_network
 zeros=$(printf '0%.0s' $(seq 128))
 sed "s/^pve-key-sha512 = .*/pve-key-sha512 = \"$zeros\"/" profiles/lab-node-01.toml >/tmp/wrong-key.toml
-cp profiles/lab-cluster.authkey /tmp/
 ./keel install --profile /tmp/wrong-key.toml --spec hardware-specs/qemu-lab.toml --yes --confirm-serials "$SERIALS" \
   --journal-dir $JOURNALS --progress plain >/tmp/install.txt 2>&1
 equals "keel install exit code" 1 "$?"
