@@ -451,23 +451,39 @@ pub(crate) mod tests {
         Step { profile: p, root, tools, settle: Duration::from_millis(300), first_backoff: Duration::from_millis(20) }
     }
 
+    /// A test's world: a temporary root, the stand-ins in `mode`, the peer's host key line, a
+    /// fake registry holding `members` and the cluster key.
+    struct World {
+        dir: tempfile::TempDir,
+        root: PathBuf,
+        tools: Tools,
+        peer: String,
+        directory: FakeDirectory,
+    }
+
+    fn world(mode: &str, members: Vec<Member>) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let (key, peer) = key_pair(dir.path());
+        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, mode)] };
+        let directory = FakeDirectory { members: RefCell::new(members), key, created: RefCell::new(vec![]) };
+        World { dir, root, tools, peer, directory }
+    }
+
     /// The first node creates the cluster (--nodeid), reports "cluster-created" before it is
     /// ready, and leaves two_node for the last node to join.
     #[test]
     fn the_lowest_id_creates_and_reports_cluster_created() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        let (key, peer) = key_pair(dir.path());
-        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, "ok")] };
+        let w = world("ok", vec![member("lab-node-01", 1, true, "booted", false, &[]), member("lab-node-02", 2, false, "booted", false, &[])]);
+        let (dir, root, tools, d) = (&w.dir, &w.root, &w.tools, &w.directory);
         let p = profile("lab-node-01");
-        let d = FakeDirectory { members: RefCell::new(vec![member("lab-node-01", 1, true, "booted", false, &[]), member("lab-node-02", 2, false, "booted", false, &[])]), key, created: RefCell::new(vec![]) };
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_secs(10));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_secs(10));
         assert!(r.ok, "{r:?}");
         assert_eq!((r.action.as_str(), r.command.as_deref()), ("create", Some("pvecm create lab-cluster --link0 192.168.100.1 --nodeid 1")));
         assert!(r.detail.contains("left for the last node to join (1 of 2 listed)"), "{r:?}");
         assert_eq!(d.created.borrow().len(), 1);
         // run again (the unit restarted): a member now, pvecm not run again
-        let again = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_secs(10));
+        let again = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_secs(10));
         assert_eq!((again.action.as_str(), again.ok), ("member", true));
         assert_eq!(std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap().lines().count(), 1);
     }
@@ -476,24 +492,21 @@ pub(crate) mod tests {
     /// member reports it; a host key the peer did not report is never trusted and pvecm never runs.
     #[test]
     fn a_joiner_waits_for_the_cluster_and_pins_only_the_reported_host_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        let (key, peer) = key_pair(dir.path());
-        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, "ok")] };
+        let w = world("ok", vec![member("lab-node-01", 1, false, "booted", false, &[])]);
+        let (dir, root, tools, peer, d) = (&w.dir, &w.root, &w.tools, &w.peer, &w.directory);
         let p = profile("lab-node-02");
-        let d = FakeDirectory { members: RefCell::new(vec![member("lab-node-01", 1, false, "booted", false, &[])]), key, created: RefCell::new(vec![]) };
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_millis(200));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_millis(200));
         assert!(!r.ok && r.detail.contains("waiting for the node with id 1"), "{r:?}");
         assert!(!dir.path().join("pvecm.log").exists(), "nothing run while waiting");
         // the registry names lab-node-01 with another host key: refused
         *d.members.borrow_mut() = vec![member("lab-node-01", 1, false, "cluster-created", true, &["ssh-ed25519 SHA256:somebodyelse".into()])];
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_millis(200));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_millis(200));
         assert!(!r.ok && r.detail.contains("not trusted"), "{r:?}");
         assert!(!dir.path().join("pvecm.log").exists(), "pvecm not run with an untrusted host key");
         // with the right one: joined (the DR case too: a peer in state "ready" is joined the same way)
         let fp = keel_installer::hostkeys::fingerprint(&peer).unwrap().to_string();
         *d.members.borrow_mut() = vec![member("lab-node-01", 1, false, "ready", true, &[fp])];
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_secs(10));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_secs(10));
         assert!(r.ok, "{r:?}");
         assert_eq!(r.command.as_deref(), Some("pvecm add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh"));
         let conf = std::fs::read_to_string(root.join("etc/pve/corosync.conf")).unwrap();
@@ -503,14 +516,11 @@ pub(crate) mod tests {
     /// pvecm add waits for quorum without a time limit: keel stops it and reports failed.
     #[test]
     fn a_pvecm_that_never_returns_is_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        let (key, peer) = key_pair(dir.path());
-        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, "hang")] };
+        let w = world("hang", vec![]);
+        let (root, tools, d) = (&w.root, &w.tools, &w.directory);
         let p = profile("lab-node-01");
-        let d = FakeDirectory { members: RefCell::new(vec![]), key, created: RefCell::new(vec![]) };
         let t = Instant::now();
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_millis(100));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_millis(100));
         assert!(!r.ok && r.detail.contains("killed after"), "{r:?}");
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
         assert!(d.created.borrow().is_empty());
@@ -521,22 +531,19 @@ pub(crate) mod tests {
     /// is claimed either.
     #[test]
     fn a_file_alone_is_not_membership() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        let (key, peer) = key_pair(dir.path());
-        let tools = Tools { search: vec![stand_ins(dir.path(), &root, &peer, "task-error")] };
+        let w = world("task-error", vec![]);
+        let (dir, root, tools, d) = (&w.dir, &w.root, &w.tools, &w.directory);
         std::fs::create_dir_all(root.join("etc/pve")).unwrap();
         std::fs::write(root.join("etc/pve/corosync.conf"), "nodelist {\n  node {\n    name: lab-node-01\n    nodeid: 1\n  }\n  node {\n    name: lab-node-02\n    nodeid: 2\n  }\n}\ntotem {\n  config_version: 1\n}\n").unwrap();
         std::fs::write(dir.path().join("noquorum"), "").unwrap();
         let p = profile("lab-node-02");
-        let d = FakeDirectory { members: RefCell::new(vec![]), key, created: RefCell::new(vec![]) };
-        let r = step(&p, &root, &tools).run(Some(&d), Instant::now() + Duration::from_millis(200));
+        let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_millis(200));
         assert!(!r.ok && r.action != "member", "{r:?}");
-        let r = step(&p, &root, &tools).run(None, Instant::now());
+        let r = step(&p, root, tools).run(None, Instant::now());
         assert_eq!((r.action.as_str(), r.ok), ("manual", true));
         assert!(r.detail.contains("pvecm create lab-cluster --link0 192.168.100.1 --nodeid 1"), "{r:?}");
         let none = Tools { search: vec![dir.path().join("empty")] };
-        let r = step(&p, &root, &none).run(Some(&d), Instant::now());
+        let r = step(&p, root, &none).run(Some(d), Instant::now());
         assert_eq!((r.action.as_str(), r.ok), ("none", false));
     }
 }
