@@ -145,7 +145,7 @@ pub const FIRST_BOOT_DONE: &str = "/var/lib/keel/first-boot.done";
 
 fn first_boot_unit(profile: &Profile) -> String {
     format!(
-        "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service pveproxy.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
+        "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service pveproxy.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nEnvironment=HOME=/root\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
         header(profile, "keel first boot (runs once; see `journalctl -u keel-first-boot`).")
     )
 }
