@@ -303,9 +303,8 @@ fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
         return;
     }
     if p.os.bootloader == Bootloader::ProxmoxBootTool {
-        let argv: Vec<String> = if root == Path::new("/") { vec![] } else { vec!["chroot".into(), root.display().to_string()] };
-        let mut a: Vec<&str> = argv.iter().map(String::as_str).collect();
-        a.extend(["proxmox-boot-tool", "status"]);
+        let argv = in_root(root, &["proxmox-boot-tool", "status"]);
+        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
         match c.out(&a) {
             Ok(o) => c.add("proxmox-boot-tool", Status::Ok, o.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")),
             Err(e) => c.add("proxmox-boot-tool", Status::Fail, e),
