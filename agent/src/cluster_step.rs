@@ -18,7 +18,9 @@
 //!    CLIHandler `run_cli_handler` ends in `exit 0`, RESTEnvironment `fork_worker` prints
 //!    "TASK ERROR"): this node must be in the nodelist with its id and corosync quorate with
 //!    every listed node, within a time limit;
-//! 6. once the nodelist holds every node of the profile, the profile's `two_node` and crypto
+//! 6. after a join, `pvecm updatecerts` (as Proxmox VE asks of a re-added node) and this node's
+//!    current host keys in place of its old ones in the peer's root known_hosts;
+//! 7. once the nodelist holds every node of the profile, the profile's `two_node` and crypto
 //!    settings go into `/etc/pve/corosync.conf` with a raised `config_version`.
 
 use std::path::{Path, PathBuf};
@@ -249,6 +251,39 @@ impl Step<'_> {
         Ok(format!("{} host key(s) of {} ({addr}) pinned", trusted.len(), peer.hostname))
     }
 
+    /// After a join: what Proxmox VE's admin guide asks of a re-added node (pvecm.adoc, "Remove a
+    /// Cluster Node": `pvecm updatecerts` once on it, so its new host key replaces the old one
+    /// cluster-wide; on a first join it finds nothing to change), and the peer's root
+    /// known_hosts, where keel pinned this node's address when the peer joined it: the old
+    /// node's entries are removed (`ssh-keygen -R`), this node's current host keys put in their
+    /// place, over the SSH trust the join itself used. Neither stops the join; both are reported.
+    fn after_join(&self, pvecm: &Path, peer_addr: &str) -> String {
+        let me = self.profile.this_cluster_node();
+        let (ok, code, out) = self.tools.run(&pvecm.display().to_string(), &["updatecerts".into()]);
+        let certs = if ok { "pvecm updatecerts done".to_string() } else { format!("pvecm updatecerts exit {code}: {}", tail(&out, 2)) };
+        let keys: Vec<String> = hostkeys::KEY_TYPES
+            .iter()
+            .filter_map(|t| std::fs::read_to_string(self.path(&format!("/etc/ssh/ssh_host_{t}_key.pub"))).ok())
+            .filter_map(|text| text.lines().next().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
+            .filter(|l| hostkeys::fingerprint(l).is_some())
+            .collect();
+        if keys.is_empty() {
+            return format!("{certs}; no host key of this node found: {peer_addr}'s known_hosts left as it was");
+        }
+        let addr = me.ring0_address.to_string();
+        let mut script = format!("f=/root/.ssh/known_hosts; mkdir -p -m 0700 /root/.ssh; touch $f; ssh-keygen -R {addr} -f $f >/dev/null 2>&1; ssh-keygen -R {} -f $f >/dev/null 2>&1; rm -f $f.old", me.name);
+        for k in &keys {
+            script.push_str(&format!("; echo '{addr} {k}' >>$f"));
+        }
+        let args: Vec<String> = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", &format!("root@{peer_addr}"), &script].map(String::from).to_vec();
+        let (ok, code, out) = self.tools.run("ssh", &args);
+        if ok {
+            format!("{certs}; {peer_addr}'s known_hosts: old entries for {addr} removed, {} host key(s) of this node added", keys.len())
+        } else {
+            format!("{certs}; {peer_addr}'s known_hosts NOT updated (ssh exit {code}: {}): on {peer_addr} run `ssh-keygen -R {addr}`", tail(&out, 2))
+        }
+    }
+
     /// Runs pvecm, then the post-check; the exit code is only reported.
     fn pvecm(&self, pvecm: &Path, args: &[String], until: Instant) -> Result<String, String> {
         // pvecm add waits for quorum without a time limit (pve-cluster Setup.pm finish_join)
@@ -327,7 +362,10 @@ impl Step<'_> {
                         args.push("--force".into());
                     }
                     let line = format!("pvecm {}", args.join(" "));
-                    let outcome = self.pin(&peer, &addr).map_err(|e| format!("{e:#}")).and_then(|pinned| self.pvecm(&pvecm, &args, until).map(|d| format!("{trusted}; {pinned}; {d}")));
+                    let outcome = self
+                        .pin(&peer, &addr)
+                        .map_err(|e| format!("{e:#}"))
+                        .and_then(|pinned| self.pvecm(&pvecm, &args, until).map(|d| format!("{trusted}; {pinned}; {d}; {}", self.after_join(&pvecm, &addr))));
                     Some(("join", Some(line), outcome))
                 }
                 (Ok(_), None) if me.id == lowest => {
@@ -416,7 +454,9 @@ pub(crate) mod tests {
             dir = dir.display()
         );
         let keyscan = format!("#!/bin/sh\naddr=$(eval echo \\${{$#}})\necho \"# $addr:22 SSH-2.0-OpenSSH_9.2p1\"\necho \"$addr {peer_key}\"\n");
-        for (name, text) in [("pvecm", pvecm), ("corosync-quorumtool", quorumtool), ("ssh-keyscan", keyscan)] {
+        // ssh: each call's arguments, one per line, then a blank line
+        let ssh = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" '' >>{}\n", dir.join("ssh.log").display());
+        for (name, text) in [("pvecm", pvecm), ("corosync-quorumtool", quorumtool), ("ssh-keyscan", keyscan), ("ssh", ssh)] {
             std::fs::write(bin.join(name), text).unwrap();
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
@@ -508,11 +548,59 @@ pub(crate) mod tests {
         // with the right one: joined (the DR case too: a peer in state "ready" is joined the same way)
         let fp = keel_installer::hostkeys::fingerprint(&peer).unwrap().to_string();
         *d.members.borrow_mut() = vec![member("lab-node-01", 1, false, "ready", true, &[fp])];
+        std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+        std::fs::write(root.join("etc/ssh/ssh_host_ed25519_key.pub"), format!("{} root@lab-node-02\n", w.peer)).unwrap();
         let r = step(&p, root, tools).run(Some(d), Instant::now() + Duration::from_secs(10));
         assert!(r.ok, "{r:?}");
         assert_eq!(r.command.as_deref(), Some("pvecm add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh"));
         let conf = std::fs::read_to_string(root.join("etc/pve/corosync.conf")).unwrap();
         assert!(conf.contains("two_node: 1") && conf.contains("config_version: 3"), "{conf}");
+        // then, as for a re-added node: pvecm updatecerts, and the peer's known_hosts entries for
+        // this node's address replaced by this node's host key, over the pinned SSH connection
+        let log = std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap();
+        assert_eq!(log.lines().collect::<Vec<_>>(), ["add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh", "updatecerts"]);
+        let ssh = std::fs::read_to_string(dir.path().join("ssh.log")).unwrap();
+        let call: Vec<&str> = ssh.split("\n\n").next().unwrap().lines().collect();
+        assert_eq!(call[..5], ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@192.168.100.1"]);
+        assert!(call[5].contains("ssh-keygen -R 192.168.100.2 -f $f") && call[5].contains(&format!("echo '192.168.100.2 {}' >>$f", w.peer)), "{ssh}");
+        assert!(r.detail.contains("pvecm updatecerts done") && r.detail.contains("1 host key(s) of this node added"), "{r:?}");
+    }
+
+    /// The peer's known_hosts edit runs the script it claims: against a copy of a known_hosts
+    /// holding the old node's key (hashed, as Debian's ssh writes it, and plain), only this
+    /// node's current key is left for its address.
+    #[test]
+    fn the_peer_known_hosts_edit_replaces_the_old_key() {
+        let w = world("ok", vec![]);
+        let (dir, root) = (&w.dir, &w.root);
+        let p = profile("lab-node-02");
+        std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+        std::fs::write(root.join("etc/ssh/ssh_host_ed25519_key.pub"), format!("{} root@new\n", w.peer)).unwrap();
+        // ssh that runs the remote command here, with /root/.ssh pointing into the test folder
+        use std::os::unix::fs::PermissionsExt;
+        let home = dir.path().join("peer");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        let fresh_key = |name: &str| {
+            let d = dir.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            key_pair(&d).1
+        };
+        let (old, other) = (fresh_key("old"), fresh_key("other"));
+        std::fs::write(home.join(".ssh/known_hosts"), format!("192.168.100.2 {old}\n192.168.100.3 {other}\n")).unwrap();
+        let s = std::process::Command::new("ssh-keygen").args(["-q", "-H", "-f"]).arg(home.join(".ssh/known_hosts")).status().unwrap();
+        assert!(s.success());
+        std::fs::write(home.join(".ssh/known_hosts"), format!("{}lab-node-02 {old}\n", std::fs::read_to_string(home.join(".ssh/known_hosts")).unwrap())).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::write(bin.join("ssh"), format!("#!/bin/sh\neval \"$(printf '%s' \"$6\" | sed 's#/root/.ssh#{}#g')\"\n", home.join(".ssh").display())).unwrap();
+        std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let detail = step(&p, root, &w.tools).after_join(&bin.join("pvecm"), "192.168.100.1");
+        assert!(detail.contains("1 host key(s) of this node added"), "{detail}");
+        let f = home.join(".ssh/known_hosts");
+        let find = |host: &str| std::process::Command::new("ssh-keygen").args(["-F", host, "-f"]).arg(&f).output().unwrap().stdout;
+        let found = String::from_utf8(find("192.168.100.2")).unwrap();
+        assert!(found.contains(w.peer.split_whitespace().nth(1).unwrap()) && !found.contains(old.split_whitespace().nth(1).unwrap()), "{found}");
+        assert!(!String::from_utf8(find("192.168.100.3")).unwrap().is_empty(), "another host's entry is kept");
+        assert!(String::from_utf8(find("lab-node-02")).unwrap().is_empty(), "the old key under the node's name is gone");
     }
 
     /// pvecm add waits for quorum without a time limit: keel stops it and reports failed.

@@ -230,7 +230,7 @@ mod tests {
         let bin = stand_ins(dir.path(), &root, &peer_key, "ok");
         assert!(first_boot(&root, &[bin], Duration::from_secs(30), Duration::from_millis(50)).unwrap());
         let log = std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap();
-        assert_eq!(log, "add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh\n");
+        assert_eq!(log, "add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh\nupdatecerts\n");
         let rt = tokio::runtime::Runtime::new().unwrap();
         assert_eq!(rt.block_on(store.node("lab-node-02")).unwrap().unwrap().state, "ready");
         let report: Value = serde_json::from_str(&rt.block_on(store.boot_report("lab-node-02")).unwrap().unwrap()).unwrap();
