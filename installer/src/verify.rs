@@ -281,6 +281,47 @@ fn files(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
     }
 }
 
+/// `proxmox-boot-tool status` against what the node should have. Its output, as
+/// proxmox-kernel-helper's `status` and `_status_detail` print it: "System currently booted with
+/// uefi" (or "legacy bios"), then for each ESP listed in /etc/kernel/proxmox-boot-uuids
+/// "UUID is configured with: uefi (versions: A, B)" and/or "grub (versions: ...)"; an ESP it
+/// skips gets "WARN: ..." on stderr and no line, and the exit code stays 0. Every drive's ESP
+/// (name, UUID) must have its line, in the firmware's mode, with `kernel`; no warning at all.
+fn boot_tool_status(stdout: &str, stderr: &str, esps: &[(String, String)], kernel: &str, uefi: bool) -> Vec<(String, Status, String)> {
+    let mut rows = Vec::new();
+    let mode = if uefi { "uefi" } else { "legacy bios" };
+    match stdout.lines().find_map(|l| l.trim().strip_prefix("System currently booted with ")) {
+        Some(m) if m.trim() == mode => rows.push(("boot mode".to_string(), Status::Ok, format!("{mode}, as /sys/firmware/efi says"))),
+        Some(m) => rows.push(("boot mode".to_string(), Status::Fail, format!("proxmox-boot-tool says {}, /sys/firmware/efi says {mode}", m.trim()))),
+        None => rows.push(("boot mode".to_string(), Status::Fail, "proxmox-boot-tool status printed no boot mode".to_string())),
+    }
+    let configured: Vec<(&str, &str)> = stdout.lines().filter_map(|l| l.trim().split_once(" is configured with: ")).collect();
+    // "uefi (versions: A, B), grub (versions: C)": the versions of one loader
+    let versions = |with: &str, loader: &str| -> Option<Vec<String>> {
+        let rest = with.split(&format!("{loader} (versions: ")).nth(1)?;
+        Some(rest.split(')').next().unwrap_or("").split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    };
+    let loader = if uefi { "uefi" } else { "grub" };
+    for (name, uuid) in esps {
+        let row = match configured.iter().find(|(u, _)| u.eq_ignore_ascii_case(uuid)) {
+            None => (Status::Fail, format!("ESP {uuid} is not configured (not in /etc/kernel/proxmox-boot-uuids, or skipped)")),
+            Some((_, with)) => match versions(with, loader) {
+                None => (Status::Fail, format!("ESP {uuid} is configured with {with}, not {loader} as the firmware boots")),
+                Some(v) if kernel.is_empty() || v.iter().any(|k| k == kernel) => (Status::Ok, format!("ESP {uuid}: {with}")),
+                Some(v) => (Status::Fail, format!("ESP {uuid} has {loader} kernels {} but not the newest, {kernel} (run `proxmox-boot-tool refresh`)", v.join(", "))),
+            },
+        };
+        rows.push((name.clone(), row.0, row.1));
+    }
+    let warnings: Vec<&str> = stdout.lines().chain(stderr.lines()).map(str::trim).filter(|l| l.starts_with("WARN") || l.starts_with("E:")).collect();
+    if warnings.is_empty() {
+        rows.push(("proxmox-boot-tool warnings".to_string(), Status::Ok, "none".to_string()));
+    } else {
+        rows.push(("proxmox-boot-tool warnings".to_string(), Status::Fail, warnings.join("; ")));
+    }
+    rows
+}
+
 /// The newest kernel in the installed system's /boot.
 fn newest_kernel(c: &mut Checks, root: &Path) -> Option<String> {
     let boot = under(root, "/boot");
@@ -303,11 +344,31 @@ fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
         return;
     }
     if p.os.bootloader == Bootloader::ProxmoxBootTool {
+        let kernel = newest_kernel(c, root).unwrap_or_default();
+        let uefi = c.host.exists(Path::new("/sys/firmware/efi"));
+        let mut esps = Vec::new();
+        for disk in disks {
+            let name = format!("boot {}", disk.rsplit('/').next().unwrap_or(disk));
+            if !c.host.exists(Path::new(disk)) {
+                c.add(name, if disks.len() > 1 { Status::Warn } else { Status::Fail }, "drive not present");
+                continue;
+            }
+            let esp = format!("{disk}-part1");
+            match c.out(&["blkid", "-s", "UUID", "-o", "value", &esp]) {
+                Ok(uuid) if !uuid.trim().is_empty() => esps.push((name, uuid.trim().to_string())),
+                Ok(_) => c.add(name, Status::Fail, format!("ESP {esp} has no file system UUID")),
+                Err(e) => c.add(name, Status::Fail, format!("ESP {esp}: {e}")),
+            }
+        }
         let argv = in_root(root, &["proxmox-boot-tool", "status"]);
-        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
-        match c.out(&a) {
-            Ok(o) => c.add("proxmox-boot-tool", Status::Ok, o.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("; ")),
-            Err(e) => c.add("proxmox-boot-tool", Status::Fail, e),
+        match c.host.run(&argv, T) {
+            Ok(o) if o.success() => {
+                for (name, status, detail) in boot_tool_status(&o.stdout, &o.stderr, &esps, &kernel, uefi) {
+                    c.add(name, status, detail);
+                }
+            }
+            Ok(o) => c.add("proxmox-boot-tool", Status::Fail, format!("`{}` exited {}: {}", argv.join(" "), o.code, o.stderr_tail(2))),
+            Err(e) => c.add("proxmox-boot-tool", Status::Fail, e.to_string()),
         }
         return;
     }
@@ -558,6 +619,34 @@ mod tests {
         assert_eq!(row(&rows, "swap").status, Status::Ok);
         assert_eq!(row(&rows, "vm.swappiness").status, Status::Ok);
         assert!(h.commands().iter().filter(|c| c.contains("mkdir -p /run/sshd")).all(|c| c.starts_with("chroot")), "the node's /run is not touched");
+    }
+
+    /// proxmox-boot-tool status, as its script prints it, read line by line: every drive's ESP
+    /// in the firmware's mode with the newest kernel; an ESP skipped with a warning (exit 0) or
+    /// configured for the other mode or an older kernel fails.
+    #[test]
+    fn proxmox_boot_tool_status_is_read_per_esp() {
+        let esps = vec![("boot A".to_string(), "1A2B-3C4D".to_string()), ("boot B".to_string(), "5E6F-7A8B".to_string())];
+        let k = "6.8.12-4-pve";
+        let good = "Re-executing '/usr/sbin/proxmox-boot-tool' in new private mount namespace..\nSystem currently booted with uefi\n1A2B-3C4D is configured with: uefi (versions: 6.8.12-4-pve, 6.8.8-2-pve)\n5E6F-7A8B is configured with: uefi (versions: 6.8.12-4-pve), grub (versions: 6.8.12-4-pve)\n";
+        let rows = boot_tool_status(good, "", &esps, k, true);
+        assert!(rows.iter().all(|r| r.1 == Status::Ok), "{rows:?}");
+        assert_eq!(rows.len(), 4);
+        // legacy BIOS reads the grub part
+        let bios = good.replace("booted with uefi", "booted with legacy bios").replace("uefi (versions: 6.8.12-4-pve, 6.8.8-2-pve)", "grub (versions: 6.8.12-4-pve)");
+        assert!(boot_tool_status(&bios, "", &esps, k, false).iter().all(|r| r.1 == Status::Ok));
+        // the mode the tool reports must be the firmware's, and a uefi-only ESP does not boot a BIOS
+        let rows = boot_tool_status(good, "", &esps, k, false);
+        let bad: Vec<&str> = rows.iter().filter(|r| r.1 == Status::Fail).map(|r| r.0.as_str()).collect();
+        assert_eq!(bad, ["boot mode", "boot A"], "{rows:?}");
+        // one ESP skipped: a warning on stderr, no line for it, exit 0
+        let skipped = good.lines().filter(|l| !l.starts_with("5E6F")).collect::<Vec<_>>().join("\n");
+        let rows = boot_tool_status(&skipped, "WARN: /dev/disk/by-uuid/5E6F-7A8B does not exist - clean '/etc/kernel/proxmox-boot-uuids'! - skipping\n", &esps, k, true);
+        let bad: Vec<&str> = rows.iter().filter(|r| r.1 == Status::Fail).map(|r| r.0.as_str()).collect();
+        assert_eq!(bad, ["boot B", "proxmox-boot-tool warnings"], "{rows:?}");
+        // an older kernel only
+        let rows = boot_tool_status(good, "", &esps, "6.8.14-1-pve", true);
+        assert!(rows.iter().find(|r| r.0 == "boot A").unwrap().2.contains("not the newest, 6.8.14-1-pve"), "{rows:?}");
     }
 
     #[test]
