@@ -112,7 +112,8 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
     };
     let step = Step { profile: &profile, root, tools: &Tools { search: search.to_vec() }, settle: settle(), first_backoff };
     let cluster = step.run(directory.as_ref().map(|d| d as &dyn Directory), deadline);
-    eprintln!("first boot: cluster step {}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
+    let command = cluster.command.as_deref().map(|c| format!(" `{c}`")).unwrap_or_default();
+    eprintln!("first boot: cluster step {}{command}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
     report(if cluster.ok { "ready" } else { "failed" }, json!({ "cluster": cluster }), deadline);
     if cluster.ok {
         let done = root.join(FIRST_BOOT_DONE.trim_start_matches('/'));

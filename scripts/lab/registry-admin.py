@@ -3,10 +3,13 @@
   registry-admin.py setup URL ADMIN_TOKEN_FILE REPO   upload lab-node-01's profile, the qemu-lab
       spec and the lab cluster's root key (made now: ssh-keygen -t rsa -b 4096); arm lab-node-01
       (its MAC); print the enrollment token
-  registry-admin.py arm URL ADMIN_TOKEN_FILE REPO    upload lab-node-02's profile, arm it (its MAC,
-      no PXE) and print its enrollment token (the image install)
+  registry-admin.py arm URL ADMIN_TOKEN_FILE REPO [NODE]  upload NODE's profile (lab-node-02 by
+      default), arm it (its MAC, no PXE) and print its enrollment token (the image installs:
+      lab-node-02's, and lab-node-01's rebuild)
   registry-admin.py cluster URL ADMIN_TOKEN_FILE     both nodes' first boots: lab-node-01 created
       the cluster, lab-node-02 joined it; both ready
+  registry-admin.py rejoined URL ADMIN_TOKEN_FILE    after lab-node-01's rebuild: its new first
+      boot joined the running cluster (pvecm add, not create); both ready
   registry-admin.py installed URL ADMIN_TOKEN_FILE    the install's report arrived: state, result,
       SSH host keys, both pools, every event (exit 1 and say what is missing otherwise)
   registry-admin.py booted URL ADMIN_TOKEN_FILE       the first boot reported "ready" with the same
@@ -77,13 +80,16 @@ def main():
         return 0
     if cmd == "arm":
         repo = sys.argv[4]
-        must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", open(f"{repo}/profiles/{PXE_NODE}.toml", "rb").read(), "application/toml")
-        out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "ttl_seconds": 6 * 3600}).encode())
+        name = sys.argv[5] if len(sys.argv) > 5 else PXE_NODE
+        mac = {NODE: MAC, PXE_NODE: PXE_MAC}[name]
+        must(url, token, "PUT", f"/v1/admin/profiles/{name}", open(f"{repo}/profiles/{name}.toml", "rb").read(), "application/toml")
+        out = must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": name, "profile": name, "mac": mac, "ttl_seconds": 6 * 3600}).encode())
         print(json.loads(out)["token"])
         return 0
-    if cmd == "cluster":
+    if cmd in ("cluster", "rejoined"):
         bad = 0
-        for name, action in [(NODE, "create"), (PXE_NODE, "join")]:
+        first = "create" if cmd == "cluster" else "join"
+        for name, action in [(NODE, first), (PXE_NODE, "join")]:
             node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{name}"))
             status, out = call(url, token, "GET", f"/v1/admin/nodes/{name}/boot")
             boot = json.loads(out) if status == 200 else {}
@@ -91,6 +97,8 @@ def main():
             print(f"registry: {name} state {node['state']}, cluster step {cluster.get('action')} ok={cluster.get('ok')}: {cluster.get('detail')}")
             if node["state"] != "ready" or cluster.get("action") != action or cluster.get("ok") is not True:
                 bad += failed(f"{name}: expected state ready after cluster step {action}")
+            if cmd == "rejoined" and name == NODE and "host key(s) of this node added" not in (cluster.get("detail") or ""):
+                bad += failed(f"{name}: the rejoin should have put its new host keys into lab-node-02's known_hosts")
         return 1 if bad else 0
     if cmd == "pxe":
         repo = sys.argv[4]

@@ -38,17 +38,27 @@
 #                  passes the booted checks, corosync quorate with 2 nodes, two_node in
 #                  /etc/pve/corosync.conf on both, keel verify --expect-quorum; negative control:
 #                  pvecm add without the trust fails and exits 0
+#   dr-reinstall   (disaster recovery; lab-node-02 keeps running the cluster, quorate alone with
+#                  two_node) lab-node-01 in the rescue system over its installed disks: refused
+#                  without --wipe-existing, the finished install not resumed; with it, installed
+#                  afresh from the image (new pools, new host keys, a new registry token)
+#   dr-rejoin      the rebuilt lab-node-01 boots: its first boot joins the running cluster
+#                  (pvecm add, same name and node id), reaches lab-node-02 with its host key checked
+#   dr-survivor    lab-node-02's side of cluster and DR: alone and quorate while node 1 is down,
+#                  then one cluster with node 1 in it once, config_version raised, node 1's old host
+#                  keys gone from root's known_hosts, root reaches the new node 1, verify passes
 #   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
 #                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
-#   boot-drive-2   node 1 boots with drive 2 alone: GRUB from the second drive, the ZFS root
+#   boot-drive-2   node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
+#                  GRUB from the second drive (SeaBIOS), the ZFS root
 #                  comes up degraded, keel verify --allow-degraded passes (KEEL_LAB_DRIVES=0
 #                  leaves it out; KEEL_LAB_DRIVES=2 adds boot-drive-1, drive 1 alone, which
 #                  proves nothing the others do not: drive 1's loader boots in boot-both and
 #                  cluster, the degraded import in boot-drive-2)
-#   reinstall      next boot over the installed node (DR): refused without --wipe-existing,
-#                  the finished install is not "resumed"; with it, fresh pools
+#   reinstall      (when the DR above did not run) next boot over the installed node: refused
+#                  without --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
 #                  any package is installed
 # KEEL_LAB_OS=node (default) | cluster | none picks the OS block (see there); KEEL_LAB_IMAGE=0
@@ -192,8 +202,8 @@ booted() { # name workdir mac serials...
 wrong_key() { timed wrong-key run wrong-key "$work/wrong-key" wrong-key; }
 # KEEL_LAB_OS: "node" (the default) installs lab-node-01, builds the root image from it, boots
 # node 1 from both drives while lab-node-02 installs from that image, boots both into one
-# cluster, boots node 2 from its second drive alone (UEFI) while node 1 boots from its second
-# drive alone and is then reinstalled; "cluster" installs lab-node-02 from the network instead,
+# cluster, rebuilds node 1 from the image while node 2 runs (it rejoins), boots node 2 from its
+# second drive alone (UEFI) while node 1 boots from its second drive alone; "cluster" installs lab-node-02 from the network instead,
 # at the same time as node 1 (under TCG that takes as long as one after the other, the two
 # guests share the cores); "none" stops after wrong-key.
 os=${KEEL_LAB_OS:-node}
@@ -285,6 +295,43 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       timed registry-first-boot python3 "$here/registry-admin.py" booted "$reg_url" "$reg_dir/admin-token"
     fi
   }
+  # The cluster, then disaster recovery into it. lab-node-02 boots (cluster-survivor) and stays
+  # up throughout; lab-node-01 boots beside it on the link (cluster); both check the cluster
+  # (lab-node-02's first boot joins it now). lab-node-01 powers off; lab-node-02 stays quorate
+  # alone (two_node). lab-node-01 is rebuilt from the image in the rescue system (dr-reinstall:
+  # refused without --wipe-existing, then new pools, new host keys, a new registry token) and
+  # boots again (rejoin): its first boot joins the cluster lab-node-02 kept running, under its
+  # old name and node id. lab-node-02 checks the return and the stale state (dr-survivor).
+  cluster_dr() {
+    local s survivor rc1 rs t1
+    s=$(date +%s)
+    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_TIMEOUT=3600 \
+      bash "$here/boot.sh" "$work/img2" cluster-survivor >"$work/img2.cluster-survivor.out" 2>&1 &
+    survivor=$!
+    KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \
+      bash "$here/boot.sh" "$work/os1" cluster >"$work/os1.cluster.out" 2>&1
+    rc1=$?
+    cat "$work/os1.cluster.out"; show "$work/os1" cluster
+    result cluster $rc1 $(( $(date +%s) - s ))
+    timed registry-cluster python3 "$here/registry-admin.py" cluster "$reg_url" "$reg_dir/admin-token"
+    if [ $rc1 = 0 ]; then
+      t1=$(python3 "$here/registry-admin.py" arm "$reg_url" "$reg_dir/admin-token" "$here/../.." lab-node-01) || t1=""
+      KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND="keel.node=1 keel.registry=http://10.0.2.101:8080 keel.token=$t1" KEEL_LAB_TIMEOUT=2400 \
+        timed dr-reinstall run dr-reinstall "$work/os1" dr-reinstall
+      if grep -q '^PASS dr-reinstall$' "$results"; then
+        KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 timed dr-rejoin run rejoin "$work/os1" rejoin
+      fi
+    fi
+    # lab-node-01 did not come back: nothing for the survivor to wait for
+    grep -q '^PASS dr-rejoin$' "$results" || pkill -f "$work/img2/payload.img"
+    wait $survivor
+    rs=$?
+    cat "$work/img2.cluster-survivor.out"; show "$work/img2" cluster-survivor
+    result dr-survivor $rs $(( $(date +%s) - s ))
+    if grep -q '^PASS dr-rejoin$' "$results"; then
+      timed registry-rejoined python3 "$here/registry-admin.py" rejoined "$reg_url" "$reg_dir/admin-token"
+    fi
+  }
   # The image fast path ("node" mode; KEEL_LAB_IMAGE=0 leaves it out): lab-node-01's base
   # snapshot becomes a root image (on an export disk the host reads with debugfs), the registry
   # serves it, lab-node-02 installs from it while node 1 boots for the first time, then the two
@@ -325,9 +372,10 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       if [ -n "$bench" ]; then image_install; first_boot; else side_by_side first_boot image_install; fi
       if grep -q '^PASS image-install$' "$results" && grep -q '^PASS boot-both$' "$results"; then
         # node 2's first boot from its drives is the cluster's: both nodes boot from their
-        # drives (the first drive first) and each runs the booted checks, then the quorum checks
-        KEEL_LAB_BOOT=disk timed cluster linked cluster "$work/os1" "$work/img2" 47011
-        timed registry-cluster python3 "$here/registry-admin.py" cluster "$reg_url" "$reg_dir/admin-token"
+        # drives (the first drive first) and each runs the booted checks, then the quorum
+        # checks; then disaster recovery into the running cluster (cluster_dr)
+        cluster_dr
+        dr_ran=1
         # the image-installed node boots from its second drive alone as well (drive 1 above),
         # through UEFI firmware (every other boot is SeaBIOS; keel-boot-sync installs both)
         image_drive_2() { KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002; }
@@ -348,7 +396,8 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
     [ "${KEEL_LAB_DRIVES:-1}" = 0 ] || booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
-    timed reinstall run reinstall "$work/os1" reinstall
+    # the reinstall over an installed node is dr-reinstall's first half when the DR ran
+    [ -n "${dr_ran:-}" ] || timed reinstall run reinstall "$work/os1" reinstall
   }
   if [ "$r1" = 0 ]; then
     if declare -F image_drive_2 >/dev/null; then side_by_side image_drive_2 node_1_last; else node_1_last; fi

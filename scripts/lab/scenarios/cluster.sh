@@ -4,6 +4,9 @@
 # created it at its own first boot (boot-both); lab-node-02's first boot joins it now with the
 # cluster root key and lab-node-01's host key pinned from the registry. Each node first passes
 # the checks of a boot from its drives.
+# Sourced by cluster-survivor.sh (DR_ROLE=survivor: lab-node-02 then stays up while lab-node-01
+# is rebuilt from the image, stays quorate alone, and checks the rebuilt node's return) and by
+# rejoin.sh (DR_ROLE=rejoined: the rebuilt lab-node-01's first boot joined the running cluster).
 . ./scenarios/lib.sh
 wait_booted
 host=$(hostname)
@@ -30,6 +33,14 @@ check "root's authorized_keys is pvecm's link" test "$(readlink /root/.ssh/autho
 check "the cluster key is accepted from the cluster network only" grep -q '^from="192.168.100.0/24" ssh-rsa ' /etc/pve/priv/authorized_keys
 # pvecm sets PermitRootLogin yes in sshd_config; keel's drop-in comes first and wins
 equals "sshd's effective PermitRootLogin" without-password "$(sshd -T 2>/dev/null | awk '/^permitrootlogin/ {print $2}')"
+if [ "${DR_ROLE:-}" = rejoined ]; then
+  # the rebuilt node joined the cluster lab-node-02 kept running (no second cluster): pvecm add
+  # from its first boot, under its old name and node id
+  check "the first boot joined the running cluster (pvecm add), it did not create one" sh -c "journalctl -u keel-first-boot --no-pager -o cat | grep -q 'pvecm add 192.168.100.2 --link0 192.168.100.1 --nodeid 1 --use_ssh' && ! journalctl -u keel-first-boot --no-pager -o cat | grep -q 'pvecm create'"
+  equals "lab-node-01 in the nodelist once, node id 1" "1 1" "$(awk '/name:/ {n=$2} /nodeid:/ {if (n == "lab-node-01") {c++; id=$2}} END {print c+0, id}' /etc/pve/corosync.conf)"
+  check "the peer's host key was pinned from the registry" sh -c "grep -q '^192.168.100.2 ssh-' /root/.ssh/known_hosts"
+  check "root reaches lab-node-02 with its host key checked" ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 root@192.168.100.2 true
+fi
 if [ "$host" = lab-node-02 ]; then
   check "the first node's host key was pinned" sh -c "grep -q '^192.168.100.1 ssh-' /root/.ssh/known_hosts"
   # negative control: without the trust (another root key), pvecm add cannot authenticate,
@@ -45,7 +56,39 @@ fi
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
 equals "keel verify --expect-quorum exit code" 0 "$?"
 cat /tmp/verify.txt
+if [ "${DR_ROLE:-}" = survivor ]; then
+  # Disaster recovery while this node runs: lab-node-01 powers off (end of its cluster
+  # scenario), is rebuilt from the image with new host keys, and its first boot joins this
+  # node's cluster again. The key keel pinned for lab-node-01 when this node joined it:
+  awk '$1 == "192.168.100.1" {print $3}' /root/.ssh/known_hosts >/tmp/old-keys
+  version_before=$(awk '/config_version:/ {print $2; exit}' /etc/pve/corosync.conf)
+  nodes() { corosync-quorumtool -s 2>/dev/null | awk -F: '/^Nodes/ {gsub(/ /, "", $2); print $2}'; }
+  quorate() { corosync-quorumtool -s 2>/dev/null | awk -F: '/^Quorate/ {gsub(/ /, "", $2); print $2}'; }
+  echo "dr: waiting for lab-node-01 to go down"
+  for _ in $(seq 1 300); do [ "$(nodes)" = 1 ] && break; sleep 2; done
+  equals "lab-node-01 gone: nodes" 1 "$(nodes)"
+  equals "alone, still quorate (two_node)" Yes "$(quorate)"
+  echo "dr: $(date +%T) waiting for lab-node-01, rebuilt from the image, to rejoin"
+  for _ in $(seq 1 1200); do [ "$(nodes)" = 2 ] && [ "$(quorate)" = Yes ] && break; sleep 2; done
+  echo "dr: $(date +%T)"
+  corosync-quorumtool -s
+  equals "lab-node-01 back: nodes" 2 "$(nodes)"
+  equals "quorate" Yes "$(quorate)"
+  equals "one cluster: its name" lab-cluster "$(awk '/cluster_name:/ {print $2; exit}' /etc/pve/corosync.conf)"
+  equals "lab-node-01 in the nodelist once, node id 1" "1 1" "$(awk '/name:/ {n=$2} /nodeid:/ {if (n == "lab-node-01") {c++; id=$2}} END {print c+0, id}' /etc/pve/corosync.conf)"
+  check "config_version raised by the re-add (was $version_before)" test "$(awk '/config_version:/ {print $2; exit}' /etc/pve/corosync.conf)" -gt "$version_before"
+  check "two_node kept" grep -q "two_node: 1" /etc/pve/corosync.conf
+  # stale state on this node: keel's pinned key for lab-node-01 is replaced by the new node's
+  new_key=$(ssh-keyscan -T 10 -t ed25519 192.168.100.1 2>/dev/null | awk '{print $3; exit}')
+  check "lab-node-01 has new host keys (rebuilt; $(wc -l </tmp/old-keys) old ones were pinned)" sh -c "[ -n '$new_key' ] && [ -s /tmp/old-keys ] && ! grep -qxF '$new_key' /tmp/old-keys"
+  check "its old host keys are gone from root's known_hosts" sh -c "! grep -qFf /tmp/old-keys /root/.ssh/known_hosts"
+  check "root reaches the rebuilt lab-node-01 with its host key checked" ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 root@192.168.100.1 true
+  /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
+  equals "keel verify --expect-quorum after the rejoin: exit code" 0 "$?"
+  grep -i "cluster\|quorum" /tmp/verify.txt
+fi
 # stay in the cluster while the other node runs its own checks (powering off first would
-# leave it alone: it saw "1 of 2" in a run that did not wait)
-sleep 45
+# leave it alone: it saw "1 of 2" in a run that did not wait); the rebuilt node waits longer,
+# the survivor checks its return
+if [ "${DR_ROLE:-}" = rejoined ]; then sleep 90; else sleep 45; fi
 finish
