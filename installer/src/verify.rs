@@ -101,6 +101,7 @@ pub fn run(host: &mut dyn Host, p: &Profile, opts: &Options) -> Vec<Check> {
     files(&mut c, p, &opts.root, &disks);
     boot(&mut c, p, &opts.root, &disks);
     parsers(&mut c, &opts.root);
+    host_id(&mut c, p, &opts.root);
     if opts.root == Path::new("/") {
         swap(&mut c);
         network(&mut c, p);
@@ -139,6 +140,18 @@ fn parsers(c: &mut Checks, root: &Path) {
         Ok(o) if o.success() => c.add("time zone", Status::Ok, format!("/etc/localtime -> {}", o.stdout.trim())),
         Ok(_) => c.add("time zone", Status::Fail, "/etc/localtime is missing or dangling (a zone the target's tzdata lacks)"),
         Err(e) => c.add("time zone", Status::Fail, e.to_string()),
+    }
+}
+
+/// The node's OpenZFS host id: /etc/hostid holds the profile's (little-endian, as glibc writes
+/// it); on the running node, the spl module runs with it (from the kernel command line).
+fn host_id(c: &mut Checks, p: &Profile, root: &Path) {
+    let want = format!("0x{:08x}", render::host_id(p));
+    let file = c.host.read_bytes(&under(root, "/etc/hostid")).ok().filter(|b| b.len() == 4).map(|b| format!("0x{:08x}", u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+    c.equal("host id (/etc/hostid)", &want, file.as_deref().unwrap_or(""));
+    if root == Path::new("/") {
+        let param = c.host.read_file(Path::new("/sys/module/spl/parameters/spl_hostid")).ok().and_then(|t| t.trim().parse::<u64>().ok()).map(|v| format!("0x{v:08x}"));
+        c.equal("host id in use (spl_hostid)", &want, param.as_deref().unwrap_or(""));
     }
 }
 

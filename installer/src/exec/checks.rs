@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::host::{Host, HostError};
-use crate::plan::{Layout, INITRAMFS_INPUTS};
+use crate::plan::Layout;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+/// `lsinitramfs` decompresses the whole initramfs (tens of MiB of zstd; slow under emulation).
+const LIST_INITRAMFS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// An argument vector from string literals.
 pub(super) fn s(a: &[&str]) -> Vec<String> {
@@ -78,8 +80,11 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let missing = not_installed(host, root, &pkgs)?;
             Ok(if missing.is_empty() { Done::Yes(format!("{} installed", pkgs.join(", "))) } else { Done::No })
         }
-        ["zgenhostid", "-o", file] => {
-            Ok(if host.exists(Path::new(file)) { Done::Yes(format!("{file} exists")) } else { Done::No })
+        ["zgenhostid", "-f", "-o", file, value] => {
+            // /etc/hostid holds the id as a 4-byte little-endian number (glibc's sethostid)
+            let want = u32::from_str_radix(value.trim_start_matches("0x"), 16).ok();
+            let have = host.read_bytes(Path::new(file)).ok().filter(|b| b.len() == 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            Ok(if want.is_some() && have == want { Done::Yes(format!("{file} holds {value}")) } else { Done::No })
         }
         ["chroot", root, "update-initramfs", ..] => initramfs_current(host, root),
         ["chroot", root, "useradd", .., name] => {
@@ -90,32 +95,31 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
     }
 }
 
-/// Whether every initramfs under `root`/boot is newer than everything of the node it holds
-/// (host id, pool cache file, NIC .link files): then rebuilding it would change nothing.
+/// Whether every initramfs under `root`/boot can import this node's ZFS root as it is: it
+/// holds OpenZFS's initramfs script and module (`lsinitramfs`), and no other pool named rpool is
+/// importable (the script's import by name would then fail and fall back to the cache file,
+/// which must then be this node's: rebuilt).
 fn initramfs_current(host: &mut dyn Host, root: &str) -> Result<Done, HostError> {
     let boot = format!("{root}/boot");
-    let links = host.run(&s(&["find", &format!("{root}/etc/systemd/network"), "-maxdepth", "1", "-name", "*.link"]), CHECK_TIMEOUT)?;
-    let mut inputs: Vec<String> = INITRAMFS_INPUTS.iter().map(|f| format!("{root}{f}")).collect();
-    inputs.extend(links.stdout.lines().filter(|l| !l.is_empty()).map(String::from));
     let all = host.run(&s(&["find", &boot, "-maxdepth", "1", "-name", "initrd.img-*"]), CHECK_TIMEOUT)?;
-    let mut newer = s(&["find", &boot, "-maxdepth", "1", "-name", "initrd.img-*"]);
-    for i in &inputs {
-        newer.extend(["-newer".to_string(), i.clone()]);
+    let mut initrds: Vec<String> = all.stdout.lines().filter(|l| !l.is_empty()).map(String::from).collect();
+    initrds.sort();
+    if !all.success() || initrds.is_empty() {
+        return Ok(Done::No);
     }
-    // find fails when an input is missing: then the initramfs cannot hold it either
-    let fresh = host.run(&newer, CHECK_TIMEOUT)?;
-    let sorted = |t: &str| {
-        let mut v: Vec<String> = t.lines().filter(|l| !l.is_empty()).map(String::from).collect();
-        v.sort();
-        v
-    };
-    let ok = all.success() && fresh.success();
-    let (all, fresh) = (sorted(&all.stdout), sorted(&fresh.stdout));
-    Ok(if ok && !all.is_empty() && fresh == all {
-        Done::Yes(format!("{} newer than {}", all.join(", "), inputs.join(", ")))
-    } else {
-        Done::No
-    })
+    for initrd in &initrds {
+        let list = host.run(&s(&["chroot", root, "lsinitramfs", initrd.trim_start_matches(root)]), LIST_INITRAMFS_TIMEOUT)?;
+        let has_script = list.stdout.lines().any(|l| l.ends_with("scripts/zfs"));
+        let has_module = list.stdout.lines().any(|l| l.rsplit('/').next().is_some_and(|f| f == "zfs.ko" || f.starts_with("zfs.ko.")));
+        if !list.success() || !has_script || !has_module {
+            return Ok(Done::No);
+        }
+    }
+    let scan = host.run(&s(&["zpool", "import"]), CHECK_TIMEOUT)?;
+    if scan.stdout.lines().any(|l| l.trim() == "pool: rpool") {
+        return Ok(Done::No);
+    }
+    Ok(Done::Yes(format!("{} hold OpenZFS's initramfs script and module; no other rpool is importable", initrds.join(", "))))
 }
 
 /// Which of `pkgs` dpkg inside `root` does not report as installed.
@@ -206,48 +210,49 @@ pub fn table_differs(host: &mut dyn Host, dev: &str, layout: &Layout) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::host::SystemHost;
-    use std::process::Command;
 
-    fn touch(path: &Path, when: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        assert!(Command::new("touch").arg("-d").arg(when).arg(path).status().unwrap().success());
+    fn check(h: &mut crate::exec::host::FakeHost) -> Done {
+        command_done(h, &s(&["chroot", "/mnt/keel", "update-initramfs", "-u", "-k", "all"])).unwrap()
     }
 
-    fn check(root: &Path) -> Done {
-        let argv = s(&["chroot", root.to_str().unwrap(), "update-initramfs", "-u", "-k", "all"]);
-        command_done(&mut SystemHost, &argv).unwrap()
-    }
-
-    /// The real find on real files: the initramfs counts as built only when it is newer than
-    /// the host id, the pool cache file and every .link file.
+    /// The initramfs counts as able to boot this node when it holds OpenZFS's initramfs script
+    /// and module (nothing of the node: host id and noresume are on the kernel command line, the
+    /// pool is found by scanning), unless another pool named rpool would make the import by
+    /// name fail (then the node's cache file must be inside: rebuilt).
     #[test]
-    fn initramfs_is_current_only_when_newer_than_every_input() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let (hostid, cache, link) = (root.join("etc/hostid"), root.join("etc/zfs/zpool.cache"), root.join("etc/systemd/network/10-keel-nic0.link"));
-        let resume = root.join("etc/initramfs-tools/conf.d/resume");
-        let initrd = root.join("boot/initrd.img-6.8.12-4-pve");
-        for f in [&hostid, &cache, &link, &resume] {
-            touch(f, "2026-01-01 10:00");
-        }
-        assert_eq!(check(root), Done::No, "no initramfs at all");
-        touch(&initrd, "2025-12-31 10:00");
-        assert_eq!(check(root), Done::No, "initramfs older than the inputs");
-        touch(&initrd, "2026-01-02 10:00");
-        assert!(matches!(check(root), Done::Yes(_)), "{:?}", check(root));
-        touch(&resume, "2026-01-03 10:00");
-        assert_eq!(check(root), Done::No, "RESUME changed after the initramfs");
-        touch(&initrd, "2026-01-03 11:00");
-        assert!(matches!(check(root), Done::Yes(_)));
-        touch(&link, "2026-01-03 12:00");
-        assert_eq!(check(root), Done::No, "a .link file changed after the initramfs");
-        touch(&initrd, "2026-01-04 10:00");
-        touch(&root.join("boot/initrd.img-6.8.12-1-pve"), "2025-01-01 10:00");
-        assert_eq!(check(root), Done::No, "one of two kernels has a stale initramfs");
-        std::fs::remove_file(root.join("boot/initrd.img-6.8.12-1-pve")).unwrap();
-        assert!(matches!(check(root), Done::Yes(_)));
-        std::fs::remove_file(&hostid).unwrap();
-        assert_eq!(check(root), Done::No, "no host id: the initramfs cannot hold it");
+    fn initramfs_is_current_when_it_can_import_the_root() {
+        use crate::exec::host::{FakeHost, Output};
+        let zfs_listing = "usr/sbin/zpool\nscripts/zfs\nusr/lib/modules/6.8.12-4-pve/zfs/zfs.ko\netc/hostid\n";
+        let mut h = FakeHost::default();
+        h.answer("find /mnt/keel/boot", Output::failed(1, "find: '/mnt/keel/boot': No such file or directory"));
+        assert_eq!(check(&mut h), Done::No, "no initramfs at all");
+        h.set("find /mnt/keel/boot", Output::ok("/mnt/keel/boot/initrd.img-6.8.12-4-pve\n"));
+        h.answer("chroot /mnt/keel lsinitramfs /boot/initrd.img-6.8.12-4-pve", Output::ok("usr/sbin/zpool\netc/hostid\n"));
+        assert_eq!(check(&mut h), Done::No, "built before zfs-initramfs: no script, no module");
+        h.set("chroot /mnt/keel lsinitramfs /boot/initrd.img-6.8.12-4-pve", Output::ok(zfs_listing));
+        h.answer("zpool import", Output::failed(1, "no pools available to import"));
+        assert!(matches!(check(&mut h), Done::Yes(_)), "{:?}", check(&mut h));
+        // another kernel's initramfs without ZFS
+        h.set("find /mnt/keel/boot", Output::ok("/mnt/keel/boot/initrd.img-6.8.12-4-pve\n/mnt/keel/boot/initrd.img-6.8.12-1-pve\n"));
+        h.answer("chroot /mnt/keel lsinitramfs /boot/initrd.img-6.8.12-1-pve", Output::ok("usr/sbin/zpool\nscripts/zfs\n"));
+        assert_eq!(check(&mut h), Done::No, "one of two kernels cannot import the root");
+        h.set("chroot /mnt/keel lsinitramfs /boot/initrd.img-6.8.12-1-pve", Output::ok(&zfs_listing.replace("zfs.ko", "zfs.ko.zst")));
+        assert!(matches!(check(&mut h), Done::Yes(_)));
+        // a foreign disk with an exported rpool: the import by name would be ambiguous
+        h.set("zpool import", Output::ok("   pool: rpool\n     id: 42\n  state: ONLINE\n"));
+        assert_eq!(check(&mut h), Done::No, "another importable rpool");
+    }
+
+    /// zgenhostid's step is done only when /etc/hostid holds the profile's id (little-endian).
+    #[test]
+    fn host_id_file_must_hold_the_profiles_id() {
+        use crate::exec::host::FakeHost;
+        let mut h = FakeHost::default();
+        let argv = s(&["zgenhostid", "-f", "-o", "/mnt/keel/etc/hostid", "0x1a2b3c4d"]);
+        assert_eq!(command_done(&mut h, &argv).unwrap(), Done::No);
+        h.files.insert("/mnt/keel/etc/hostid".into(), vec![0x01, 0x02, 0x03, 0x04]);
+        assert_eq!(command_done(&mut h, &argv).unwrap(), Done::No, "the image's or another id");
+        h.files.insert("/mnt/keel/etc/hostid".into(), vec![0x4d, 0x3c, 0x2b, 0x1a]);
+        assert!(matches!(command_done(&mut h, &argv).unwrap(), Done::Yes(_)));
     }
 }

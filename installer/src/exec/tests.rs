@@ -20,6 +20,9 @@ const TEST_KEY: &[u8] = b"test release key";
 /// Stands for keel's binary in the fake.
 const TEST_EXE: &str = "/usr/local/bin/keel";
 
+/// What `lsinitramfs` lists of an initramfs that can import the ZFS root.
+const ZFS_INITRAMFS: &str = "scripts/zfs\nusr/sbin/zpool\nusr/lib/modules/6.8.12-4-pve/zfs/zfs.ko\n";
+
 fn profile() -> Profile {
     Profile::load(&ws("profiles/pve-node-01.toml")).unwrap().profile
 }
@@ -80,7 +83,7 @@ fn host_for(plan: &Plan) -> FakeHost {
         h.effects.push(("curl ".into(), key.path.clone().into(), TEST_KEY.to_vec()));
     }
     h.effects.push(("debootstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
-    h.effects.push(("zgenhostid -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), b"\x01\x02\x03\x04".to_vec()));
+    h.effects.push(("zgenhostid -f -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), crate::render::host_id(&profile()).to_le_bytes().to_vec()));
     h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
     h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
     // the target's sshd (openssh-server) for verify's `sshd -t`
@@ -605,10 +608,9 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     h.set("zfs list -H -o name", Output::ok("dataset\n"));
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
     h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile(), crate::hardware::FirmwareMode::Bios).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
-    // the kernel package built its initramfs after the host id and cache file were in place
-    let initrd = "/mnt/keel/boot/initrd.img-6.8.12-4-pve\n";
-    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok(initrd));
-    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*' -newer /mnt/keel/etc/hostid", Output::ok(initrd));
+    // the kernel package built its initramfs with OpenZFS's script and module in it
+    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok("/mnt/keel/boot/initrd.img-6.8.12-4-pve\n"));
+    h.set("chroot /mnt/keel lsinitramfs", Output::ok(ZFS_INITRAMFS));
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
@@ -682,6 +684,9 @@ fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
     }
     let at = |id: &str| ids.iter().position(|s| *s == id).unwrap_or_else(|| panic!("{id} missing"));
     assert!(at("datasets.root") < at("os.image") && at("os.image") < at("datasets.swap") && at("os.identity") < at("os.boot-identity"));
+    // the image's initramfs, as received: it can import the root, so it is not rebuilt
+    h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok("/mnt/keel/boot/initrd.img-6.8.12-4-pve\n"));
+    h.set("chroot /mnt/keel lsinitramfs", Output::ok(ZFS_INITRAMFS));
     // not there before the receive, there after it with the image's GUID
     h.answer("zfs get -H -p -o value guid", Output::failed(1, "dataset does not exist"));
     h.answer("zfs get -H -p -o value guid", Output::ok("987654321\n"));
@@ -700,10 +705,12 @@ fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
     assert!(pos("zfs create -o canmount=off -o mountpoint=none rpool/ROOT") < pos("zfs receive -u rpool/ROOT/pve-1"));
     assert!(pos("zfs receive -u rpool/ROOT/pve-1") < pos("zfs set canmount=noauto rpool/ROOT/pve-1"));
     assert!(pos("zfs set mountpoint=/ rpool/ROOT/pve-1") < pos("zfs mount rpool/ROOT/pve-1"));
-    assert!(pos("rm -f /mnt/keel/etc/machine-id /mnt/keel/etc/hostid") < pos("zgenhostid -o /mnt/keel/etc/hostid"));
-    for c in ["chroot /mnt/keel systemd-machine-id-setup", "chroot /mnt/keel ssh-keygen -A", "chroot /mnt/keel update-initramfs -u -k all"] {
+    let zgenhostid = format!("zgenhostid -f -o /mnt/keel/etc/hostid 0x{:08x}", crate::render::host_id(&profile()));
+    assert!(pos("rm -f /mnt/keel/etc/machine-id /mnt/keel/etc/hostid") < pos(&zgenhostid));
+    for c in ["chroot /mnt/keel systemd-machine-id-setup", "chroot /mnt/keel ssh-keygen -A", "chroot /mnt/keel lsinitramfs /boot/initrd.img-6.8.12-4-pve"] {
         pos(c);
     }
+    assert!(!cmds.iter().any(|c| c.contains("update-initramfs")), "the image's initramfs boots the node as received: {cmds:#?}");
     assert!(!cmds.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get")), "no network OS steps");
     assert!(notes.iter().any(|n| n.starts_with(super::engine::IMAGE_NOTE) && n.contains("matches the manifest") && n.contains("peak memory")), "{notes:#?}");
     let mailname = String::from_utf8(h.files[Path::new("/mnt/keel/etc/mailname")].clone()).unwrap();

@@ -8,7 +8,6 @@ mod steps;
 
 /// The packages `os.packages` installs for a profile.
 pub use steps::packages as steps_packages;
-pub use steps::INITRAMFS_INPUTS;
 
 use serde::Serialize;
 

@@ -72,8 +72,6 @@ fn for_initramfs(path: &str) -> bool {
     (path.starts_with("/etc/systemd/network/") && path.ends_with(".link")) || path == render::RESUME_CONF
 }
 
-/// What the initramfs holds of the node: `boot.zfs` rebuilds it unless it is newer than all of these.
-pub const INITRAMFS_INPUTS: &[&str] = &["/etc/hostid", "/etc/zfs/zpool.cache", render::RESUME_CONF];
 
 /// Clears the ZFS labels of a disk outside the targets (`--clear-zfs-labels`): every partition
 /// big enough to carry a pool, or the whole disk when it has no partitions. Nothing else.
@@ -283,7 +281,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     s.files = render::node_files(p).into_iter().filter(|f| for_initramfs(&f.path)).collect();
     s.commands = vec![
         // the rescue system's zgenhostid: the target has no ZFS tools yet
-        cmd(&["zgenhostid", "-o", &format!("{TARGET_ROOT}/etc/hostid")]),
+        cmd(&["zgenhostid", "-f", "-o", &format!("{TARGET_ROOT}/etc/hostid"), &format!("0x{:08x}", render::host_id(p))]),
         cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
         cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
         cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
@@ -345,8 +343,12 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     }
 
     // --- boot: both drives bootable
-    let s = b.step("boot.zfs", Group::Boot, "every initramfs holds the host id, the pool cache file and the NIC names",
-        "every /boot/initrd.img-* is newer than /etc/hostid, /etc/zfs/zpool.cache and the .link files (the package step normally built it so)");
+    // Nothing of this node has to be inside the initramfs: the host id and `noresume` come from
+    // the kernel command line, OpenZFS's initramfs script imports rpool by scanning the disks
+    // first (its cache file is only the fallback), and the NIC names are set by the real
+    // root's udev from the .link files. So the image's initramfs boots this node as received.
+    let s = b.step("boot.zfs", Group::Boot, "every initramfs can import the ZFS root (rebuilt only if it cannot)",
+        "every /boot/initrd.img-* holds OpenZFS's initramfs script and module, and no other pool named rpool is importable (then the node's cache file must be inside)");
     s.commands = vec![chroot(&["update-initramfs", "-u", "-k", "all"])];
     let s = b.step("boot.loader", Group::Boot, match p.os.bootloader {
         Bootloader::ProxmoxBootTool => "proxmox-boot-tool on every ESP (boots from either drive)".to_string(),

@@ -117,7 +117,8 @@ fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
         assert_eq!(lines, expected, "{firmware}");
         let files: Vec<&crate::render::RenderedFile> = plan.steps.iter().flat_map(|s| &s.files).collect();
         let zfs_cfg = files.iter().find(|f| f.path == "/etc/default/grub.d/zfs.cfg").expect("zfs.cfg is written");
-        assert!(zfs_cfg.content.contains("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX root=ZFS=rpool/ROOT/pve-1 boot=zfs\""), "{}", zfs_cfg.content);
+        let hostid = format!("spl.spl_hostid=0x{:08x}", crate::render::host_id(&p));
+        assert!(zfs_cfg.content.contains(&format!("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX root=ZFS=rpool/ROOT/pve-1 boot=zfs {hostid} noresume")), "{}", zfs_cfg.content);
         assert!(files.iter().any(|f| f.path == "/usr/local/sbin/keel-netboot-first"));
         let seed = files.iter().find(|f| f.path.ends_with("debconf-selections")).unwrap();
         assert!(seed.content.contains("grub-pc/install_devices_empty boolean true"));

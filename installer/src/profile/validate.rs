@@ -449,6 +449,8 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile, _check_files: bool) ->
             p.err(format!("{base}.name"), format!("\"{}\" is not a valid host name", cn.name), "use the node's host name");
         } else if !names.insert(cn.name.clone()) {
             p.err(format!("{base}.name"), format!("node \"{}\" is listed twice", cn.name), "each node once");
+        } else if let Some(other) = cl.nodes[..i].iter().find(|o| crate::render::host_id_of(&o.name) == crate::render::host_id_of(&cn.name)) {
+            p.err(format!("{base}.name"), format!("\"{}\" and \"{}\" get the same OpenZFS host id", cn.name, other.name), "rename one of them: the host id is derived from the host name");
         }
         if cn.id == 0 {
             p.err(format!("{base}.id"), "node id 0 is not allowed", "corosync node ids start at 1");

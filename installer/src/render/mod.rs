@@ -50,7 +50,11 @@ pub fn debconf_seed(p: &Profile) -> String {
 
 /// The kernel command line: the ZFS root, then the profile's extra arguments.
 pub fn kernel_cmdline(p: &Profile) -> String {
-    let mut c = ROOT_CMDLINE.to_string();
+    // the node's host id for OpenZFS (spl's module option, applied by modprobe from the command
+    // line; OpenZFS spl-generic.c `zone_get_hostid` prefers it to /etc/hostid) and no resume
+    // (initramfs-tools' `noresume`): an initramfs built on another node (the root image's)
+    // then imports the pools as this node and does not wait for a resume device
+    let mut c = format!("{ROOT_CMDLINE} spl.spl_hostid=0x{:08x} noresume", host_id(p));
     for a in &p.os.kernel_args {
         c.push(' ');
         c.push_str(a);
@@ -148,6 +152,22 @@ fn first_boot_unit(profile: &Profile) -> String {
         "{}\n[Unit]\nDescription=keel first boot: report to the registry, join the cluster\nWants=network-online.target\nAfter=network-online.target corosync.service pve-cluster.service pveproxy.service\nConditionPathExists=!{FIRST_BOOT_DONE}\n\n[Service]\nType=exec\nEnvironment=HOME=/root\nExecStart=/usr/local/sbin/keel first-boot\nRestart=on-failure\nRestartSec=60\n\n[Install]\nWantedBy=multi-user.target\n",
         header(profile, "keel first boot (runs once; see `journalctl -u keel-first-boot`).")
     )
+}
+
+/// The node's OpenZFS host id: the first four bytes of SHA-256("keel host id " + host name), so
+/// a pure function of the profile (the kernel command line carries it; a rebuilt node keeps
+/// its id), different for every node of a cluster (`keel validate` checks), never 0 (which
+/// OpenZFS reads as "not set").
+pub fn host_id(p: &Profile) -> u32 {
+    host_id_of(&p.node.hostname)
+}
+
+pub fn host_id_of(hostname: &str) -> u32 {
+    let d = Sha256::digest(format!("keel host id {hostname}").as_bytes());
+    match u32::from_be_bytes([d[0], d[1], d[2], d[3]]) {
+        0 => 1,
+        id => id,
+    }
 }
 
 /// Kernel command line for the ZFS root (`proxmox-boot-tool` reads `/etc/kernel/cmdline`).

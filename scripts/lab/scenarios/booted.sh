@@ -20,6 +20,7 @@ if [ "$drives" = 1 ]; then
 fi
 equals "datapool imported at boot" datapool "$(zpool list -H -o name datapool 2>/dev/null)"
 equals "host id in use is the installed one" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(hostid)"
+equals "OpenZFS runs with it (spl_hostid from the kernel command line)" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(printf '%08x' "$(cat /sys/module/spl/parameters/spl_hostid)")"
 # keel's first-boot unit ran at this boot or an earlier one: done, and disabled itself
 check "keel-first-boot finished" sh -c 'for i in $(seq 300); do [ -e /var/lib/keel/first-boot.done ] && exit 0; sleep 2; done; journalctl -u keel-first-boot --no-pager | tail -20; exit 1'
 equals "keel-first-boot disabled itself" disabled "$(systemctl is-enabled keel-first-boot.service 2>&1)"

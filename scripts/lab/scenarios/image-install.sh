@@ -26,6 +26,11 @@ check "the received snapshot carries no host keys" sh -c "! ls $snap/etc/ssh | g
 check "the node has its own SSH host keys" test -s /mnt/keel/etc/ssh/ssh_host_ed25519_key
 check "its machine id is not the image's" sh -c "[ -s /mnt/keel/etc/machine-id ] && ! cmp -s /mnt/keel/etc/machine-id $snap/etc/machine-id"
 check "its host id is not the image's" sh -c "! cmp -s /mnt/keel/etc/hostid $snap/etc/hostid"
+# the image's initramfs boots this node as received (host id and noresume on the command line)
+for initrd in /mnt/keel/boot/initrd.img-*; do
+  check "$(basename $initrd) is the image's, not rebuilt" cmp $initrd $snap/boot/$(basename $initrd)
+done
+check "the kernel command line carries this node's host id" grep -q "spl.spl_hostid=0x$(od -An -tx4 /mnt/keel/etc/hostid | tr -d ' ') noresume" /mnt/keel/etc/kernel/cmdline
 equals "mail name" lab-node-02.internal.cluster "$(cat /mnt/keel/etc/mailname)"
 zfs umount rpool/ROOT/pve-1
 
