@@ -191,7 +191,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 fn verify(profile: &Path, root: &Path, allow_degraded: bool, expect_quorum: bool, json: bool) -> Result<ExitCode> {
     use keel_installer::verify;
-    let l = match Profile::load_installed(profile) {
+    let l = match Profile::load(profile) {
         Ok(l) => l,
         Err(e) => {
             print_diagnostics(&e);

@@ -27,47 +27,62 @@ fn settle() -> Duration {
     Duration::from_secs(std::env::var("KEEL_CLUSTER_SETTLE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(180))
 }
 
-/// The registry as the cluster step's directory.
-struct RegistryDirectory {
+/// Sends the first boot's reports: the node's base body (host name, host keys, kernel) with a
+/// phase and extra fields, retried until `deadline`.
+struct Reporter {
     registry: Registry,
     node: Enrolled,
     base: Value,
-    deadline: Instant,
     backoff: Duration,
 }
 
-impl Directory for RegistryDirectory {
-    fn members(&self) -> Result<Vec<Member>> {
-        Ok(Member::from_view(&self.registry.cluster(&self.node)?))
-    }
-
-    fn cluster_key(&self) -> Result<String> {
-        self.registry.cluster_key(&self.node)
-    }
-
-    fn cluster_created(&self, result: &ClusterResult) {
+impl Reporter {
+    fn send(&self, phase: &str, extra: Value, deadline: Instant) {
         let mut body = self.base.clone();
-        body["phase"] = json!("cluster-created");
-        body["cluster"] = json!(result);
-        if let Err(e) = retry(self.deadline, self.backoff, "reporting cluster-created", || self.registry.boot(&self.node, &body)) {
+        body["phase"] = json!(phase);
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        if let Err(e) = retry(deadline, self.backoff, &format!("reporting {phase} to the registry"), || self.registry.boot(&self.node, &body)) {
             eprintln!("first boot: {e:#}");
         }
     }
 }
 
+/// The registry as the cluster step's directory.
+struct RegistryDirectory<'a> {
+    reporter: &'a Reporter,
+    deadline: Instant,
+}
+
+impl Directory for RegistryDirectory<'_> {
+    fn members(&self) -> Result<Vec<Member>> {
+        Ok(Member::from_view(&self.reporter.registry.cluster(&self.reporter.node)?))
+    }
+
+    fn cluster_key(&self) -> Result<String> {
+        self.reporter.registry.cluster_key(&self.reporter.node)
+    }
+
+    fn cluster_created(&self, result: &ClusterResult) {
+        self.reporter.send("cluster-created", json!({ "cluster": result }), self.deadline);
+    }
+}
+
 pub fn run(root: &Path, give_up_after: Duration) -> Result<ExitCode> {
     let path: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    let ok = first_boot(root, &path, give_up_after, Duration::from_secs(5))?;
+    let ok = first_boot(root, &path, give_up_after, Duration::from_secs(5), settle())?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The whole first boot; `search` is where `pvecm` is looked for (PATH). Returns whether
-/// everything is done (then the unit is disabled).
-pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, first_backoff: Duration) -> Result<bool> {
+/// The whole first boot; `search` is where `pvecm` is looked for (PATH), `settle` how long
+/// membership and quorum may take after a pvecm run. Returns whether everything is done (then
+/// the unit is disabled).
+pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, first_backoff: Duration, settle: Duration) -> Result<bool> {
     let deadline = Instant::now() + give_up_after;
     let profile_path = root.join(INSTALLED_PROFILE.trim_start_matches('/'));
     let text = std::fs::read_to_string(&profile_path).with_context(|| format!("reading the installed profile {}", profile_path.display()))?;
-    let profile = Profile::from_source_without_files(&SourceFile::from_text(&profile_path, text))
+    let profile = Profile::from_source(&SourceFile::from_text(&profile_path, text))
         .map_err(|e| anyhow::anyhow!("the installed profile does not load: {e}"))?
         .profile;
     let keys = hostkeys::host_keys(root, |p| std::fs::read_to_string(p).ok());
@@ -92,25 +107,25 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
         "ssh_host_keys": keys.iter().map(HostKey::to_string).collect::<Vec<_>>(),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default(),
     });
+    let reporter = match (&link, &node) {
+        (Some(c), Some(n)) => match c.registry() {
+            Ok(registry) => Some(Reporter { registry, node: n.clone(), base, backoff: first_backoff }),
+            Err(e) => {
+                eprintln!("first boot: the registry: {e:#}: nothing is reported");
+                None
+            }
+        },
+        _ => None,
+    };
     let report = |phase: &str, extra: Value, deadline: Instant| {
-        if let (Some(c), Some(n)) = (&link, &node) {
-            let mut body = base.clone();
-            body["phase"] = json!(phase);
-            if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-                b.extend(e.clone());
-            }
-            if let Err(e) = retry(deadline, first_backoff, "reporting to the registry", || c.registry()?.boot(n, &body)) {
-                eprintln!("first boot: {e:#}");
-            }
+        if let Some(r) = &reporter {
+            r.send(phase, extra, deadline);
         }
     };
     report("booted", json!({}), early);
 
-    let directory = match (&link, &node) {
-        (Some(c), Some(n)) => c.registry().ok().map(|r| RegistryDirectory { registry: r, node: n.clone(), base: base.clone(), deadline, backoff: first_backoff }),
-        _ => None,
-    };
-    let step = Step { profile: &profile, root, tools: &Tools { search: search.to_vec() }, settle: settle(), first_backoff };
+    let directory = reporter.as_ref().map(|reporter| RegistryDirectory { reporter, deadline });
+    let step = Step { profile: &profile, root, tools: &Tools { search: search.to_vec() }, settle, first_backoff };
     let cluster = step.run(directory.as_ref().map(|d| d as &dyn Directory), deadline);
     let command = cluster.command.as_deref().map(|c| format!(" `{c}`")).unwrap_or_default();
     eprintln!("first boot: cluster step {}{command}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
@@ -229,7 +244,7 @@ mod tests {
         let (creds, store) = registry(dir.path(), &private, Some(&[&peer_fp]));
         let root = installed_root(dir.path(), "lab-node-02", Some(&creds));
         let bin = stand_ins(dir.path(), &root, &peer_key, "ok");
-        assert!(first_boot(&root, &[bin], Duration::from_secs(30), Duration::from_millis(50)).unwrap());
+        assert!(first_boot(&root, &[bin], Duration::from_secs(30), Duration::from_millis(50), Duration::from_secs(5)).unwrap());
         let log = std::fs::read_to_string(dir.path().join("pvecm.log")).unwrap();
         assert_eq!(log, "add 192.168.100.1 --link0 192.168.100.2 --nodeid 2 --use_ssh\nupdatecerts\n");
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -254,8 +269,7 @@ mod tests {
         let (creds, store) = registry(dir.path(), &private, Some(&[&peer_fp]));
         let root = installed_root(dir.path(), "lab-node-02", Some(&creds));
         let bin = stand_ins(dir.path(), &root, &peer_key, "task-error");
-        std::env::set_var("KEEL_CLUSTER_SETTLE_SECS", "1");
-        assert!(!first_boot(&root, &[bin], Duration::from_millis(1500), Duration::from_millis(50)).unwrap());
+        assert!(!first_boot(&root, &[bin], Duration::from_millis(1500), Duration::from_millis(50), Duration::from_secs(1)).unwrap());
         assert!(!root.join("var/lib/keel/first-boot.done").exists());
         let rt = tokio::runtime::Runtime::new().unwrap();
         assert_eq!(rt.block_on(store.node("lab-node-02")).unwrap().unwrap().state, "boot-failed");

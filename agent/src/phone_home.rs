@@ -373,7 +373,7 @@ fn fetch_once(reg: &Registry, creds: &mut Credentials, creds_path: &std::path::P
     std::fs::create_dir_all(&profiles).with_context(|| format!("creating {}", profiles.display()))?;
     let path = profiles.join(format!("{}.toml", node.profile));
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    let loaded = keel_installer::profile::Profile::from_source_without_files(&SourceFile::from_text(path.display().to_string(), text.as_str()))
+    let loaded = keel_installer::profile::Profile::from_source(&SourceFile::from_text(path.display().to_string(), text.as_str()))
         .map_err(|e| anyhow!("the profile the registry gave ({}) does not load: {e}", path.display()))?;
     let p = loaded.profile;
     if let Some(spec) = &p.hardware_spec {

@@ -195,7 +195,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 /// Validates a profile the way `keel validate` does; files it names stay where the install runs.
 fn validate_profile(name: &str, text: &str) -> Result<keel_installer::profile::Profile, ApiError> {
     let src = SourceFile::from_text(format!("{name}.toml"), text);
-    keel_installer::profile::Profile::from_source_without_files(&src)
+    keel_installer::profile::Profile::from_source(&src)
         .map(|l| l.profile)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_profile", e.to_string()))
 }

@@ -85,7 +85,7 @@ fn wrong_uplink_mac_is_refused_with_what_was_found() {
 #[test]
 fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
     let text = std::fs::read_to_string(root("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
-    let p = Profile::from_source_without_files(&SourceFile::from_text(&root("profiles/pve-node-01.toml"), text)).unwrap().profile;
+    let p = Profile::from_source(&SourceFile::from_text(&root("profiles/pve-node-01.toml"), text)).unwrap().profile;
     let mut inv = probe(&root("tests/fixtures/ax41-nvme")).unwrap();
     for (firmware, want, not) in [
         (crate::hardware::FirmwareMode::Bios, vec!["grub-pc"], vec!["systemd-boot", "grub-pc-bin"]),

@@ -286,20 +286,7 @@ impl Profile {
     /// Parses and validates; every problem is reported with file:line:column and the field.
     pub fn from_source(src: &SourceFile) -> Result<Loaded, SourceError> {
         let raw: raw::RawProfile = src.deserialize()?;
-        validate::validate(src, raw, true)
-    }
-
-    /// The copy an installed node keeps (`/etc/keel/profile.toml`): validated the same way,
-    /// except that files it names (the corosync key) stayed where the install ran.
-    pub fn load_installed(path: &std::path::Path) -> Result<Loaded, SourceError> {
-        Self::from_source_without_files(&SourceFile::read(path)?)
-    }
-
-    /// Validated like `from_source`, except the files the profile names, which live on the
-    /// machine that installs (the registry keeps profiles away from them).
-    pub fn from_source_without_files(src: &SourceFile) -> Result<Loaded, SourceError> {
-        let raw: raw::RawProfile = src.deserialize()?;
-        validate::validate(src, raw, false)
+        validate::validate(src, raw)
     }
 
     /// This node's entry in the cluster node list (validation guarantees it exists).

@@ -144,9 +144,8 @@ fn one_of(p: &mut Problems, field: &str, value: &str, allowed: &[&str]) {
     }
 }
 
-/// `_check_files`: whether files the profile names must exist; no field names a file now
-/// (the cluster's secrets come from the registry).
-pub(super) fn validate(src: &SourceFile, raw: RawProfile, _check_files: bool) -> Result<Loaded, SourceError> {
+/// Every rule of a profile (no field names a file: the cluster's secrets come from the registry).
+pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, SourceError> {
     let mut p = Problems::default();
 
     if raw.version != 1 {

@@ -68,7 +68,7 @@ fn boot_sync_script_is_valid_shell_and_lists_the_drives() {
     }
     // proxmox-boot-tool profiles get the drive list, GRUB's ZFS defaults and keel-netboot-first
     let seed = std::fs::read_to_string(ws("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
-    let pve = Profile::from_source_without_files(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
+    let pve = Profile::from_source(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
     assert_eq!(pve.os.bootloader, crate::profile::Bootloader::ProxmoxBootTool);
     let paths: Vec<String> = super::boot::files(&pve, &disks).into_iter().map(|f| f.path).collect();
     assert_eq!(paths, [super::boot::BOOT_DISKS, super::boot::GRUB_ZFS_CFG, super::boot::NETBOOT_FIRST]);
@@ -80,7 +80,7 @@ fn boot_sync_script_is_valid_shell_and_lists_the_drives() {
 fn netboot_first_puts_network_entries_in_front() {
     use std::os::unix::fs::PermissionsExt;
     let seed = std::fs::read_to_string(ws("profiles/pve-node-01.toml")).unwrap().replace("bootloader = \"grub\"", "bootloader = \"proxmox-boot-tool\"");
-    let p = Profile::from_source_without_files(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
+    let p = Profile::from_source(&SourceFile::from_text(&ws("profiles/pve-node-01.toml"), seed)).unwrap().profile;
     let files = super::boot::files(&p, &[]);
     let script = files.iter().find(|f| f.path == super::boot::NETBOOT_FIRST).unwrap();
     let dir = tempfile::tempdir().unwrap();
