@@ -350,6 +350,21 @@ fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     nums(a).cmp(&nums(b)).then_with(|| a.cmp(b))
 }
 
+/// The drives that are there, each with its row name ("boot DRIVE"); a missing one gets its
+/// row now (a warning while another drive is left: a degraded mirror still boots).
+fn present_drives<'d>(c: &mut Checks, disks: &'d [String]) -> Vec<(String, &'d str)> {
+    let mut present = Vec::new();
+    for disk in disks {
+        let name = format!("boot {}", disk.rsplit('/').next().unwrap_or(disk));
+        if c.host.exists(Path::new(disk)) {
+            present.push((name, disk.as_str()));
+        } else {
+            c.add(name, if disks.len() > 1 { Status::Warn } else { Status::Fail }, "drive not present");
+        }
+    }
+    present
+}
+
 /// A boot loader on every drive, and the same boot files on every ESP.
 fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
     if disks.is_empty() {
@@ -360,12 +375,7 @@ fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
         let kernel = newest_kernel(c, root).unwrap_or_default();
         let uefi = c.host.exists(Path::new("/sys/firmware/efi"));
         let mut esps = Vec::new();
-        for disk in disks {
-            let name = format!("boot {}", disk.rsplit('/').next().unwrap_or(disk));
-            if !c.host.exists(Path::new(disk)) {
-                c.add(name, if disks.len() > 1 { Status::Warn } else { Status::Fail }, "drive not present");
-                continue;
-            }
+        for (name, disk) in present_drives(c, disks) {
             let esp = format!("{disk}-part1");
             match c.out(&["blkid", "-s", "UUID", "-o", "value", &esp]) {
                 Ok(uuid) if !uuid.trim().is_empty() => esps.push((name, uuid.trim().to_string())),
@@ -400,12 +410,7 @@ fn boot(c: &mut Checks, p: &Profile, root: &Path, disks: &[String]) {
     let efi = c.host.exists(&under(root, "/usr/lib/grub/x86_64-efi"));
     let mnt = "/run/keel-verify-esp";
     let mut cfgs = Vec::new();
-    for disk in disks {
-        let name = format!("boot {}", disk.rsplit('/').next().unwrap_or(disk));
-        if !c.host.exists(Path::new(disk)) {
-            c.add(name, if disks.len() > 1 { Status::Warn } else { Status::Fail }, "drive not present");
-            continue;
-        }
+    for (name, disk) in present_drives(c, disks) {
         let mut problems = Vec::new();
         if bios {
             let mbr = c.host.read_head(Path::new(disk), 512).unwrap_or_default();
