@@ -357,6 +357,14 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
     s.disks = serials.clone();
     match p.os.bootloader {
         Bootloader::ProxmoxBootTool => {
+            // UEFI: `bootctl install` (run by `init`) writes NVRAM boot entries, through
+            // efivarfs; the target's /sys has it only if the rescue system mounted it (a
+            // lab run of upstream's tool: "Failed to create EFI Boot variable entry", exit 1),
+            // so it is mounted as pve-installer does (Proxmox/Install.pm 1103-1106); the mount
+            // is skipped when the bound /sys has it already
+            if firmware == FirmwareMode::Uefi {
+                s.commands.push(cmd(&["mount", "-t", "efivarfs", "efivarfs", &format!("{TARGET_ROOT}/sys/firmware/efi/efivars")]));
+            }
             // `init` reads UUID, FSTYPE and PARTTYPE through lsblk from the udev database
             // (/run/udev, bound by os.chroot): udev must have seen the new file system first
             for part in parts(1) {

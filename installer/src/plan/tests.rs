@@ -80,7 +80,7 @@ fn wrong_uplink_mac_is_refused_with_what_was_found() {
 }
 
 /// proxmox-boot-tool (an explicit choice): what its `init` runs on this firmware is installed,
-/// udev settles between `format` and `init`, stale ESPs are cleaned, GRUB mode gets the ZFS
+/// udev settles between `format` and `init`, efivarfs is in the target on UEFI, stale ESPs are cleaned, GRUB mode gets the ZFS
 /// root in /etc/default/grub.d, and on UEFI network boot goes first again after `bootctl`.
 #[test]
 fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
@@ -104,6 +104,9 @@ fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
         let lines: Vec<String> = step("boot.loader").commands.iter().map(|c| c.join(" ")).collect();
         let esp = |i: usize| plan.targets[i].part(1);
         let mut expected = Vec::new();
+        if firmware == crate::hardware::FirmwareMode::Uefi {
+            expected.push("mount -t efivarfs efivarfs /mnt/keel/sys/firmware/efi/efivars".to_string());
+        }
         for i in 0..2 {
             expected.push(format!("chroot /mnt/keel proxmox-boot-tool format {} --force", esp(i)));
             expected.push("udevadm settle --timeout=30".to_string());
