@@ -261,12 +261,7 @@ impl Step<'_> {
         let me = self.profile.this_cluster_node();
         let (ok, code, out) = self.tools.run(&pvecm.display().to_string(), &["updatecerts".into()]);
         let certs = if ok { "pvecm updatecerts done".to_string() } else { format!("pvecm updatecerts exit {code}: {}", tail(&out, 2)) };
-        let keys: Vec<String> = hostkeys::KEY_TYPES
-            .iter()
-            .filter_map(|t| std::fs::read_to_string(self.path(&format!("/etc/ssh/ssh_host_{t}_key.pub"))).ok())
-            .filter_map(|text| text.lines().next().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
-            .filter(|l| hostkeys::fingerprint(l).is_some())
-            .collect();
+        let keys = hostkeys::public_keys(self.root, |p| std::fs::read_to_string(p).ok());
         if keys.is_empty() {
             return format!("{certs}; no host key of this node found: {peer_addr}'s known_hosts left as it was");
         }

@@ -39,13 +39,20 @@ pub fn fingerprint(line: &str) -> Option<HostKey> {
     Some(HostKey { algorithm, fingerprint: format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)) })
 }
 
-/// The public host keys under `root`/etc/ssh, read with `read` (the live system or a host).
-pub fn host_keys(root: &Path, mut read: impl FnMut(&Path) -> Option<String>) -> Vec<HostKey> {
+/// The public host key lines (`ALGO BASE64`, no comment) under `root`/etc/ssh, in KEY_TYPES
+/// order, read with `read` (the live system or a host); files that hold no key are left out.
+pub fn public_keys(root: &Path, mut read: impl FnMut(&Path) -> Option<String>) -> Vec<String> {
     KEY_TYPES
         .iter()
         .filter_map(|t| read(&root.join(format!("etc/ssh/ssh_host_{t}_key.pub"))))
-        .filter_map(|text| fingerprint(text.lines().next().unwrap_or("")))
+        .filter_map(|text| text.lines().next().map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")))
+        .filter(|l| fingerprint(l).is_some())
         .collect()
+}
+
+/// The fingerprints of the public host keys under `root`/etc/ssh (as `public_keys`).
+pub fn host_keys(root: &Path, read: impl FnMut(&Path) -> Option<String>) -> Vec<HostKey> {
+    public_keys(root, read).iter().filter_map(|l| fingerprint(l)).collect()
 }
 
 #[cfg(test)]
