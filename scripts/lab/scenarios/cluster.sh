@@ -83,6 +83,14 @@ if [ "${DR_ROLE:-}" = survivor ]; then
   # stale state on this node: keel's pinned key for lab-node-01 is replaced by the new node's
   new_key=$(ssh-keyscan -T 10 -t ed25519 192.168.100.1 2>/dev/null | awk '{print $3; exit}')
   check "lab-node-01 has new host keys (rebuilt; $(wc -l </tmp/old-keys) old ones were pinned)" sh -c "[ -n '$new_key' ] && [ -s /tmp/old-keys ] && ! grep -qxF '$new_key' /tmp/old-keys"
+  # keel on lab-node-01 refreshes this file after its `pvecm add` returned (updatecerts, then
+  # over ssh): corosync shows 2 nodes before that, so the refresh is waited for (up to 300 s)
+  echo "dr: $(date +%T) waiting for lab-node-01's keel to refresh root's known_hosts here"
+  for _ in $(seq 1 150); do
+    ! grep -qFf /tmp/old-keys /root/.ssh/known_hosts && [ -n "$new_key" ] && grep -qF "$new_key" /root/.ssh/known_hosts && break
+    sleep 2
+  done
+  echo "dr: $(date +%T)"
   check "its old host keys are gone from root's known_hosts" sh -c "! grep -qFf /tmp/old-keys /root/.ssh/known_hosts"
   check "root reaches the rebuilt lab-node-01 with its host key checked" ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 root@192.168.100.1 true
   /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
