@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) and caches the lab's package repository: everything `keel install` of the lab
 # profiles fetches, since the real mirrors cannot be reached from a lab guest.
-#   debian/           the Debian 12 packages debootstrap and apt need (downloaded from the host's
-#                     mirror: the closure of keel's own package lists, read from `keel plan`,
+#   debian/           the Debian 12 packages keel's one package pass needs (downloaded from the
+#                     host's mirror: the closure of keel's own package list, read from `keel plan`,
 #                     without recommended packages: apt in the guest skips those it cannot find,
 #                     which keeps the install short under TCG)
 #   debian-security/  an empty bookworm-security suite (the node's sources.list names it)
@@ -21,19 +21,15 @@ cache_root=${KEEL_LAB_CACHE:-/var/cache/keel-lab}
 image=$(bash "$here/image.sh")
 bin="$repo/target/x86_64-unknown-linux-gnu/release/keel"
 [ -x "$bin" ] || bash "$repo/scripts/build-static.sh" >/dev/null
-# keel's own lists: debootstrap's --include and os.packages' apt-get install
+# keel's own list: the --include of os.packages' one package pass (mmdebstrap, minbase)
 plan=$("$bin" plan --profile "$repo/profiles/lab-node-01.toml" --root "$repo/tests/fixtures/qemu-lab" --json 2>/dev/null)
-lists=$(python3 -c '
+packages=$(python3 -c '
 import json, sys
 steps = {s["id"]: s for s in json.load(sys.stdin)["steps"]}
-boot = steps["os.debootstrap"]["commands"][0]
-print(next(a for a in boot if a.startswith("--include=")).split("=", 1)[1].replace(",", " "))
-inst = next(c for c in steps["os.packages"]["commands"] if "install" in c)
-print(" ".join(a for a in inst[inst.index("install") + 1:] if not a.startswith("-") and not a.startswith("Dpkg::")))
+one = next(c for c in steps["os.packages"]["commands"] if c[0] == "mmdebstrap")
+print(next(a for a in one if a.startswith("--include=")).split("=", 1)[1].replace(",", " "))
 ' <<<"$plan")
-include=$(sed -n 1p <<<"$lists")
-packages=$(sed -n 2p <<<"$lists")
-key=$( (cat "$here/repo.sh" "$here/keys/lab-repo.gpg" "$here"/standin/*; echo "$image $include $packages") | sha256sum | cut -c1-16)
+key=$( (cat "$here/repo.sh" "$here/keys/lab-repo.gpg" "$here"/standin/*; echo "$image $packages") | sha256sum | cut -c1-16)
 out="$cache_root/repo-$key"
 if [ -f "$out/done" ]; then
   echo "$out"
@@ -136,9 +132,10 @@ for d in kernel proxmox-default-kernel proxmox-ve pve-cluster; do
 done
 echo "lab repo: stand-ins built after $(( $(date +%s) - start ))s ($(du -sh "$out.tmp/pve/pool" | cut -f1))" >&2
 
-# 2. the Debian closure: debootstrap as keel runs it, then apt's download of keel's list
+# 2. the Debian closure: the minimal base (the required packages, as mmdebstrap's minbase),
+# then apt's download of keel's list
 root="$work/root"
-debootstrap --variant=minbase --components=main,contrib --include="${include// /,}" \
+debootstrap --variant=minbase --components=main,contrib \
   bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 cleanup() { for m in dev proc sys; do umount -l "$root/$m" 2>/dev/null || true; done; }
 trap cleanup EXIT

@@ -20,9 +20,14 @@
 #                  NIC's iPXE runs the registry's /ipxe/MAC script, which boots the live kernel
 #                  over HTTP with the registry and a fresh token; keel install, no profile given,
 #                  fetches lab-node-02's profile and runs the disk phase; its events reach the registry
+#   os-cut         lab-node-01's install (as os-install), the power cut in the middle of the
+#                  package step (dpkg has configured part of the packages, others are unpacked)
 #   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
-#                  served on the host loopback): Debian, stand-in Proxmox packages, config,
-#                  GRUB on both drives, keel verify on the target
+#                  served on the host loopback): Debian and the stand-in Proxmox packages in
+#                  one pass (mmdebstrap), config, GRUB on both drives, keel verify on the
+#                  target; after os-cut a resume: the journal from the target, the package step
+#                  rolled back to its snapshot and run whole; every package configured, no
+#                  force-unsafe-io left on the node
 #   boot-both      the installed node boots from its drives: ZFS root, keel verify passes
 #   image-build    keel image build of lab-node-01's base snapshot (in the rescue system); the
 #                  host hands it to the registry (with KEEL_LAB_IMAGE_BENCH=1 also a 512 MiB
@@ -274,7 +279,25 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1 &
     o2=$!
   fi
-  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND="keel.node=1 $reg" KEEL_LAB_TIMEOUT=7200 \
+  # A power cut in the middle of node 1's package step (os-cut), then the install run again:
+  # it resumes from the journal and runs the package step again from its snapshot (with the
+  # registry: armed again first, enrollment tokens are single-use; KEEL_LAB_CUT=0 leaves the
+  # cut out)
+  resume=""
+  if [ "${KEEL_LAB_CUT:-1}" = 1 ]; then
+    KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND="keel.node=1 $reg keel.packages-cut=cut" KEEL_LAB_TIMEOUT=7200 \
+      bash "$here/boot.sh" "$work/os1" os-cut >"$work/os1-cut.out" 2>&1
+    rc=$?
+    cat "$work/os1-cut.out"; show "$work/os1" os-cut
+    result os-cut $rc $(( $(date +%s) - s ))
+    s=$(date +%s)
+    resume="keel.packages-cut=resume"
+    if [ -n "$reg" ]; then
+      t=$(python3 "$here/registry-admin.py" arm "$reg_url" "$reg_dir/admin-token" "$here/../.." lab-node-01) || t=""
+      [ -n "$t" ] && reg="keel.registry=http://10.0.2.101:8080 keel.token=$t" || echo "lab: lab-node-01 could not be armed again"
+    fi
+  fi
+  KEEL_LAB_MAC=52:54:00:a4:41:01 KEEL_LAB_APPEND="keel.node=1 $reg $resume" KEEL_LAB_TIMEOUT=7200 \
     bash "$here/boot.sh" "$work/os1" os-install >"$work/os1.out" 2>&1
   r1=$?
   cat "$work/os1.out"; show "$work/os1" os-install

@@ -65,20 +65,22 @@ pub fn command_done(host: &mut dyn Host, argv: &[String]) -> Result<Done, HostEr
             let out = host.run(&s(&["zfs", "get", "-H", "-o", "value", "mounted", ds]), CHECK_TIMEOUT)?;
             Ok(if out.success() && out.stdout.trim() == "yes" { Done::Yes(format!("{ds} is mounted")) } else { Done::No })
         }
-        ["debootstrap", .., target, _mirror] => {
-            let has_os = host.exists(&Path::new(target).join("etc/debian_version"));
-            let unfinished = host.exists(&Path::new(target).join("debootstrap"));
-            Ok(if has_os && !unfinished { Done::Yes(format!("{target} holds a finished debootstrap")) } else { Done::No })
+        ["zfs", "destroy", name] if name.contains('@') => {
+            let out = host.run(&s(&["zfs", "list", "-H", "-t", "snapshot", "-o", "name", name]), CHECK_TIMEOUT)?;
+            Ok(if out.success() { Done::No } else { Done::Yes(format!("snapshot {name} is gone")) })
+        }
+        ["mmdebstrap", args @ .., _suite, target, _mirror] => {
+            let include = args.iter().find_map(|a| a.strip_prefix("--include=")).unwrap_or("");
+            let pkgs: Vec<&str> = include.split(',').filter(|p| !p.is_empty()).collect();
+            if pkgs.is_empty() || !host.exists(&Path::new(target).join("var/lib/dpkg/status")) {
+                return Ok(Done::No);
+            }
+            let missing = not_installed(host, target, &pkgs)?;
+            Ok(if missing.is_empty() { Done::Yes(format!("{} installed", pkgs.join(", "))) } else { Done::No })
         }
         ["mount", .., dir] => {
             let out = host.run(&s(&["mountpoint", "-q", dir]), CHECK_TIMEOUT)?;
             Ok(if out.success() { Done::Yes(format!("{dir} is mounted")) } else { Done::No })
-        }
-        ["chroot", root, "env", rest @ ..] if rest.windows(2).any(|w| w == ["apt-get", "install"]) => {
-            let at = rest.iter().position(|a| *a == "install").expect("checked");
-            let pkgs: Vec<&str> = rest[at + 1..].iter().copied().filter(|a| !a.starts_with('-') && !a.starts_with("Dpkg::")).collect();
-            let missing = not_installed(host, root, &pkgs)?;
-            Ok(if missing.is_empty() { Done::Yes(format!("{} installed", pkgs.join(", "))) } else { Done::No })
         }
         ["zgenhostid", "-f", "-o", file, value] => {
             // /etc/hostid holds the id as a 4-byte little-endian number (glibc's sethostid)

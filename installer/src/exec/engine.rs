@@ -22,7 +22,7 @@ pub struct Options {
     pub until: Option<String>,
     /// Limit for each command.
     pub command_timeout: Duration,
-    /// Limit for the long OS commands: debootstrap, apt-get, update-initramfs, boot loaders.
+    /// Limit for the long OS commands: mmdebstrap, update-initramfs, boot loaders.
     pub os_command_timeout: Duration,
     /// Test hook: exit the process right after this step's commands ran, before the journal
     /// records it done (what a power cut at the worst moment leaves behind).
@@ -363,6 +363,11 @@ impl Run<'_> {
                     continue;
                 }
                 Done::No | Done::Unknown => self.run_command(step, c)?,
+            }
+            if c.get(..2).is_some_and(|a| a == ["zfs", "rollback"]) && self.journal.mirror.is_some() {
+                // the rollback took the journal's copy in the target back with it: written whole again
+                self.journal.mirror = None;
+                self.journal.mirror_into(self.host, Path::new(TARGET_ROOT))?;
             }
             if let Some(pool) = created_pool(c) {
                 self.created(step, pool)?;

@@ -79,7 +79,7 @@ fn package_of(tool: &str) -> &'static str {
         "zpool" | "zfs" | "zgenhostid" => "zfsutils-linux",
         "find" => "findutils",
         "sfdisk" => "fdisk",
-        "debootstrap" => "debootstrap",
+        "mmdebstrap" => "mmdebstrap",
         "curl" => "curl",
         "chroot" | "cp" | "mkdir" | "rm" | "ln" | "sync" => "coreutils",
         _ => "util-linux",

@@ -55,7 +55,7 @@ fn execute(h: &mut FakeHost, plan: &Plan, j: &mut Journal, o: &Options, progress
 /// A fake rescue system: root, every tool, by-id links to the fixture's devices, empty disks.
 fn host_for(plan: &Plan) -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
-    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "debootstrap", "mkdir", "mount", "mountpoint", "rm", "sync", "zgenhostid", "find"] {
+    for p in ["sgdisk", "wipefs", "zpool", "zfs", "mkfs.vfat", "mkswap", "partprobe", "udevadm", "blkid", "sfdisk", "umount", "chroot", "cp", "curl", "mmdebstrap", "mkdir", "mount", "mountpoint", "rm", "sync", "zgenhostid", "find"] {
         h.programs.push(p.into());
     }
     for t in &plan.targets {
@@ -82,12 +82,18 @@ fn host_for(plan: &Plan) -> FakeHost {
     if let Some(key) = plan.steps.iter().flat_map(|s| &s.checksums).next() {
         h.effects.push(("curl ".into(), key.path.clone().into(), TEST_KEY.to_vec()));
     }
-    h.effects.push(("debootstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
+    h.effects.push(("mmdebstrap ".into(), "/mnt/keel/etc/debian_version".into(), b"12.8\n".to_vec()));
+    h.effects.push(("mmdebstrap ".into(), "/mnt/keel/var/lib/dpkg/status".into(), b"Package: dpkg\n".to_vec()));
+    // the snapshot the package step starts from: there once taken, gone once destroyed
+    let before = format!("{}@{}", crate::image::ROOT_DATASET, crate::plan::BEFORE_PACKAGES_SNAPSHOT);
+    let listed = format!("zfs list -H -t snapshot -o name {before}");
+    h.triggers.push((format!("zfs snapshot {before}"), listed.clone(), Output::ok(&format!("{before}\n"))));
+    h.triggers.push((format!("zfs destroy {before}"), listed, Output::failed(1, "could not find any snapshots to destroy")));
     h.effects.push(("zgenhostid -f -o /mnt/keel/etc/hostid".into(), "/mnt/keel/etc/hostid".into(), crate::render::host_id(&profile()).to_le_bytes().to_vec()));
     h.files.insert(TEST_EXE.into(), b"keel binary".to_vec());
     h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
     // the target's sshd (openssh-server) for verify's `sshd -t`
-    h.effects.push(("chroot /mnt/keel env DEBIAN_FRONTEND=noninteractive apt-get install".into(), "/mnt/keel/usr/sbin/sshd".into(), b"sshd".to_vec()));
+    h.effects.push(("mmdebstrap ".into(), "/mnt/keel/usr/sbin/sshd".into(), b"sshd".to_vec()));
     h.answer("mountpoint -q", Output::failed(32, ""));
     h.answer("chroot /mnt/keel dpkg-query", Output::failed(1, "no packages found"));
     h.answer("chroot /mnt/keel id -u", Output::failed(1, "no such user"));
@@ -591,7 +597,7 @@ fn a_wrong_release_key_stops_before_any_package_is_installed() {
     assert!(err.starts_with("step os.pve-key: /mnt/keel/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg from https://enterprise.proxmox.com/debian/proxmox-release-bookworm.gpg has SHA-512 "), "{err}");
     assert!(err.contains("the profile pins 0000") && err.contains("nothing was installed"), "{err}");
     let ran = h.commands();
-    assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get")), "{ran:?}");
+    assert!(!ran.iter().any(|c| c.starts_with("mmdebstrap") || c.contains("apt-get")), "{ran:?}");
     assert!(ran.contains(&"rm -f /mnt/keel/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg".to_string()));
     assert!(matches!(&j.entries.last().unwrap().record, Record::Failed { step, .. } if step == "os.pve-key"));
 }
@@ -607,7 +613,9 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     h.set("zpool list -H -o name", Output::ok("pool\n"));
     h.set("zfs list -H -o name", Output::ok("dataset\n"));
     h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
-    h.set("chroot /mnt/keel dpkg-query", Output::ok(&crate::plan::steps_packages(&profile(), crate::hardware::FirmwareMode::Bios).iter().map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
+    let one_pass = plan.steps.iter().flat_map(|s| &s.commands).find(|c| c[0] == "mmdebstrap").expect("the package pass");
+    let included = one_pass.iter().find_map(|a| a.strip_prefix("--include=")).expect("--include");
+    h.set("chroot /mnt/keel dpkg-query", Output::ok(&included.split(',').map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
     // the kernel package built its initramfs with OpenZFS's script and module in it
     h.set("find /mnt/keel/boot -maxdepth 1 -name 'initrd.img-*'", Output::ok("/mnt/keel/boot/initrd.img-6.8.12-4-pve\n"));
     h.set("chroot /mnt/keel lsinitramfs", Output::ok(ZFS_INITRAMFS));
@@ -618,7 +626,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     for fs in ["dev", "proc", "sys", "run"] {
         assert!(ran.contains(&format!("mount --make-private --rbind /{fs} /mnt/keel/{fs}")), "{fs} bound again: {ran:?}");
     }
-    assert!(!ran.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get install") || c.starts_with("curl")), "{ran:?}");
+    assert!(!ran.iter().any(|c| c.starts_with("mmdebstrap") || c.starts_with("zfs rollback") || c.starts_with("curl")), "the package pass is not run again: {ran:?}");
     assert!(!ran.iter().any(|c| c.contains("update-initramfs")), "a current initramfs is not rebuilt: {ran:?}");
     assert!(ran.iter().any(|c| c.contains("keel-boot-sync install") || c.contains("proxmox-boot-tool init")), "{ran:?}");
 }
@@ -679,7 +687,7 @@ fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
     let stream: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
     let (_, plan, z, mut h) = image_setup(&stream, "2.1.11-1");
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-    for gone in ["os.pve-key", "os.debootstrap", "os.packages", "os.base-snapshot"] {
+    for gone in ["os.pve-key", "os.before-packages", "os.packages", "os.base-snapshot"] {
         assert!(!ids.contains(&gone), "{gone} in {ids:?}");
     }
     let at = |id: &str| ids.iter().position(|s| *s == id).unwrap_or_else(|| panic!("{id} missing"));
@@ -711,7 +719,7 @@ fn an_image_install_receives_the_root_and_makes_the_node_its_own() {
         pos(c);
     }
     assert!(!cmds.iter().any(|c| c.contains("update-initramfs")), "the image's initramfs boots the node as received: {cmds:#?}");
-    assert!(!cmds.iter().any(|c| c.starts_with("debootstrap") || c.contains("apt-get")), "no network OS steps");
+    assert!(!cmds.iter().any(|c| c.starts_with("mmdebstrap") || c.contains("apt-get")), "no network OS steps");
     assert!(notes.iter().any(|n| n.starts_with(super::engine::IMAGE_NOTE) && n.contains("matches the manifest") && n.contains("peak memory")), "{notes:#?}");
     let mailname = String::from_utf8(h.files[Path::new("/mnt/keel/etc/mailname")].clone()).unwrap();
     assert!(mailname.starts_with("pve-node-01."), "{mailname}");
@@ -826,4 +834,41 @@ fn preflight_lists_foreign_pools_and_refuses_an_importable_rpool_elsewhere() {
     let steps: Vec<&plan::Step> = plan.steps.iter().collect();
     let e = preflight::run(&mut h, &plan, &inv, &steps, false, false, true).unwrap_err().to_string();
     assert!(e.contains("a pool named rpool is imported from a disk outside the plan") && e.contains("zpool export rpool"), "{e}");
+}
+
+#[test]
+fn a_package_pass_that_did_not_finish_is_rolled_back_and_run_again_never_continued() {
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = host_for(&plan);
+    let mut j = journal(&mut h, &plan);
+    // the package pass fails half way (dpkg's database half configured)
+    h.answer("mmdebstrap ", Output::failed(1, "E: mmdebstrap failed to run"));
+    let err = execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.starts_with("step os.packages failed: `mmdebstrap "), "{err}");
+    // run again: the snapshot taken before the step is rolled back to first, then the whole pass
+    h.set("mmdebstrap ", Output::ok(""));
+    // what the rollback does to the journal's copy in the target: back to the snapshot's
+    // (older, shorter) content
+    let copy_path = Path::new(crate::plan::TARGET_ROOT).join(super::journal::TARGET_JOURNAL);
+    h.effects.push(("zfs rollback ".into(), copy_path.clone(), b"{}\n".to_vec()));
+    partitioned(&mut h, &plan);
+    h.set("zpool list -H -o name", Output::ok("pool\n"));
+    h.set("zfs list -H -o name", Output::ok("dataset\n"));
+    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    h.calls.clear();
+    let mut j = journal(&mut h, &plan);
+    execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
+    let ran = h.commands();
+    let at = |prefix: &str| ran.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} not run: {ran:?}"));
+    assert!(!ran.iter().any(|c| c.starts_with("zfs snapshot rpool/ROOT/pve-1@before-packages")), "the snapshot is not taken again: {ran:?}");
+    assert!(at("zfs rollback -r rpool/ROOT/pve-1@before-packages") < at("mmdebstrap "), "{ran:?}");
+    assert_eq!(ran.iter().filter(|c| c.starts_with("mmdebstrap ")).count(), 1);
+    assert!(at("zfs destroy rpool/ROOT/pve-1@before-packages") < at("zfs snapshot rpool/ROOT/pve-1@keel-base"), "{ran:?}");
+    // the rollback took the journal's copy in the target back: it is written whole again
+    // (mirrored until finish.export closes it before the pools go away)
+    let copy = String::from_utf8(h.files[&copy_path].clone()).unwrap();
+    let whole: Vec<String> = j.entries.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    let lines: Vec<&str> = copy.lines().collect();
+    assert!(lines.len() > whole.len() / 2 && lines.iter().zip(&whole).all(|(a, b)| a == b), "the copy is the journal from its first line:\n{copy}");
+    assert!(copy.contains(r#""event":"failed","step":"os.packages""#) && copy.contains(r#""event":"done","step":"os.packages""#), "{copy}");
 }

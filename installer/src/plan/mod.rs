@@ -8,6 +8,7 @@ mod steps;
 
 /// The packages `os.packages` installs for a profile.
 pub use steps::packages as steps_packages;
+pub use steps::BEFORE_PACKAGES_SNAPSHOT;
 
 use serde::Serialize;
 
@@ -52,7 +53,7 @@ pub struct Plan {
     pub firmware: crate::hardware::FirmwareMode,
     pub steps: Vec<Step>,
     pub warnings: Vec<String>,
-    /// The root image the OS comes from (`keel install --image`); none: debootstrap and apt.
+    /// The root image the OS comes from (`keel install --image`); none: mmdebstrap from the network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageRef>,
 }
@@ -282,7 +283,7 @@ pub fn build(inv: &Inventory, profile: &Profile, spec: Option<&Spec>) -> Result<
     build_with_image(inv, profile, spec, None)
 }
 
-/// [`build`], with the OS from a root image instead of debootstrap and apt when `image` is given.
+/// [`build`], with the OS from a root image instead of mmdebstrap when `image` is given.
 pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>, image: Option<ImageRef>) -> Result<Plan, PlanError> {
     let report = spec.map(|s| s.check(inv));
     if let Some(r) = &report {

@@ -39,8 +39,17 @@ impl Builder {
     }
 }
 
-/// Packages debootstrap adds to its minimal base; the rest comes with apt in `os.packages`.
-pub const DEBOOTSTRAP_INCLUDE: &[&str] = &["systemd-sysv", "udev", "kmod", "locales", "ca-certificates"];
+/// Packages added to the minimal base (Essential and apt) besides [`packages`]: init, device
+/// handling, locales, CA certificates.
+pub const BASE_INCLUDE: &[&str] = &["systemd-sysv", "udev", "kmod", "locales", "ca-certificates"];
+
+/// The snapshot of the root dataset the package step starts from (taken before it, rolled back
+/// to whenever the step runs, destroyed with the base snapshot).
+pub const BEFORE_PACKAGES_SNAPSHOT: &str = "before-packages";
+
+/// The keyrings mmdebstrap's apt checks the mirrors with: a folder on the install system,
+/// filled by the package step (the Debian keyring and the pinned Proxmox key).
+const APT_KEYRING_DIR: &str = "/run/keel/apt-keyring";
 
 /// Answers for package questions (postfix: local only), read by debconf-set-selections.
 const DEBCONF_SEED: &str = "/var/cache/keel/debconf-selections";
@@ -61,9 +70,11 @@ pub fn packages(p: &Profile, firmware: FirmwareMode) -> Vec<&'static str> {
     v
 }
 
-/// Files the package steps need: written with the APT sources, before any package.
+/// Files the package step needs: the APT sources (mmdebstrap's apt reads the target's), written
+/// before any package. The target's /etc/resolv.conf is not among them: mmdebstrap puts the
+/// install system's there while it works; the node's comes with the configuration.
 fn for_apt(path: &str) -> bool {
-    path.starts_with("/etc/apt/") || path == "/etc/resolv.conf"
+    path.starts_with("/etc/apt/")
 }
 
 /// Files an initramfs copies (the udev hook takes /etc/systemd/network/*.link): written before
@@ -89,6 +100,57 @@ pub fn clear_labels(d: &TargetDisk) -> Step {
         s.commands.push(cmd(&["zpool", "labelclear", "-f", &part]));
     }
     b.steps.pop().expect("just built")
+}
+
+/// The node's APT sources (and proxy), the files the package step reads.
+fn apt_sources(b: &mut Builder, p: &Profile) {
+    let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE", "the files match their digests");
+    s.files = render::node_files(p).into_iter().filter(|f| for_apt(&f.path)).collect();
+}
+
+/// What an initramfs built by the packages may copy, in place before them.
+fn boot_identity(b: &mut Builder, p: &Profile) {
+    let s = b.step("os.boot-identity", Group::Os,
+        "host id, pool cache file, NIC name pinning and RESUME=none into the target, before any initramfs is built",
+        "the host id and cache files exist and the .link and resume files match their digests");
+    s.files = render::node_files(p).into_iter().filter(|f| for_initramfs(&f.path)).collect();
+    s.commands = vec![
+        // the rescue system's zgenhostid: the target has no ZFS tools yet
+        cmd(&["zgenhostid", "-f", "-o", &format!("{TARGET_ROOT}/etc/hostid"), &format!("0x{:08x}", render::host_id(p))]),
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
+        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
+        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
+        cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
+    ];
+}
+
+/// Debian's archive keyring on the install system (debootstrap's and mmdebstrap's default).
+const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// The one package pass: mmdebstrap into the mounted root dataset, with the target's own APT
+/// sources (written before it; the empty mirror argument adds none), the base and every
+/// package of the plan in one apt solve, Recommends as apt installs them on the node, and
+/// dpkg's `force-unsafe-io` (no fsync per unpacked file: a power cut in this step is undone
+/// by the rollback to the snapshot, and the pools are synced and exported at the end). The
+/// options mmdebstrap keeps in the target (`99mmdebstrap`) are removed, so the node's dpkg
+/// syncs as usual. Services do not start (mmdebstrap's policy-rc.d while it runs).
+fn mmdebstrap(p: &Profile, firmware: FirmwareMode) -> Vec<String> {
+    let mut include: Vec<&str> = BASE_INCLUDE.to_vec();
+    include.extend(packages(p, firmware));
+    let mut c = cmd(&["mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
+        // the target holds the key, the sources, the boot identity and the mount points
+        "--skip=check/empty",
+        // keeps the machine id, logs and caches an install leaves (as on a node built by apt)
+        "--skip=cleanup/reproducible"]);
+    c.push(format!("--keyring={APT_KEYRING_DIR}"));
+    c.extend(["--aptopt=Apt::Install-Recommends \"true\"", "--dpkgopt=force-unsafe-io", "--dpkgopt=force-confdef", "--dpkgopt=force-confold"].map(String::from));
+    c.push(format!("--include={}", include.join(",")));
+    c.push(format!("--essential-hook=chroot \"$1\" debconf-set-selections {DEBCONF_SEED}"));
+    // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
+    c.push("--customize-hook=chroot \"$1\" dpkg --purge linux-image-amd64 os-prober".into());
+    c.push("--customize-hook=rm -f \"$1\"/etc/dpkg/dpkg.cfg.d/99mmdebstrap \"$1\"/etc/apt/apt.conf.d/99mmdebstrap".into());
+    c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), String::new()]);
+    c
 }
 
 pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&ImageRef>, firmware: FirmwareMode) -> Vec<Step> {
@@ -232,7 +294,8 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         s.commands.push(cmd(&["zfs", "create", "-o", &format!("mountpoint=/datapool/{ds}"), &format!("datapool/{ds}")]));
     }
 
-    // --- OS: Debian 12 + Proxmox VE from the network (with an image: os.image, above)
+    // --- OS: Debian 12 + Proxmox VE from the network in one package pass (with an image:
+    // os.image, above)
     if image.is_none() {
         let key_path = format!("{TARGET_ROOT}{}", p.os.pve_key_path());
         let s = b.step("os.pve-key", Group::Os, "fetch the Proxmox release key and check it against the pinned SHA-512",
@@ -242,26 +305,50 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
             cmd(&["curl", "--fail", "--silent", "--show-error", "--location", "--retry", "3", "--output", &key_path, &p.os.pve_key_url()]),
         ];
         s.checksums = vec![Checksum { path: key_path.clone(), sha512: p.os.pve_key_sha512(), source: p.os.pve_key_url() }];
-        let s = b.step("os.debootstrap", Group::Os, format!("Debian {} base system into rpool/ROOT/pve-1", p.os.suite),
-            "the target has /etc/debian_version and debootstrap's work folder is gone (it removes it when it succeeds)");
-        let mut c = cmd(&["debootstrap", "--arch=amd64", "--variant=minbase", "--components=main,contrib"]);
-        if let Some(k) = &p.os.debian_keyring {
-            c.push(format!("--keyring={k}"));
-        }
-        c.push(format!("--include={}", DEBOOTSTRAP_INCLUDE.join(",")));
-        c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), p.os.debian_mirror.clone()]);
-        s.commands = vec![c];
+        apt_sources(&mut b, p);
+        boot_identity(&mut b, p);
+        let snapshot = format!("{ROOT_DATASET}@{BEFORE_PACKAGES_SNAPSHOT}");
+        let s = b.step("os.before-packages", Group::Os,
+            format!("snapshot {snapshot}: what the package step starts from (and is rolled back to when it runs again)"),
+            format!("{snapshot} exists"));
+        s.files = vec![render::file(DEBCONF_SEED, 0o644, render::debconf_seed(p))];
+        s.commands = vec![cmd(&["zfs", "snapshot", &snapshot])];
+        let s = b.step("os.packages", Group::Os,
+            format!("Debian {} and Proxmox VE in one pass (mmdebstrap: one apt solve, parallel downloads, dpkg without fsync): its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed", p.os.suite),
+            "dpkg reports every package installed; a run that did not finish is rolled back to the snapshot first, never continued");
+        s.disks = serials.clone();
+        s.commands = vec![
+            // a power cut or a failure in this step leaves a half-configured dpkg database:
+            // every run starts from the snapshot (on the first run that is a no-op)
+            cmd(&["zfs", "rollback", "-r", &snapshot]),
+            cmd(&["mkdir", "-p", APT_KEYRING_DIR]),
+            cmd(&["cp", p.os.debian_keyring.as_deref().unwrap_or(DEBIAN_KEYRING), &format!("{APT_KEYRING_DIR}/")]),
+            cmd(&["cp", &key_path, &format!("{APT_KEYRING_DIR}/")]),
+            mmdebstrap(p, firmware),
+        ];
     }
     // /run as the Proxmox VE installer binds it (pve-installer Proxmox/Install.pm): lsblk in
-    // the target reads UUID and partition types from the udev database in /run/udev
+    // the target reads UUID and partition types from the udev database in /run/udev (after the
+    // package step: mmdebstrap mounts what it needs itself)
     let s = b.step("os.chroot", Group::Os, "bind /dev, /proc, /sys and /run into the target for the steps that run inside it",
         "each is a mount point under the target (re-bound after a reboot of the rescue system)");
     for fs in ["dev", "proc", "sys", "run"] {
         s.commands.push(cmd(&["mount", "--make-private", "--rbind", &format!("/{fs}"), &format!("{TARGET_ROOT}/{fs}")]));
     }
-    let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE, name resolution for apt", "the files match their digests");
-    s.files = render::node_files(p).into_iter().filter(|f| for_apt(&f.path)).collect();
-    if image.is_some() {
+    if image.is_none() {
+        // The image point: the OS without anything of this node (SSH host keys made again
+        // right after); `keel image build` sends this snapshot.
+        let s = b.step("os.base-snapshot", Group::Os,
+            format!("snapshot {ROOT_DATASET}@{BASE_SNAPSHOT} without SSH host keys (what `keel image build` sends), then this node's host keys"),
+            format!("{ROOT_DATASET}@{BASE_SNAPSHOT} exists"));
+        s.commands = vec![
+            cmd(&["find", &format!("{TARGET_ROOT}/etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*", "-delete"]),
+            cmd(&["zfs", "destroy", &format!("{ROOT_DATASET}@{BEFORE_PACKAGES_SNAPSHOT}")]),
+            cmd(&["zfs", "snapshot", &format!("{ROOT_DATASET}@{BASE_SNAPSHOT}")]),
+            chroot(&["ssh-keygen", "-A"]),
+        ];
+    } else {
+        apt_sources(&mut b, p);
         let s = b.step("os.identity", Group::Os,
             "this node's own identity in place of the image's: new machine id, new SSH host keys, its mail name; the image's host id removed",
             "never checked: runs until the journal records it");
@@ -274,49 +361,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
             // postfix as its package configures a local-only mailer, for this node's name
             chroot(&["postconf", "-e", &format!("myhostname={fqdn}"), &format!("mydestination=$myhostname, {}, localhost.localdomain, localhost", p.node.hostname)]),
         ];
-    }
-    let s = b.step("os.boot-identity", Group::Os,
-        "host id, pool cache file, NIC name pinning and RESUME=none into the target, before any initramfs is built",
-        "the host id and cache files exist and the .link and resume files match their digests");
-    s.files = render::node_files(p).into_iter().filter(|f| for_initramfs(&f.path)).collect();
-    s.commands = vec![
-        // the rescue system's zgenhostid: the target has no ZFS tools yet
-        cmd(&["zgenhostid", "-f", "-o", &format!("{TARGET_ROOT}/etc/hostid"), &format!("0x{:08x}", render::host_id(p))]),
-        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "rpool"]),
-        cmd(&["zpool", "set", "cachefile=/etc/zfs/zpool.cache", "datapool"]),
-        cmd(&["mkdir", "-p", &format!("{TARGET_ROOT}/etc/zfs")]),
-        cmd(&["cp", "/etc/zfs/zpool.cache", &format!("{TARGET_ROOT}/etc/zfs/zpool.cache")]),
-    ];
-    if image.is_none() {
-        let s = b.step("os.packages", Group::Os,
-            "Proxmox VE, its kernel, ZFS boot support, postfix (local only), open-iscsi, chrony; Debian's kernel and os-prober removed",
-            "dpkg reports every package installed");
-        s.files = vec![
-            render::file("/usr/sbin/policy-rc.d", 0o755, "#!/bin/sh\n# keel: no service starts inside the target while it is installed\nexit 101\n".into()),
-            render::file(DEBCONF_SEED, 0o644, render::debconf_seed(p)),
-        ];
-        let mut install = chroot(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "--yes", "--quiet",
-            "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]);
-        install.extend(packages(p, firmware).into_iter().map(String::from));
-        s.commands = vec![
-            chroot(&["debconf-set-selections", DEBCONF_SEED]),
-            chroot(&["apt-get", "update", "--quiet"]),
-            install,
-            // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
-            chroot(&["dpkg", "--purge", "linux-image-amd64", "os-prober"]),
-            cmd(&["rm", "-f", &format!("{TARGET_ROOT}/usr/sbin/policy-rc.d")]),
-        ];
-
-        // The image point: the OS without anything of this node (SSH host keys made again
-        // right after); `keel image build` sends this snapshot.
-        let s = b.step("os.base-snapshot", Group::Os,
-            format!("snapshot {ROOT_DATASET}@{BASE_SNAPSHOT} without SSH host keys (what `keel image build` sends), then this node's host keys"),
-            format!("{ROOT_DATASET}@{BASE_SNAPSHOT} exists"));
-        s.commands = vec![
-            cmd(&["find", &format!("{TARGET_ROOT}/etc/ssh"), "-maxdepth", "1", "-name", "ssh_host_*", "-delete"]),
-            cmd(&["zfs", "snapshot", &format!("{ROOT_DATASET}@{BASE_SNAPSHOT}")]),
-            chroot(&["ssh-keygen", "-A"]),
-        ];
+        boot_identity(&mut b, p);
     }
 
     // --- configuration

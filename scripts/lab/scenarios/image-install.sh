@@ -14,7 +14,7 @@ equals "keel install --image exit code" 0 "$(cat /tmp/install.rc)"
 j=$JOURNALS/install-lab-node-02.jsonl
 check "the journal records the finish" grep -q '"event":"finished"' $j
 check "the image was received and its SHA-256 matched" grep -q 'received image pve-base.zfs.zst .*matches the manifest' $j
-check "no debootstrap, no apt" sh -c "! grep -q 'debootstrap\|apt-get install' $j"
+check "no package pass, no apt" sh -c "! grep -q 'mmdebstrap\|apt-get install' $j"
 check "verify passed on the target" grep -q 'verify.target' /tmp/install.txt
 check "both pools exported" sh -c '! zpool list -H rpool && ! zpool list -H datapool'
 grep -o 'received image [^"]*' $j | sed 's/^/figure: /'

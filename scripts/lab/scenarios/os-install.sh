@@ -19,5 +19,27 @@ fi
 check "the journal records the finish" grep -q '"event":"finished"' $JOURNALS/install-lab-node-0$node.jsonl
 check "verify passed on the target" grep -q 'verify.target' /tmp/install.txt
 check "both pools exported" sh -c '! zpool list -H rpool && ! zpool list -H datapool'
+j=$JOURNALS/install-lab-node-0$node.jsonl
+if grep -q 'keel\.packages-cut=resume' /proc/cmdline; then
+  # the boot before this one cut the power in the middle of the package step (os-cut.sh)
+  check "the journal was recovered from the target" grep -q "recovered it from /mnt/keel/var/lib/keel/install.jsonl" /tmp/install.txt
+  equals "the package step started twice (before the cut, now)" 2 "$(grep -c '"event":"start","step":"os.packages"' $j)"
+  # after the second start: the rollback to the snapshot, then the whole package pass
+  awk '/"event":"start","step":"os.packages"/ {n++} n == 2 && /"event":"command","step":"os.packages"/' $j >/tmp/resumed.txt
+  check "the resumed step rolled back to its snapshot, then ran the package pass" sh -c \
+    "head -1 /tmp/resumed.txt | grep -q 'zfs rollback -r rpool/ROOT/pve-1@before-packages' && grep -q '\"command\":\"mmdebstrap ' /tmp/resumed.txt"
+fi
+# the package pass on the installed root: every package configured, no install-time options left
+mkdir -p /mnt/dpkg
+if zpool import -N -R /mnt/dpkg rpool && zfs mount rpool/ROOT/pve-1; then
+  equals "packages not fully configured in the target" 0 "$(grep -c '^Status: install ok \(unpacked\|half-configured\|half-installed\|triggers-awaited\|triggers-pending\)$' /mnt/dpkg/var/lib/dpkg/status)"
+  check "the snapshot the package step started from is gone" sh -c '! zfs list -H -t snapshot rpool/ROOT/pve-1@before-packages'
+  check "no force-unsafe-io left for the node's dpkg (mmdebstrap's option files removed)" sh -c \
+    '! ls /mnt/dpkg/etc/dpkg/dpkg.cfg.d/99mmdebstrap /mnt/dpkg/etc/apt/apt.conf.d/99mmdebstrap 2>/dev/null && ! grep -rqs unsafe-io /mnt/dpkg/etc/dpkg/dpkg.cfg.d'
+  check "the node's own resolv.conf (not the rescue system's)" grep -q "keel" /mnt/dpkg/etc/resolv.conf
+  zfs unmount rpool/ROOT/pve-1; zpool export rpool
+else
+  echo "FAIL  cannot import rpool to look at dpkg's state"; failures=$((failures + 1))
+fi
 arm_probe
 finish
