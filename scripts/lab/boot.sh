@@ -8,7 +8,7 @@
 # the console in WORKDIR/console-SCENARIO.log. Exit code: the scenario's (124 on timeout).
 # Environment: KEEL_LAB_MAC (NIC MAC), KEEL_LAB_DGRAM=LOCALPORT:REMOTEPORT (link to another
 # guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
-# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
+# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_BIN (another keel binary for the payload), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
 # KEEL_LAB_REPO_PORT (the lab repository's port on the host loopback: the guest reaches it as
 # http://10.0.2.100/), KEEL_LAB_REGISTRY_PORT (a keel-registry on the host loopback: the guest
 # reaches it as http://10.0.2.101:8080), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
@@ -33,6 +33,8 @@ image=$(bash "$here/image.sh")
 mkdir -p "$work"
 bin="$repo/target/x86_64-unknown-linux-gnu/release/keel"
 [ -x "$bin" ] || bash "$repo/scripts/build-static.sh" >/dev/null
+# another keel build in the payload (bench-network.sh: an older commit's, for the side-by-side)
+bin=${KEEL_LAB_BIN:-$bin}
 
 # payload: keel, profiles, specs, lab-init and scenarios on a small ext4 disk (no loop mount)
 payload="$work/payload"

@@ -26,7 +26,7 @@ rootfs="$work/rootfs"
 start=$(date +%s)
 echo "lab image: debootstrap from $mirror (cold build, about 10 minutes)" >&2
 debootstrap --variant=minbase --components=main,contrib \
-  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,mmdebstrap,wget,curl,zstd \
+  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,mmdebstrap,debootstrap,wget,curl,zstd \
   bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 echo "lab image: debootstrap done after $(( $(date +%s) - start ))s" >&2
 

@@ -141,7 +141,10 @@ fn mmdebstrap(p: &Profile, firmware: FirmwareMode) -> Vec<String> {
         // the target holds the key, the sources, the boot identity and the mount points
         "--skip=check/empty",
         // keeps the machine id, logs and caches an install leaves (as on a node built by apt)
-        "--skip=cleanup/reproducible"]);
+        "--skip=cleanup/reproducible",
+        // merged /usr as debootstrap makes it for Debian 12 (the symlinks, then usr-is-merged);
+        // without it the base's usr-is-merged refuses to install
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr"]);
     c.push(format!("--keyring={APT_KEYRING_DIR}"));
     c.extend(["--aptopt=Apt::Install-Recommends \"true\"", "--dpkgopt=force-unsafe-io", "--dpkgopt=force-confdef", "--dpkgopt=force-confold"].map(String::from));
     c.push(format!("--include={}", include.join(",")));
