@@ -103,6 +103,8 @@ struct Run<'a> {
     profile: &'a Profile,
     /// The target root is mounted (so an error must unmount it).
     mounted: bool,
+    /// Wall time in the plan's own commands.
+    planned: Duration,
 }
 
 impl Run<'_> {
@@ -116,7 +118,10 @@ impl Run<'_> {
         let limit = if matches!(step.group, Group::Os | Group::Boot) { self.opts.os_command_timeout } else { self.opts.command_timeout };
         let step = step.id.as_str();
         self.record(Record::Command { step: step.to_string(), command: command_line(argv) })?;
-        let out = self.host.run(argv, limit).map_err(|source| ExecError::Host { step: step.to_string(), source })?;
+        let since = Instant::now();
+        let out = self.host.run(argv, limit);
+        self.planned += since.elapsed();
+        let out = out.map_err(|source| ExecError::Host { step: step.to_string(), source })?;
         if !out.success() {
             // A partition without a ZFS label has nothing to clear: wipefs follows anyway.
             if argv.get(1).map(String::as_str) == Some("labelclear") {
@@ -516,7 +521,8 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
     }
     let steps: Vec<&Step> = plan.steps.iter().collect();
     let started = Instant::now();
-    let mut run = Run { host, journal, plan, opts, progress, profile, mounted: false };
+    let (mut timed, in_commands) = super::host::Timed::new(host);
+    let mut run = Run { host: &mut timed, journal, plan, opts, progress, profile, mounted: false, planned: Duration::ZERO };
     let result = (|| {
         for (i, step) in steps.iter().enumerate() {
             run.step(i + 1, steps.len(), step)?;
@@ -525,7 +531,8 @@ pub fn execute(host: &mut dyn Host, plan: &Plan, profile: &Profile, journal: &mu
                 return Ok(Outcome::Paused { after: step.id.clone() });
             }
         }
-        run.record(Record::Finished { seconds: started.elapsed().as_secs_f64() })?;
+        let (planned, all) = (run.planned.as_secs_f64(), in_commands.get().as_secs_f64());
+        run.record(Record::Finished { seconds: started.elapsed().as_secs_f64(), planned_seconds: planned, other_seconds: (all - planned).max(0.0) })?;
         Ok(Outcome::Finished)
     })();
     if let Err(e) = &result {

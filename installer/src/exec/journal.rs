@@ -34,7 +34,16 @@ pub enum Record {
     Pool { pool: String, guid: String, members: Vec<String> },
     /// Stopped on request after this step (`--until`).
     Paused { after: String },
-    Finished { seconds: f64 },
+    Finished {
+        seconds: f64,
+        /// Of `seconds`: in the plan's own commands (what a plain script of the plan runs too).
+        #[serde(default)]
+        planned_seconds: f64,
+        /// In the other commands keel runs (its checks, the image receive) and its waits;
+        /// the rest is keel itself (journal, files, logs).
+        #[serde(default)]
+        other_seconds: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,7 +207,7 @@ impl Record {
             Record::Failed { step, error } => format!("      {step} FAILED: {}", error.replace('\n', "\n        ")),
             Record::Pool { pool, guid, members } => format!("      pool {pool} is GUID {guid} on {}", members.join(", ")),
             Record::Paused { after } => format!("paused after {after} (--until)"),
-            Record::Finished { seconds } => format!("finished in {seconds:.1}s"),
+            Record::Finished { seconds, planned_seconds, other_seconds } => format!("finished in {seconds:.1}s ({})", time_split(*seconds, *planned_seconds, *other_seconds)),
         }
     }
 }
@@ -209,6 +218,14 @@ pub fn pool_guid(entries: &[Entry], pool: &str) -> Option<String> {
         Record::Pool { pool: p, guid, .. } if p == pool => Some(guid.clone()),
         _ => None,
     })
+}
+
+/// Where an install's time went: the plan's commands, keel's other commands and waits, keel
+/// itself (what is left), with keel's own share of the whole.
+pub fn time_split(seconds: f64, planned: f64, other: f64) -> String {
+    let own = (seconds - planned - other).max(0.0);
+    let share = if seconds > 0.0 { own / seconds * 100.0 } else { 0.0 };
+    format!("the plan's commands {planned:.1}s, keel's checks and waits {other:.1}s, keel itself {own:.1}s = {share:.2} %")
 }
 
 /// Human summary of a journal for `keel status`: each record with its time.
@@ -257,11 +274,18 @@ pub fn step_times(entries: &[Entry], plan: &Plan) -> String {
         }
     }
     let mut out = String::from("step times (seconds):\n");
+    let split = entries.iter().rev().find_map(|e| match &e.record {
+        Record::Finished { seconds, planned_seconds, other_seconds } => Some(time_split(*seconds, *planned_seconds, *other_seconds)),
+        _ => None,
+    });
     out.push_str(&crate::table::indent(&crate::table::render(&["STEP", "PHASE", "SECONDS"], &rows)));
     let total: f64 = groups.iter().map(|(_, t)| t).sum();
     out.push_str("phase times (seconds):\n");
     let rows: Vec<[String; 2]> = groups.iter().map(|(g, t)| [g.to_string(), format!("{t:.1}")]).chain([["total".to_string(), format!("{total:.1}")]]).collect();
     out.push_str(&crate::table::indent(&crate::table::render(&["PHASE", "SECONDS"], &rows)));
+    if let Some(split) = split {
+        out.push_str(&format!("time of this run: {split}\n"));
+    }
     out
 }
 

@@ -184,7 +184,8 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
             assert!(arg.starts_with("/dev/zvol/") || allowed.iter().any(|b| arg.starts_with(b.as_str())), "{c}");
         }
     }
-    assert!(matches!(events.last(), Some(Record::Finished { .. })));
+    let Some(Record::Finished { seconds, planned_seconds, other_seconds }) = events.last() else { panic!("not finished: {:?}", events.last()) };
+    assert!(*planned_seconds >= 0.0 && *other_seconds >= 0.0 && planned_seconds + other_seconds <= *seconds, "{seconds} {planned_seconds} {other_seconds}");
     // Mirrored into the target once the root was mounted, closed before export.
     assert!(h.calls.contains(&Call::Write("/mnt/keel/var/lib/keel/install.jsonl".into())));
     assert!(j.finished());
@@ -871,4 +872,49 @@ fn a_package_pass_that_did_not_finish_is_rolled_back_and_run_again_never_continu
     let lines: Vec<&str> = copy.lines().collect();
     assert!(lines.len() > whole.len() / 2 && lines.iter().zip(&whole).all(|(a, b)| a == b), "the copy is the journal from its first line:\n{copy}");
     assert!(copy.contains(r#""event":"failed","step":"os.packages""#) && copy.contains(r#""event":"done","step":"os.packages""#), "{copy}");
+}
+
+#[test]
+fn an_install_s_time_is_split_into_the_plan_s_commands_keel_s_checks_and_keel_itself() {
+    use super::journal::time_split;
+    assert_eq!(time_split(100.0, 90.0, 8.5), "the plan's commands 90.0s, keel's checks and waits 8.5s, keel itself 1.5s = 1.50 %");
+    assert_eq!(time_split(0.0, 0.0, 0.0), "the plan's commands 0.0s, keel's checks and waits 0.0s, keel itself 0.0s = 0.00 %");
+    // clocks read at different moments never make keel's own time negative
+    assert!(time_split(10.0, 9.0, 1.2).ends_with("keel itself 0.0s = 0.00 %"));
+}
+
+/// A host whose commands take real time: the timing layer must count them as the plan's or as
+/// keel's own commands.
+#[test]
+fn the_timing_layer_counts_the_plan_s_commands_and_the_others_apart() {
+    struct Slow(FakeHost);
+    impl super::host::Host for Slow {
+        fn run(&mut self, argv: &[String], timeout: std::time::Duration) -> Result<Output, super::host::HostError> {
+            if argv[0] == "mmdebstrap" || argv.get(..2).is_some_and(|a| a == ["zfs", "list"]) {
+                std::thread::sleep(std::time::Duration::from_millis(if argv[0] == "mmdebstrap" { 300 } else { 5 }));
+            }
+            self.0.run(argv, timeout)
+        }
+        fn run_with_input(&mut self, argv: &[String], input: &mut dyn std::io::Read, timeout: std::time::Duration) -> Result<Output, super::host::HostError> {
+            self.0.run_with_input(argv, input, timeout)
+        }
+        fn read_file(&mut self, path: &Path) -> Result<String, super::host::HostError> { self.0.read_file(path) }
+        fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, super::host::HostError> { self.0.read_bytes(path) }
+        fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, super::host::HostError> { self.0.read_head(path, n) }
+        fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), super::host::HostError> { self.0.write_file(path, content, mode) }
+        fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), super::host::HostError> { self.0.append_file(path, content) }
+        fn exists(&mut self, path: &Path) -> bool { self.0.exists(path) }
+        fn resolve(&mut self, path: &Path) -> Result<std::path::PathBuf, super::host::HostError> { self.0.resolve(path) }
+        fn has_program(&mut self, name: &str) -> bool { self.0.has_program(name) }
+        fn is_root(&mut self) -> bool { self.0.is_root() }
+        fn sleep(&mut self, d: std::time::Duration) { self.0.sleep(d) }
+    }
+    let (_, plan) = setup("ax41-nvme");
+    let mut h = Slow(host_for(&plan));
+    let mut j = journal(&mut h.0, &plan);
+    super::engine::execute(&mut h, &plan, &profile(), &mut j, &opts(), &mut |_| {}).unwrap();
+    let Some(Record::Finished { seconds, planned_seconds, other_seconds }) = j.entries.last().map(|e| &e.record) else { panic!("not finished") };
+    assert!(*planned_seconds >= 0.3, "the package pass is the plan's: {planned_seconds}");
+    assert!(*other_seconds >= 0.005 && *other_seconds < 0.3, "the checks' zfs list are keel's own commands: {other_seconds}");
+    assert!(planned_seconds + other_seconds <= *seconds);
 }
