@@ -73,7 +73,7 @@ import json, os, sys
 c = [a.replace("/mnt/keel", sys.argv[1] + "/root").replace("/run/keel/apt-keyring", sys.argv[1] + "/keys") for a in json.load(open(sys.argv[1] + "/command.json"))]
 os.execvp(c[0], c)' "$native" >"$native/mmdebstrap.log" 2>&1
 native_rc=$?
-native_s=$(echo "$(date +%s.%N) - $s" | bc)
+native_s=$(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 for m in dev/pts dev proc sys; do umount -l "$native/root/$m" 2>/dev/null; done
 
 phases() { awk '/^ *phase times/ {on=1; next} on && /^ *PHASE/ {next} on && NF==2 && $2 ~ /^[0-9.]+$/ {print $1, $2; next} on {on=0}' "$1"; }
