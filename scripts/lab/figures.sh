@@ -18,7 +18,7 @@ step() { # FILE STEP: that step's seconds in keel's step table
 }
 share() { [ -f "$1" ] && sed -n 's/^time of this run: .*= \([0-9.]*\) %$/\1/p' "$1" | tail -1; }
 when() { [ -e "$1" ] && date -u -r "$1" +%F || echo "-"; }
-row() { printf '  %-58s %12s  %s\n' "$1" "${2:--}" "$3"; }
+row() { printf '  %-62s %10s  %s\n' "$1" "${2:--}" "$3"; }
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b }'; }
 
 one="$net/new/results-os-install/output.txt"
@@ -27,7 +27,7 @@ ci_net="$lab/os1/results-os-install/output.txt"
 ci_img="$lab/img2/results-image-install/output.txt"
 bench="$cmp/bench/results-bench-install/output.txt"
 echo "keel install figures on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); lab guests are TCG-emulated, 2 vCPUs"
-printf '  %-58s %12s  %s\n' FIGURE VALUE "FROM (date)"
+printf '  %-62s %10s  %s\n' FIGURE VALUE "FROM (date)"
 row "network install, one package pass (s)" "$(phase "$one" total)" "bench-network.sh ($(when "$one"))"
 row "  its OS phase (s)" "$(phase "$one" os)" ""
 row "network install, two-pass path of an older commit (s)" "$(phase "$two" total)" "bench-network.sh, same run"
