@@ -2,10 +2,11 @@
 //! (the journal keeps command lines and failures; the log keeps everything).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use keel_installer::exec::host::command_line;
+use keel_installer::exec::host::Layer;
 use keel_installer::exec::{Host, HostError, Output, SystemHost};
 
 pub struct LoggingHost {
@@ -29,8 +30,13 @@ impl LoggingHost {
     }
 }
 
-impl LoggingHost {
-    fn log_command(&mut self, argv: &[String], start: Instant, r: &Result<Output, HostError>) {
+impl Layer for LoggingHost {
+    fn inner(&mut self) -> &mut dyn Host {
+        &mut self.inner
+    }
+    fn command(&mut self, argv: &[String], run: &mut dyn FnMut(&mut dyn Host) -> Result<Output, HostError>) -> Result<Output, HostError> {
+        let start = Instant::now();
+        let r = run(&mut self.inner);
         let mut text = format!("{} $ {}\n", keel_installer::exec::journal::now(), command_line(argv));
         match &r {
             Ok(o) => {
@@ -44,51 +50,9 @@ impl LoggingHost {
             Err(e) => text.push_str(&format!("  error: {e}\n")),
         }
         self.write(&text);
-    }
-}
-
-impl Host for LoggingHost {
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
-        let start = Instant::now();
-        let r = self.inner.run(argv, timeout);
-        self.log_command(argv, start, &r);
         r
     }
-    fn run_with_input(&mut self, argv: &[String], input: &mut dyn std::io::Read, timeout: Duration) -> Result<Output, HostError> {
-        let start = Instant::now();
-        let r = self.inner.run_with_input(argv, input, timeout);
-        self.log_command(argv, start, &r);
-        r
-    }
-    fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
-        self.inner.read_file(path)
-    }
-    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
-        self.inner.read_bytes(path)
-    }
-    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
-        self.inner.read_head(path, n)
-    }
-    fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
-        self.write(&format!("{} write {} ({} bytes, mode {mode:o})\n", keel_installer::exec::journal::now(), path.display(), content.len()));
-        self.inner.write_file(path, content, mode)
-    }
-    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError> {
-        self.inner.append_file(path, content)
-    }
-    fn exists(&mut self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
-        self.inner.resolve(path)
-    }
-    fn has_program(&mut self, name: &str) -> bool {
-        self.inner.has_program(name)
-    }
-    fn is_root(&mut self) -> bool {
-        self.inner.is_root()
-    }
-    fn sleep(&mut self, d: Duration) {
-        self.inner.sleep(d)
+    fn writing(&mut self, path: &Path, len: usize, mode: u32) {
+        self.write(&format!("{} write {} ({len} bytes, mode {mode:o})\n", keel_installer::exec::journal::now(), path.display()));
     }
 }

@@ -147,7 +147,63 @@ impl Started {
 }
 
 /// The machine keel runs on.
-/// A host that adds up the wall time spent in the commands run through it and in its waits
+/// A host in front of another: everything goes through to [`Layer::inner`]; a layer only adds
+/// something around the commands, the waits and the writes (timing, the install's log).
+pub trait Layer {
+    fn inner(&mut self) -> &mut dyn Host;
+    /// Runs `run` (the command on the inner host); a layer observes it.
+    fn command(&mut self, _argv: &[String], run: &mut dyn FnMut(&mut dyn Host) -> Result<Output, HostError>) -> Result<Output, HostError> {
+        run(self.inner())
+    }
+    /// Waits on the inner host.
+    fn wait(&mut self, d: Duration) {
+        self.inner().sleep(d)
+    }
+    /// Told before a file is written.
+    fn writing(&mut self, _path: &Path, _len: usize, _mode: u32) {}
+}
+
+impl<L: Layer> Host for L {
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
+        self.command(argv, &mut |h| h.run(argv, timeout))
+    }
+    fn run_with_input(&mut self, argv: &[String], input: &mut dyn Read, timeout: Duration) -> Result<Output, HostError> {
+        self.command(argv, &mut |h| h.run_with_input(argv, input, timeout))
+    }
+    fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
+        self.inner().read_file(path)
+    }
+    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
+        self.inner().read_bytes(path)
+    }
+    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
+        self.inner().read_head(path, n)
+    }
+    fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
+        self.writing(path, content.len(), mode);
+        self.inner().write_file(path, content, mode)
+    }
+    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError> {
+        self.inner().append_file(path, content)
+    }
+    fn exists(&mut self, path: &Path) -> bool {
+        self.inner().exists(path)
+    }
+    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
+        self.inner().resolve(path)
+    }
+    fn has_program(&mut self, name: &str) -> bool {
+        self.inner().has_program(name)
+    }
+    fn is_root(&mut self) -> bool {
+        self.inner().is_root()
+    }
+    fn sleep(&mut self, d: Duration) {
+        self.wait(d)
+    }
+}
+
+/// A layer that adds up the wall time spent in the commands run through it and in its waits
 /// (the rest of an install's time is keel's own: journal, files, logs, planning).
 pub struct Timed<'a> {
     inner: &'a mut dyn Host,
@@ -155,56 +211,27 @@ pub struct Timed<'a> {
 }
 
 impl<'a> Timed<'a> {
-    /// The wrapper, and the counter it adds to.
+    /// The layer, and the counter it adds to.
     pub fn new(inner: &'a mut dyn Host) -> (Timed<'a>, std::rc::Rc<std::cell::Cell<Duration>>) {
         let spent = std::rc::Rc::new(std::cell::Cell::new(Duration::ZERO));
         (Timed { inner, spent: spent.clone() }, spent)
     }
+}
 
-    fn timed<T>(&mut self, f: impl FnOnce(&mut dyn Host) -> T) -> T {
+impl Layer for Timed<'_> {
+    fn inner(&mut self) -> &mut dyn Host {
+        &mut *self.inner
+    }
+    fn command(&mut self, _argv: &[String], run: &mut dyn FnMut(&mut dyn Host) -> Result<Output, HostError>) -> Result<Output, HostError> {
         let since = Instant::now();
-        let r = f(&mut *self.inner);
+        let r = run(&mut *self.inner);
         self.spent.set(self.spent.get() + since.elapsed());
         r
     }
-}
-
-impl Host for Timed<'_> {
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<Output, HostError> {
-        self.timed(|h| h.run(argv, timeout))
-    }
-    fn run_with_input(&mut self, argv: &[String], input: &mut dyn Read, timeout: Duration) -> Result<Output, HostError> {
-        self.timed(|h| h.run_with_input(argv, input, timeout))
-    }
-    fn read_file(&mut self, path: &Path) -> Result<String, HostError> {
-        self.inner.read_file(path)
-    }
-    fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, HostError> {
-        self.inner.read_bytes(path)
-    }
-    fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
-        self.inner.read_head(path, n)
-    }
-    fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
-        self.inner.write_file(path, content, mode)
-    }
-    fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), HostError> {
-        self.inner.append_file(path, content)
-    }
-    fn exists(&mut self, path: &Path) -> bool {
-        self.inner.exists(path)
-    }
-    fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
-        self.inner.resolve(path)
-    }
-    fn has_program(&mut self, name: &str) -> bool {
-        self.inner.has_program(name)
-    }
-    fn is_root(&mut self) -> bool {
-        self.inner.is_root()
-    }
-    fn sleep(&mut self, d: Duration) {
-        self.timed(|h| h.sleep(d))
+    fn wait(&mut self, d: Duration) {
+        let since = Instant::now();
+        self.inner.sleep(d);
+        self.spent.set(self.spent.get() + since.elapsed());
     }
 }
 

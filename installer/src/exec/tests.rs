@@ -148,6 +148,15 @@ fn partitioned(h: &mut FakeHost, plan: &Plan) {
     }
 }
 
+/// The rescue system as a reboot leaves it after the disk phase: the plan's partitions, pools
+/// and datasets there, the swap zvol formatted.
+fn after_reboot(h: &mut FakeHost, plan: &Plan) {
+    partitioned(h, plan);
+    h.set("zpool list -H -o name", Output::ok("pool\n"));
+    h.set("zfs list -H -o name", Output::ok("dataset\n"));
+    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+}
+
 fn journal(h: &mut FakeHost, plan: &Plan) -> Journal {
     Journal::open(h, Path::new("/var/lib/keel/install-pve-node-01.jsonl"), plan, false).unwrap()
 }
@@ -610,10 +619,7 @@ fn os_steps_done_before_a_reboot_are_detected_and_mounts_made_again() {
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &until("os.packages"), &mut |_| {}).unwrap();
     // the rescue system rebooted: pools exported, nothing mounted; the packages are installed
-    partitioned(&mut h, &plan);
-    h.set("zpool list -H -o name", Output::ok("pool\n"));
-    h.set("zfs list -H -o name", Output::ok("dataset\n"));
-    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    after_reboot(&mut h, &plan);
     let one_pass = plan.steps.iter().flat_map(|s| &s.commands).find(|c| c[0] == "mmdebstrap").expect("the package pass");
     let included = one_pass.iter().find_map(|a| a.strip_prefix("--include=")).expect("--include");
     h.set("chroot /mnt/keel dpkg-query", Output::ok(&included.split(',').map(|p| format!("{p} 1.0 installed\n")).collect::<String>()));
@@ -852,10 +858,7 @@ fn a_package_pass_that_did_not_finish_is_rolled_back_and_run_again_never_continu
     // (older, shorter) content
     let copy_path = Path::new(crate::plan::TARGET_ROOT).join(super::journal::TARGET_JOURNAL);
     h.effects.push(("zfs rollback ".into(), copy_path.clone(), b"{}\n".to_vec()));
-    partitioned(&mut h, &plan);
-    h.set("zpool list -H -o name", Output::ok("pool\n"));
-    h.set("zfs list -H -o name", Output::ok("dataset\n"));
-    h.answer("blkid -p -o value -s TYPE /dev/zvol/rpool/swap", Output::ok("swap\n"));
+    after_reboot(&mut h, &plan);
     h.calls.clear();
     let mut j = journal(&mut h, &plan);
     execute(&mut h, &plan, &mut j, &opts(), &mut |_| {}).unwrap();
@@ -888,26 +891,16 @@ fn an_install_s_time_is_split_into_the_plan_s_commands_keel_s_checks_and_keel_it
 #[test]
 fn the_timing_layer_counts_the_plan_s_commands_and_the_others_apart() {
     struct Slow(FakeHost);
-    impl super::host::Host for Slow {
-        fn run(&mut self, argv: &[String], timeout: std::time::Duration) -> Result<Output, super::host::HostError> {
+    impl super::host::Layer for Slow {
+        fn inner(&mut self) -> &mut dyn super::host::Host {
+            &mut self.0
+        }
+        fn command(&mut self, argv: &[String], run: &mut dyn FnMut(&mut dyn super::host::Host) -> Result<Output, super::host::HostError>) -> Result<Output, super::host::HostError> {
             if argv[0] == "mmdebstrap" || argv.get(..2).is_some_and(|a| a == ["zfs", "list"]) {
                 std::thread::sleep(std::time::Duration::from_millis(if argv[0] == "mmdebstrap" { 300 } else { 5 }));
             }
-            self.0.run(argv, timeout)
+            run(&mut self.0)
         }
-        fn run_with_input(&mut self, argv: &[String], input: &mut dyn std::io::Read, timeout: std::time::Duration) -> Result<Output, super::host::HostError> {
-            self.0.run_with_input(argv, input, timeout)
-        }
-        fn read_file(&mut self, path: &Path) -> Result<String, super::host::HostError> { self.0.read_file(path) }
-        fn read_bytes(&mut self, path: &Path) -> Result<Vec<u8>, super::host::HostError> { self.0.read_bytes(path) }
-        fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, super::host::HostError> { self.0.read_head(path, n) }
-        fn write_file(&mut self, path: &Path, content: &[u8], mode: u32) -> Result<(), super::host::HostError> { self.0.write_file(path, content, mode) }
-        fn append_file(&mut self, path: &Path, content: &[u8]) -> Result<(), super::host::HostError> { self.0.append_file(path, content) }
-        fn exists(&mut self, path: &Path) -> bool { self.0.exists(path) }
-        fn resolve(&mut self, path: &Path) -> Result<std::path::PathBuf, super::host::HostError> { self.0.resolve(path) }
-        fn has_program(&mut self, name: &str) -> bool { self.0.has_program(name) }
-        fn is_root(&mut self) -> bool { self.0.is_root() }
-        fn sleep(&mut self, d: std::time::Duration) { self.0.sleep(d) }
     }
     let (_, plan) = setup("ax41-nvme");
     let mut h = Slow(host_for(&plan));
