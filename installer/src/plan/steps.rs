@@ -124,6 +124,9 @@ fn boot_identity(b: &mut Builder, p: &Profile) {
     ];
 }
 
+/// initramfs-tools' command (merged /usr).
+const UPDATE_INITRAMFS: &str = "/usr/sbin/update-initramfs";
+
 /// Debian's archive keyring on the install system (debootstrap's and mmdebstrap's default).
 const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
@@ -149,8 +152,15 @@ fn mmdebstrap(p: &Profile, firmware: FirmwareMode) -> Vec<String> {
     c.extend(["--aptopt=Apt::Install-Recommends \"true\"", "--dpkgopt=force-unsafe-io", "--dpkgopt=force-confdef", "--dpkgopt=force-confold"].map(String::from));
     c.push(format!("--include={}", include.join(",")));
     c.push(format!("--essential-hook=chroot \"$1\" debconf-set-selections {DEBCONF_SEED}"));
+    // The initramfs is built once, at the end, as the Proxmox VE installer does (pve-installer
+    // Proxmox/Install.pm: update-initramfs diverted to /bin/true while the packages install,
+    // then `update-initramfs -c`): the kernel's postinst and the zfs-initramfs and
+    // initramfs-tools triggers would each build it (minutes each under emulation)
+    c.push(format!("--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --add {UPDATE_INITRAMFS} && ln -s /bin/true \"$1\"{UPDATE_INITRAMFS}"));
     // Proxmox's own kernel replaces Debian's; os-prober would list other systems' disks
     c.push("--customize-hook=chroot \"$1\" dpkg --purge linux-image-amd64 os-prober".into());
+    c.push(format!("--customize-hook=rm \"$1\"{UPDATE_INITRAMFS} && chroot \"$1\" dpkg-divert --quiet --local --rename --remove {UPDATE_INITRAMFS}"));
+    c.push("--customize-hook=chroot \"$1\" update-initramfs -c -k all".into());
     c.push("--customize-hook=rm -f \"$1\"/etc/dpkg/dpkg.cfg.d/99mmdebstrap \"$1\"/etc/apt/apt.conf.d/99mmdebstrap".into());
     c.extend([p.os.suite.clone(), TARGET_ROOT.to_string(), String::new()]);
     c
