@@ -5,6 +5,9 @@
 # one after the other: the same guest image (it carries both tools), the same lab repository,
 # the same profile, no registry.
 #   bench-network.sh [OLD_COMMIT]   default fcdc1ba, the last commit with the two-pass path
+#   KEEL_BENCH_SIDES="new"          runs only this checkout's install and keeps the other side's
+#                                   results from an earlier run in the same work folder (the
+#                                   table then says when each ran)
 # Then the native figure: the same package pass (this checkout's mmdebstrap command from
 # `keel plan`) into a folder on this host, outside the emulator, against the same repository.
 # Prints per install keel's phase table and its OS steps, then the ratios.
@@ -14,8 +17,10 @@ src=$(cd "$here/../.." && pwd)
 old=${1:-fcdc1ba}
 work=${KEEL_LAB_WORK:-/tmp/keel-lab-bench-network}
 cache_root=${KEEL_LAB_CACHE:-/var/cache/keel-lab}
-rm -rf "$work"
+sides=${KEEL_BENCH_SIDES:-new old}
 mkdir -p "$work"
+for which in $sides; do rm -rf "$work/$which" "$work/$which.out" "$work/$which.rc"; done
+rm -rf "$work/native"
 bash "$here/host-packages.sh" >&2
 bash "$here/image.sh" >/dev/null || { echo "bench-network: the guest image could not be built"; exit 1; }
 bash "$src/scripts/build-static.sh" >/dev/null || { echo "bench-network: static build failed"; exit 1; }
@@ -41,7 +46,7 @@ python3 -m http.server "$port" --bind 127.0.0.1 --directory "$repo" >"$work/repo
 http=$!
 trap 'kill $http 2>/dev/null' EXIT
 export KEEL_LAB_REPO_PORT=$port
-for which in new old; do
+for which in $sides; do
   bin=$new_bin
   [ $which = old ] && bin=$old_bin
   s=$(date +%s)
@@ -80,7 +85,7 @@ phases() { awk '/^ *phase times/ {on=1; next} on && /^ *PHASE/ {next} on && NF==
 steps() { awk '/^ *step times/ {on=1; next} on && /^ *STEP/ {next} on && NF==3 && $3 ~ /^[0-9.]+$/ {print $1, $3; next} on {on=0}' "$1"; }
 out() { echo "$work/$1/results-os-install/output.txt"; }
 echo "network install of lab-node-01, seconds (TCG guest, 2 vCPUs; $(nproc) host cores, $(date -u +%F)):"
-echo "  this checkout $(git -C "$src" rev-parse --short HEAD) (one package pass) vs ${sha:0:7} (debootstrap + apt)"
+echo "  this checkout $(git -C "$src" rev-parse --short HEAD) (one package pass, ran $(date -u -r "$(out new)" '+%F %H:%M')) vs ${sha:0:7} (debootstrap + apt, ran $(date -u -r "$(out old)" '+%F %H:%M'))"
 printf '  %-22s %10s %10s\n' STEP ONE-PASS TWO-PASS
 awk 'NR == FNR { o[$1] = $2; next } { printf "  %-22s %10s %10s\n", $1, $2, ($1 in o) ? o[$1] : "-"; seen[$1] = 1 }
   END { for (k in o) if (!(k in seen)) printf "  %-22s %10s %10s\n", k, "-", o[k] }' \
