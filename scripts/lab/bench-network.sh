@@ -31,7 +31,7 @@ repo=$(bash "$here/repo.sh" 2>"$work/repo.log") || { cat "$work/repo.log"; echo 
 sha=$(git -C "$src" rev-parse --verify "$old^{commit}") || { echo "bench-network: unknown commit $old"; exit 1; }
 old_dir="$cache_root/old-keel-${sha:0:12}"
 old_bin="$old_dir/target/x86_64-unknown-linux-gnu/release/keel"
-if [ ! -x "$old_bin" ]; then
+if [[ " $sides " == *" old "* ]] && [ ! -x "$old_bin" ]; then
   rm -rf "$old_dir"
   mkdir -p "$old_dir"
   git -C "$src" archive "$sha" | tar -x -C "$old_dir" || exit 1
