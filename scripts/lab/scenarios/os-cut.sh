@@ -11,8 +11,9 @@ grep -q 'keel\.token=' /proc/cmdline && profile=""
 ./keel install $profile --yes --confirm-serials "$SERIALS" --journal-dir $JOURNALS --progress plain >/tmp/install.txt 2>&1 &
 j=$JOURNALS/install-lab-node-0$node.jsonl
 status=/mnt/keel/var/lib/dpkg/status
-unfinished() { grep -c '^Status: install ok \(unpacked\|half-configured\|half-installed\|triggers-awaited\|triggers-pending\)$' $status 2>/dev/null; }
-installed() { grep -c '^Status: install ok installed$' $status 2>/dev/null; }
+count() { n=$(grep -c "$1" $status 2>/dev/null); echo "${n:-0}"; }  # 0 before dpkg's status exists
+unfinished() { count '^Status: install ok \(unpacked\|half-configured\|half-installed\|triggers-awaited\|triggers-pending\)$'; }
+installed() { count '^Status: install ok installed$'; }
 cut=""
 for _ in $(seq 1 3600); do
   if grep -q '"event":"done","step":"os.packages"' $j 2>/dev/null; then break; fi
