@@ -37,6 +37,8 @@ if zpool import -N -R /mnt/dpkg rpool && zfs mount rpool/ROOT/pve-1; then
   check "no force-unsafe-io left for the node's dpkg (mmdebstrap's option files removed)" sh -c \
     '! ls /mnt/dpkg/etc/dpkg/dpkg.cfg.d/99mmdebstrap /mnt/dpkg/etc/apt/apt.conf.d/99mmdebstrap 2>/dev/null && ! grep -rqs unsafe-io /mnt/dpkg/etc/dpkg/dpkg.cfg.d'
   check "the node's own resolv.conf (not the rescue system's)" grep -q "keel" /mnt/dpkg/etc/resolv.conf
+  # where the package pass spent its time (scripts/lab/dpkg-times.py reads it on the host)
+  cp /mnt/dpkg/var/log/dpkg.log /results/dpkg.log 2>/dev/null
   zfs unmount rpool/ROOT/pve-1; zpool export rpool
 else
   echo "FAIL  cannot import rpool to look at dpkg's state"; failures=$((failures + 1))
