@@ -17,7 +17,7 @@ step() { # FILE STEP: that step's seconds in keel's step table
   [ -f "$1" ] && awk -v s="$2" '/^ *step times/ {on=1; next} on && NF==3 && $1 == s {print $3; exit}' "$1"
 }
 share() { [ -f "$1" ] && sed -n 's/^time of this run: .*= \([0-9.]*\) %$/\1/p' "$1" | tail -1; }
-when() { [ -e "$1" ] && date -u -r "$1" +%F || echo "-"; }
+when() { [ -e "$1" ] && date -u -r "$1" '+%F %H:%M' || echo "-"; }
 row() { printf '  %-62s %10s  %s\n' "$1" "${2:--}" "$3"; }
 ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b }'; }
 
@@ -30,12 +30,12 @@ echo "keel install figures on $(nproc) cores ($(sed -n 's/^model name\s*: //p' /
 printf '  %-62s %10s  %s\n' FIGURE VALUE "FROM (date)"
 row "network install, one package pass (s)" "$(phase "$one" total)" "bench-network.sh ($(when "$one"))"
 row "  its OS phase (s)" "$(phase "$one" os)" ""
-row "network install, two-pass path of an older commit (s)" "$(phase "$two" total)" "bench-network.sh, same run"
+row "network install, two-pass path of an older commit (s)" "$(phase "$two" total)" "bench-network.sh ($(when "$two"))"
 row "  its OS phase (s)" "$(phase "$two" os)" ""
 row "two-pass / one-pass, whole install" "$(ratio "$(phase "$two" total)" "$(phase "$one" total)")" "goal >= 1.5x"
 row "two-pass / one-pass, OS phase" "$(ratio "$(phase "$two" os)" "$(phase "$one" os)")" ""
 native=$([ -f "$net/native/mmdebstrap.log" ] && sed -n 's/^I: success in \([0-9.]*\) seconds$/\1/p' "$net/native/mmdebstrap.log")
-row "the same package pass natively on this host (s)" "$native" "bench-network.sh, same run"
+row "the same package pass natively on this host (s)" "$native" "bench-network.sh ($(when "$net/native/mmdebstrap.log"))"
 row "os.packages in .ci/run's lab (s; resumed after the power cut)" "$(step "$ci_net" os.packages)" ".ci/run ($(when "$ci_net"))"
 row "image install in .ci/run's lab (s)" "$(phase "$ci_img" total)" ".ci/run, same run; goal <= 180 s"
 row "  its receive, os.image (s)" "$(step "$ci_img" os.image)" ""
