@@ -361,7 +361,7 @@ pub struct InstallArgs {
     #[arg(long)]
     pub spec: Option<PathBuf>,
     /// Install the OS from this root image (a file, or an http(s) URL such as the registry's
-    /// /v1/images/NAME; its manifest is IMAGE.json) instead of debootstrap and apt: streamed
+    /// /v1/images/NAME; its manifest is IMAGE.json) instead of the package pass: streamed
     /// into rpool/ROOT/pve-1 and checked against the manifest's SHA-256, then only the
     /// node-specific steps run.
     #[arg(long)]
@@ -405,7 +405,7 @@ pub struct InstallArgs {
     /// Seconds any single command may take before it is killed.
     #[arg(long, default_value_t = 600)]
     pub command_timeout: u64,
-    /// Limit in seconds for each long OS command (debootstrap, package installs, initramfs,
+    /// Limit in seconds for each long OS command (the package pass, initramfs,
     /// boot loaders).
     #[arg(long, default_value_t = 3600)]
     pub os_command_timeout: u64,

@@ -89,7 +89,7 @@ fn plan_as_a_shell_script() {
 
 #[test]
 fn plan_from_an_image() {
-    // the OS comes from the image: no debootstrap/apt steps, os.image and os.identity instead
+    // the OS comes from the image: no package pass, os.image and os.identity instead
     golden_run("cli/plan-lab-node-01-image.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--image", "tests/images/pve-base-lab.zfs.zst"], 0);
     golden_run("cli/plan-lab-node-01-image-shell.txt", &["plan", "--profile", "profiles/lab-node-01.toml", "--root", "tests/fixtures/qemu-lab", "--image", "tests/images/pve-base-lab.zfs.zst", "--shell"], 0);
     // no manifest beside the image: said before anything else

@@ -369,10 +369,9 @@ impl Run<'_> {
                 }
                 Done::No | Done::Unknown => self.run_command(step, c)?,
             }
-            if c.get(..2).is_some_and(|a| a == ["zfs", "rollback"]) && self.journal.mirror.is_some() {
-                // the rollback took the journal's copy in the target back with it: written whole again
-                self.journal.mirror = None;
-                self.journal.mirror_into(self.host, Path::new(TARGET_ROOT))?;
+            if c.get(..2).is_some_and(|a| a == ["zfs", "rollback"]) {
+                // the rollback took the journal's copy in the target back with it
+                self.journal.mirror_again(self.host)?;
             }
             if let Some(pool) = created_pool(c) {
                 self.created(step, pool)?;

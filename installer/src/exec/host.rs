@@ -30,7 +30,7 @@ impl Output {
     }
 
     /// The last `n` non-empty lines of stderr, for error messages (of stdout when stderr is
-    /// empty: debootstrap and apt print their warnings there).
+    /// empty: apt and dpkg print their warnings there).
     pub fn stderr_tail(&self, n: usize) -> String {
         let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -160,10 +160,22 @@ impl Journal {
         if self.mirror.as_ref() == Some(&m) {
             return Ok(());
         }
-        let text: String = self.entries.iter().map(|e| serde_json::to_string(e).expect("serialize") + "\n").collect();
-        host.write_file(&m, text.as_bytes(), 0o600)?;
         self.mirror = Some(m);
-        Ok(())
+        self.mirror_again(host)
+    }
+
+    /// Writes the copy in the target whole again (after something replaced it, such as a
+    /// rollback of the root dataset); nothing when the journal is not mirrored.
+    pub fn mirror_again(&mut self, host: &mut dyn Host) -> Result<(), JournalError> {
+        match self.mirror.take() {
+            Some(m) => {
+                let text: String = self.entries.iter().map(|e| serde_json::to_string(e).expect("serialize") + "\n").collect();
+                host.write_file(&m, text.as_bytes(), 0o600)?;
+                self.mirror = Some(m);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Steps recorded as done (or found done) and not failed since.

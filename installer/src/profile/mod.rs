@@ -111,8 +111,8 @@ pub struct Os {
     /// Default: the published value for bookworm's key ([`PVE_KEY_SHA512_BOOKWORM`]).
     #[serde(default)]
     pub pve_key_sha512: Option<String>,
-    /// Keyring debootstrap checks the Debian mirror with (a path on the install system);
-    /// default: debootstrap's own (debian-archive-keyring).
+    /// Keyring the package pass checks the Debian mirror with (a path on the install system);
+    /// default: the install system's debian-archive-keyring.
     #[serde(default)]
     pub debian_keyring: Option<String>,
     /// Extra kernel arguments after the ZFS root ones (such as a serial console).
