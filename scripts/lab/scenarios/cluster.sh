@@ -58,6 +58,8 @@ fi
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
 equals "keel verify --expect-quorum exit code" 0 "$?"
 cat /tmp/verify.txt
+mark_done cluster-checked
+case $host in lab-node-01) peer=192.168.100.2 ;; *) peer=192.168.100.1 ;; esac
 if [ "${DR_ROLE:-}" = survivor ]; then
   # Disaster recovery while this node runs: lab-node-01 powers off (end of its cluster
   # scenario), is rebuilt from the image with new host keys, and its first boot joins this
@@ -96,9 +98,14 @@ if [ "${DR_ROLE:-}" = survivor ]; then
   /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
   equals "keel verify --expect-quorum after the rejoin: exit code" 0 "$?"
   grep -i "cluster\|quorum" /tmp/verify.txt
+  mark_done rejoin-checked
 fi
-# stay in the cluster while the other node runs its own checks (powering off first would
-# leave it alone: it saw "1 of 2" in a run that did not wait); the rebuilt node waits longer,
-# the survivor checks its return
-if [ "${DR_ROLE:-}" = rejoined ]; then sleep 90; else sleep 45; fi
+# stay in the cluster until the other node is done with its checks (powering off first leaves
+# it alone: "1 of 2"). The survivor goes on by itself (it waits for lab-node-01 to go down and
+# come back); the rebuilt node stays until the survivor has checked its return.
+case ${DR_ROLE:-} in
+  survivor) ;;
+  rejoined) wait_peer "$peer" rejoin-checked 1200 ;;
+  *) wait_peer "$peer" cluster-checked ;;
+esac
 finish

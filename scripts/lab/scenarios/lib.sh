@@ -134,6 +134,35 @@ verify_disk_phase() { # [profile]: lab-node-01's by default
   zpool export rpool
 }
 
+# A barrier between the two cluster nodes: this node says it is done with a phase of its
+# checks (a marker in /run) and waits for the peer's marker over the cluster network, with the
+# cluster's root key (a lab handshake, not a check: the peer's host key is not what is tested
+# here). A fixed sleep raced: a node that powered off while its peer still checked left the
+# peer at "1 of 2". Gives up after $3 seconds (default 900) or when the peer stopped answering
+# for 60 s, and says so.
+mark_done() { mkdir -p /run/keel-lab && touch "/run/keel-lab/$1"; }
+peer_marker() { # peer-address marker
+  ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o ConnectTimeout=5 -o LogLevel=ERROR "root@$1" test -e "/run/keel-lab/$2"
+}
+wait_peer() { # peer-address marker [seconds]
+  t0=$(date +%s) last_seen=$(date +%s)
+  echo "barrier: $(date +%T) waiting for $1 to be done with $2"
+  while :; do
+    peer_marker "$1" "$2"
+    case $? in
+      0) echo "barrier: $(date +%T) $1 is done with $2"; return 0 ;;
+      1) last_seen=$(date +%s) ;; # answered: not yet
+    esac
+    now=$(date +%s)
+    if [ $((now - t0)) -ge "${3:-900}" ] || [ $((now - last_seen)) -ge 60 ]; then
+      echo "barrier: $(date +%T) gave up waiting for $1 ($2)"
+      return 1
+    fi
+    sleep 3
+  done
+}
+
 finish() {
   echo "scenario: $failures check(s) failed"
   [ "$failures" = 0 ]
