@@ -133,8 +133,8 @@ impl Read for Download {
 /// `keel image show`: the manifest, readable.
 pub fn show(location: &str, fingerprint: Option<&str>) -> Result<ExitCode> {
     let m = manifest(location, fingerprint)?;
-    println!("image      {}\ncreated    {}\nfrom       {}@{} (guid {}) of {}\nsize       {} bytes (stream {} bytes), {}\nsha256     {}\nOpenZFS    {}\nDebian     {}\nkernels    {}",
-        m.name, m.created, m.dataset, m.snapshot, m.snapshot_guid, m.profile_hostname, m.size, m.stream_size, m.compression, m.sha256, m.zfs_version, m.debian_version, m.kernels.join(", "));
+    println!("image      {}\ncreated    {}\nfrom       {}@{} (guid {}) of {}\nsize       {} bytes (stream {} bytes), {}\nsha256     {}\nOpenZFS    {} (feature set {})\nDebian     {}\nkernels    {}",
+        m.name, m.created, m.dataset, m.snapshot, m.snapshot_guid, m.profile_hostname, m.size, m.stream_size, m.compression, m.sha256, m.zfs_version, m.compatibility, m.debian_version, m.kernels.join(", "));
     for (p, v) in &m.packages {
         println!("package    {p} {v}");
     }
@@ -142,9 +142,14 @@ pub fn show(location: &str, fingerprint: Option<&str>) -> Result<ExitCode> {
 }
 
 fn zfs(args: &[&str]) -> Result<String> {
-    let out = Command::new("zfs").args(args).stdin(Stdio::null()).output().with_context(|| format!("running zfs {}", args.join(" ")))?;
+    zfs_tool("zfs", args)
+}
+
+/// Runs `zfs` or `zpool` and returns its trimmed output, or what failed.
+fn zfs_tool(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output().with_context(|| format!("running {program} {}", args.join(" ")))?;
     if !out.status.success() {
-        bail!("`zfs {}` exited with {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!("`{program} {}` exited with {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -233,6 +238,9 @@ pub fn build(a: &BuildArgs) -> Result<ExitCode> {
         .ok()
         .and_then(|v| v.get("node")?.get("hostname")?.as_str().map(String::from))
         .unwrap_or_default();
+    let pool = a.dataset.split('/').next().unwrap_or_default().to_string();
+    // the stream needs only features of its pool's set; older OpenZFS has no such property
+    let compatibility = zfs_tool("zpool", &["get", "-H", "-o", "value", "compatibility", &pool]).with_context(|| format!("reading pool {pool}'s feature set (compatibility, OpenZFS 2.1 or newer)"))?;
     let zfs_version = std::fs::read_to_string(ZFS_VERSION_FILE).with_context(|| format!("reading {ZFS_VERSION_FILE} (is the ZFS module loaded?)"))?.trim().to_string();
     let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).context("--out needs a file name")?;
 
@@ -270,6 +278,7 @@ pub fn build(a: &BuildArgs) -> Result<ExitCode> {
         sha256,
         compression: "zstd".into(),
         zfs_version,
+        compatibility,
         debian_version,
         kernels,
         packages,
@@ -382,6 +391,7 @@ mod tests {
             sha256: w.sha256.clone(),
             compression: "zstd".into(),
             zfs_version: "2.1.11-1".into(),
+            compatibility: "openzfs-2.1-linux".into(),
             debian_version: "12.8".into(),
             kernels: vec![],
             packages: Default::default(),

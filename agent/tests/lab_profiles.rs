@@ -23,6 +23,7 @@ const MAY_DIFFER: &[(&str, &str)] = &[
     ("os.pve-mirror", "package source"),
     ("os.pve-key-url", "package source"),
     ("os.pve-key-sha512", "package source"),
+    ("zfs.compatibility", "package source: the feature set of the OpenZFS the source ships (Debian 12's 2.1 in the lab, Proxmox VE 8's 2.2)"),
     ("os.kernel-args", "hardware: the lab guest's serial console"),
     ("network.nameservers", "address"),
     ("network.uplink.mac", "address"),

@@ -4,7 +4,7 @@
 //! the ZFS that wrote it. [`receive`] streams one into a pool: the download, the checksum, the
 //! decompression and `zfs receive` overlap, in fixed memory (a few MiB whatever the size).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::exec::host::{command_line, Host, HostError};
 
 /// Identifies the manifest's JSON shape.
-pub const MANIFEST_SCHEMA: &str = "keel.image/v1";
+pub const MANIFEST_SCHEMA: &str = "keel.image/v2";
 /// The root file system an image holds (and an image install receives into).
 pub const ROOT_DATASET: &str = "rpool/ROOT/pve-1";
 /// The snapshot a network install takes of it before the node-specific steps.
@@ -47,6 +47,9 @@ pub struct Manifest {
     pub compression: String,
     /// The OpenZFS module that wrote the stream (`/sys/module/zfs/version`).
     pub zfs_version: String,
+    /// The feature set of the pool it was sent from (its `compatibility` property): the stream
+    /// needs no feature outside it, so a pool limited to the same set (or a larger one) takes it.
+    pub compatibility: String,
     /// `/etc/debian_version` of the image.
     pub debian_version: String,
     /// Kernels in the image's /boot.
@@ -64,6 +67,8 @@ pub enum ImageError {
     BadManifest { location: String, why: String },
     #[error("the image {name} was written by OpenZFS {image}, newer than this system's module {here}: its stream may use features this ZFS cannot receive. Use an image built with OpenZFS {here} or older, or a rescue system with a newer ZFS")]
     ZfsTooNew { name: String, image: String, here: String },
+    #[error("the image {name} comes from a pool with the feature set {image}, which has features the install's pools will not have (zfs.compatibility {profile}): {why}. Build the image on a node whose pools use {profile}, or set zfs.compatibility to the image's set")]
+    Compatibility { name: String, image: String, profile: String, why: String },
     #[error("downloading the image failed after {bytes} bytes: {err}")]
     Download { bytes: u64, err: io::Error },
     #[error("`{command}` exited with code {code}{}", tail(.stderr))]
@@ -144,6 +149,25 @@ pub fn check_zfs(m: &Manifest, here: &str) -> Result<(), ImageError> {
         return Err(ImageError::ZfsTooNew { name: m.name.clone(), image: m.zfs_version.clone(), here: here.trim().to_string() });
     }
     Ok(())
+}
+
+/// Refuses an image whose stream may need features the new pools lack: the image's pool was
+/// limited to `has` (its manifest's set, as this system's OpenZFS reads it), the new pools are
+/// limited to `want` (`None`: `off`, every feature). A set this system cannot read counts as
+/// unknown, so refused unless the new pools are `off`.
+pub fn check_compatibility(m: &Manifest, set: &str, want: Option<&BTreeSet<String>>, has: Option<&BTreeSet<String>>) -> Result<(), ImageError> {
+    let refuse = |why: String| ImageError::Compatibility { name: m.name.clone(), image: m.compatibility.clone(), profile: set.to_string(), why };
+    let Some(want) = want else { return Ok(()) };
+    if crate::zfs_features::set_files(&m.compatibility).is_empty() {
+        return Err(refuse("its pool had no limit (off)".into()));
+    }
+    let Some(has) = has else { return Err(refuse("this system's OpenZFS does not know that set".into())) };
+    let extra = crate::zfs_features::outside(has, want);
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(refuse(format!("{} not in {set}", extra.join(", "))))
+    }
 }
 
 /// The packages a manifest lists, by name or prefix (`pve-*`, `proxmox-*`).

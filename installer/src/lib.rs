@@ -14,3 +14,4 @@ pub mod source;
 pub mod spec;
 pub mod verify;
 pub mod table;
+pub mod zfs_features;

@@ -208,6 +208,7 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
         }
         let ashift = c.out(&["zpool", "get", "-H", "-o", "value", "ashift", pool]).unwrap_or_default();
         c.equal(format!("{pool} ashift"), &p.zfs.ashift.to_string(), ashift.trim());
+        features(c, p, opts, pool);
         for (prop, want) in p.zfs.fs_properties() {
             if prop == "mountpoint" {
                 continue;
@@ -229,6 +230,34 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
     }
     foreign_pools(c, opts);
     disks
+}
+
+/// The pool is limited to the profile's feature set and enables nothing outside it (else an
+/// older OpenZFS, the node's own, may refuse to import it). The set's file is read from the
+/// system running verify, else from the installed root.
+fn features(c: &mut Checks, p: &Profile, opts: &Options, pool: &str) {
+    let want = &p.zfs.compatibility;
+    let prop = c.out(&["zpool", "get", "-H", "-o", "value", "compatibility", pool]).unwrap_or_default();
+    c.equal(format!("{pool} compatibility"), want, prop.trim());
+    let set = match crate::exec::pools::feature_set(c.host, want) {
+        Err(_) if opts.root != Path::new("/") => crate::exec::pools::feature_set_in(c.host, want, &opts.root),
+        r => r,
+    };
+    let set = match set {
+        Ok(Some(set)) => set,
+        Ok(None) => return c.add(format!("{pool} features"), Status::Warn, "zfs.compatibility is off: every feature of the creating OpenZFS may be enabled"),
+        Err(why) => return c.add(format!("{pool} features"), Status::Fail, format!("cannot check them against {want}: {why}")),
+    };
+    let on = match c.out(&["zpool", "get", "-H", "-o", "property,value", "all", pool]) {
+        Ok(text) => crate::zfs_features::enabled_features(&text),
+        Err(why) => return c.add(format!("{pool} features"), Status::Fail, why),
+    };
+    let extra = crate::zfs_features::outside(&on, &set);
+    if extra.is_empty() {
+        c.add(format!("{pool} features"), Status::Ok, format!("{} enabled, all in {want}", on.len()));
+    } else {
+        c.add(format!("{pool} features"), Status::Fail, format!("enabled outside {want}: {} (an OpenZFS of that set cannot import this pool)", extra.join(", ")));
+    }
 }
 
 /// Another importable pool named like the node's own: the initramfs imports the root pool by
@@ -550,6 +579,41 @@ mod tests {
         assert!(r.detail.contains("rpool (GUID 999, exported, ONLINE) on sda2"), "{}", r.detail);
         let rows = run(&mut h, &p, &Options { root: "/mnt/keel".into(), ..Default::default() });
         assert_eq!(rows.iter().find(|r| r.name == "other pools named rpool/datapool").unwrap().status, Status::Warn);
+    }
+
+    /// Pools made by a newer OpenZFS: a feature outside the profile's set (the node's OpenZFS)
+    /// fails verify, and so does a pool made without the limit.
+    #[test]
+    fn features_outside_the_profiles_set_fail() {
+        let p = lab(); // openzfs-2.1-linux
+        let mut h = FakeHost::default();
+        h.files.insert("/usr/share/zfs/compatibility.d/openzfs-2.1-linux".into(), b"async_destroy\nlz4_compress\n".to_vec());
+        h.answer("zpool get -H -o value compatibility", Output::ok("openzfs-2.1-linux\n"));
+        h.answer("zpool get -H -o property,value all", Output::ok("feature@async_destroy\tactive\nfeature@lz4_compress\tenabled\nfeature@head_errlog\tdisabled\n"));
+        let rows = run(&mut h, &p, &Options::default());
+        let r = row(&rows, "rpool features");
+        assert_eq!((r.status, r.detail.as_str()), (Status::Ok, "2 enabled, all in openzfs-2.1-linux"));
+        assert_eq!(row(&rows, "rpool compatibility").status, Status::Ok);
+
+        h.set("zpool get -H -o property,value all", Output::ok("feature@async_destroy\tactive\nfeature@head_errlog\tactive\nfeature@vdev_zaps_v2\tenabled\n"));
+        h.set("zpool get -H -o value compatibility", Output::ok("off\n"));
+        let rows = run(&mut h, &p, &Options::default());
+        let r = row(&rows, "datapool features");
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.detail.contains("enabled outside openzfs-2.1-linux: head_errlog, vdev_zaps_v2"), "{r:?}");
+        let r = row(&rows, "rpool compatibility");
+        assert_eq!((r.status, r.detail.as_str()), (Status::Fail, "expected openzfs-2.1-linux, found off"));
+
+        // the set's file is not on the system running verify, but in the installed root
+        h.files.clear();
+        h.files.insert("/mnt/keel/usr/share/zfs/compatibility.d/openzfs-2.1-linux".into(), b"async_destroy head_errlog vdev_zaps_v2\n".to_vec());
+        let rows = run(&mut h, &p, &Options { root: "/mnt/keel".into(), ..Default::default() });
+        assert_eq!(row(&rows, "rpool features").status, Status::Ok);
+        h.files.clear();
+        let rows = run(&mut h, &p, &Options { root: "/mnt/keel".into(), ..Default::default() });
+        let r = row(&rows, "rpool features");
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.detail.contains("cannot check them against openzfs-2.1-linux: no feature set openzfs-2.1-linux"), "{r:?}");
     }
 
     /// A node booted from drive 1 alone: zpool status names the missing member by its old path.

@@ -66,8 +66,12 @@ pub trait Host {
     fn exists(&mut self, path: &Path) -> bool;
     /// The device a by-id path points to, fully resolved.
     fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError>;
+    /// Where a program is (PATH, then the sbin and bin directories), if anywhere.
+    fn program_path(&mut self, name: &str) -> Option<PathBuf>;
     /// Whether a program is on PATH.
-    fn has_program(&mut self, name: &str) -> bool;
+    fn has_program(&mut self, name: &str) -> bool {
+        self.program_path(name).is_some()
+    }
     fn is_root(&mut self) -> bool;
     /// Waits (real host) or records the wait (fake).
     fn sleep(&mut self, d: Duration);
@@ -192,8 +196,8 @@ impl<L: Layer> Host for L {
     fn resolve(&mut self, path: &Path) -> Result<PathBuf, HostError> {
         self.inner().resolve(path)
     }
-    fn has_program(&mut self, name: &str) -> bool {
-        self.inner().has_program(name)
+    fn program_path(&mut self, name: &str) -> Option<PathBuf> {
+        self.inner().program_path(name)
     }
     fn is_root(&mut self) -> bool {
         self.inner().is_root()
@@ -322,8 +326,8 @@ impl Host for SystemHost {
         std::fs::canonicalize(path).map_err(|err| HostError::Io { path: path.display().to_string(), err })
     }
 
-    fn has_program(&mut self, name: &str) -> bool {
-        find_program(name).is_some()
+    fn program_path(&mut self, name: &str) -> Option<PathBuf> {
+        find_program(name)
     }
 
     fn is_root(&mut self) -> bool {
@@ -444,6 +448,12 @@ impl Host for FakeHost {
     }
 
     fn read_head(&mut self, path: &Path, n: usize) -> Result<Vec<u8>, HostError> {
+        // a program of the fake's is an ELF binary unless a test put other content there
+        if !self.files.contains_key(path) && path.parent() == Some(Path::new("/usr/sbin")) && path.file_name().is_some_and(|f| self.programs.iter().any(|p| f == p.as_str())) {
+            let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+            elf.truncate(n);
+            return Ok(elf);
+        }
         let mut b = self.read_bytes(path)?;
         b.truncate(n);
         Ok(b)
@@ -472,8 +482,9 @@ impl Host for FakeHost {
             .ok_or_else(|| HostError::Io { path: path.display().to_string(), err: std::io::ErrorKind::NotFound.into() })
     }
 
-    fn has_program(&mut self, name: &str) -> bool {
-        self.programs.iter().any(|p| p == name)
+    /// A program the fake has lives in /usr/sbin.
+    fn program_path(&mut self, name: &str) -> Option<PathBuf> {
+        self.programs.iter().any(|p| p == name).then(|| PathBuf::from("/usr/sbin").join(name))
     }
 
     fn is_root(&mut self) -> bool {

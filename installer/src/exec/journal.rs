@@ -313,7 +313,7 @@ pub fn recover_from_target(host: &mut dyn Host, plan: &Plan, path: &Path) -> Res
     use std::time::Duration;
     let t = Duration::from_secs(120);
     let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    if host.exists(path) || !host.has_program("zpool") || plan.targets.is_empty() {
+    if host.exists(path) || plan.targets.is_empty() || !pools::zfs_ready(host) {
         return Ok(None);
     }
     let (found, looked) = match pools::standing(host, plan, "rpool", None)? {

@@ -265,3 +265,67 @@ status: The pool was last accessed by another system.
         assert_eq!(parse_status_members(st), ["/dev/disk/by-id/a-part2", "/dev/nvme1n1p2"]);
     }
 }
+
+/// The features a `compatibility` value allows, read from this system's OpenZFS set files
+/// (`/etc/zfs/compatibility.d` before `/usr/share/zfs/compatibility.d`, as OpenZFS reads them).
+/// `None` for `off`; an error names each set file this OpenZFS does not have.
+pub fn feature_set(host: &mut dyn Host, value: &str) -> Result<Option<BTreeSet<String>>, String> {
+    feature_set_in(host, value, Path::new("/"))
+}
+
+/// [`feature_set`] from the set files of the system mounted at `root`.
+pub fn feature_set_in(host: &mut dyn Host, value: &str, root: &Path) -> Result<Option<BTreeSet<String>>, String> {
+    let files = crate::zfs_features::set_files(value);
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut sets = Vec::new();
+    let mut missing = Vec::new();
+    for f in files {
+        let text = crate::zfs_features::COMPAT_DIRS.iter().find_map(|d| host.read_file(&root.join(d.trim_start_matches('/')).join(f)).ok());
+        match text {
+            Some(t) => sets.push(crate::zfs_features::parse_set(&t)),
+            None => missing.push(f.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("no feature set {} in {}", missing.join(", "), crate::zfs_features::COMPAT_DIRS.join(" or ")));
+    }
+    Ok(Some(crate::zfs_features::intersect(sets)))
+}
+
+/// Why this system's ZFS cannot be used without running anything: `zpool`/`zfs` missing or not
+/// programs at all (Hetzner's rescue has shell scripts by those names that offer to build
+/// OpenZFS and ask a question: keel never runs them), or no module loaded. `None`: usable.
+/// With `load`, a missing module is loaded (`modprobe zfs`) before it counts as missing.
+pub fn zfs_unusable(host: &mut dyn Host, load: bool) -> Result<Option<String>, HostError> {
+    for tool in ["zpool", "zfs"] {
+        let Some(path) = host.program_path(tool) else {
+            return Ok(Some(format!("the {tool} command is missing")));
+        };
+        let head = host.read_head(&path, 128).unwrap_or_default();
+        if !head.starts_with(b"\x7fELF") {
+            let first = String::from_utf8_lossy(&head).lines().next().unwrap_or("").trim().to_string();
+            let what = if first.starts_with("#!") { format!("a script ({first})") } else { "not a program".to_string() };
+            return Ok(Some(format!("{} is {what}, not OpenZFS's {tool}: a rescue system's stand-in that offers to build ZFS (keel does not run it)", path.display())));
+        }
+    }
+    if host.exists(Path::new(super::engine::ZFS_VERSION_FILE)) || host.exists(Path::new("/sys/module/zfs")) {
+        return Ok(None);
+    }
+    if !load {
+        return Ok(Some("the zfs kernel module is not loaded".into()));
+    }
+    let out = host.run(&s(&["modprobe", "zfs"]), TIMEOUT)?;
+    if out.success() {
+        Ok(None)
+    } else {
+        Ok(Some(format!("`modprobe zfs` failed: {}", out.stderr_tail(3))))
+    }
+}
+
+/// Whether ZFS can be asked about pools right now (programs, module loaded), never running
+/// a stand-in script to find out.
+pub fn zfs_ready(host: &mut dyn Host) -> bool {
+    matches!(zfs_unusable(host, false), Ok(None))
+}

@@ -17,8 +17,10 @@ pub enum PreflightError {
     NotRoot,
     #[error("missing tools: {}. Install them (Debian packages: {}) and run keel again", .missing.join(", "), .packages.join(" "))]
     MissingTools { missing: Vec<String>, packages: Vec<String> },
-    #[error("ZFS is not available: {why}. Install OpenZFS in the rescue system (on Debian: `apt-get install zfs-dkms zfsutils-linux` from contrib, then `modprobe zfs`) and run keel again")]
+    #[error("ZFS is not available here: {why}. keel needs a system with OpenZFS to create the pools: boot one that has it (the registry's PXE boot, or a rescue system with OpenZFS installed: on Debian 12 `apt-get install zfs-dkms zfsutils-linux` from contrib, then `modprobe zfs`) and run keel again")]
     NoZfs { why: String },
+    #[error("this system's OpenZFS ({here}) cannot make pools limited to the feature set {set} that the profile's zfs.compatibility names ({why}): it is older than the installed node's OpenZFS, or the name is wrong. Run keel from a system with an OpenZFS at least as new as that set, or name the node's set in zfs.compatibility")]
+    UnknownFeatureSet { set: String, here: String, why: String },
     #[error("disk {label} (serial {serial}) is not here: {by_id} does not exist. Is the drive present? `keel detect` lists the drives")]
     TargetMissing { label: String, serial: String, by_id: String },
     #[error("serial mismatch for disk {label}: {by_id} points to {dev}, whose serial is \"{found}\"; the plan says \"{serial}\". keel writes only to the disks the plan names")]
@@ -112,10 +114,14 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
     if tools.contains("chroot") {
         tools.insert("find".into()); // the initramfs check
     }
-    let missing: Vec<String> = tools.iter().filter(|t| !host.has_program(t)).cloned().collect();
-    if missing.iter().any(|t| t == "zpool" || t == "zfs") {
-        return Err(PreflightError::NoZfs { why: "the zpool and zfs commands are missing".into() });
+    // ZFS first, without running its commands: a rescue system's `zpool` may be a script that
+    // asks whether to build OpenZFS (the version commands below would run it)
+    if report.needs_zfs {
+        if let Some(why) = pools::zfs_unusable(host, true)? {
+            return Err(PreflightError::NoZfs { why });
+        }
     }
+    let missing: Vec<String> = tools.iter().filter(|t| !host.has_program(t)).cloned().collect();
     if !missing.is_empty() {
         let packages: BTreeSet<&str> = missing.iter().map(|t| package_of(t)).collect();
         return Err(PreflightError::MissingTools { missing, packages: packages.into_iter().map(String::from).collect() });
@@ -138,16 +144,25 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
             });
         }
     }
-    if report.needs_zfs && !host.exists(Path::new("/sys/module/zfs")) {
-        let out = host.run(&s(&["modprobe", "zfs"]), Duration::from_secs(120))?;
-        if !out.success() {
-            return Err(PreflightError::NoZfs { why: format!("`modprobe zfs` failed: {}", out.stderr_tail(3)) });
+    // pools this system creates get only the features of the set the profile names (the
+    // installed node's OpenZFS): this OpenZFS must know that set, else it is older than the node's
+    let compatibility = steps.iter().filter(|s| s.group == Group::Pools).flat_map(|s| s.commands.iter().flatten()).find_map(|a| a.strip_prefix("compatibility=")).map(String::from);
+    if let Some(set) = &compatibility {
+        if let Err(why) = pools::feature_set(host, set) {
+            let here = host.read_file(Path::new(super::engine::ZFS_VERSION_FILE)).unwrap_or_default();
+            return Err(PreflightError::UnknownFeatureSet { set: set.clone(), here: here.trim().to_string(), why });
         }
     }
     // an image written by a newer ZFS than this module may not be receivable
     if let (Some(img), true) = (&plan.image, report.needs_zfs) {
         let here = host.read_file(Path::new(super::engine::ZFS_VERSION_FILE))?;
         crate::image::check_zfs(&img.manifest, &here).map_err(|e| PreflightError::Image(e.to_string()))?;
+        // and its stream needs no feature the new pool will not have
+        if let Some(set) = &compatibility {
+            let want = pools::feature_set(host, set).ok().flatten();
+            let has = pools::feature_set(host, &img.manifest.compatibility).ok().flatten();
+            crate::image::check_compatibility(&img.manifest, set, want.as_ref(), has.as_ref()).map_err(|e| PreflightError::Image(e.to_string()))?;
+        }
     }
 
     // Targets: present, the right serial, free.
@@ -192,7 +207,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
 
     if !wiped {
         // A pool imported from the targets would be destroyed under its users' feet.
-        if host.has_program("zpool") {
+        if pools::zfs_ready(host) {
             let out = host.run(&["zpool".into(), "status".into(), "-P".into()], timeout)?;
             let mut pool = String::new();
             let mut on_targets: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -224,7 +239,7 @@ pub fn run(host: &mut dyn Host, plan: &Plan, live: &Inventory, steps: &[&Step], 
 /// gives its own pools is refused: imported, always (keel cannot create its own beside it);
 /// exported, unless its disks are cleared by the plan or the operator accepts the risk.
 fn foreign_pools(host: &mut dyn Host, plan: &Plan, live: &Inventory, report: &mut Preflight, accept: bool) -> Result<(), PreflightError> {
-    if !host.has_program("zpool") || !host.exists(Path::new("/sys/module/zfs")) {
+    if !pools::zfs_ready(host) {
         return Ok(());
     }
     let mut all = pools::all_imported(host)?;

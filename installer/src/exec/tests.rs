@@ -66,12 +66,18 @@ fn host_for(plan: &Plan) -> FakeHost {
         }
     }
     h.files.insert("/sys/module/zfs".into(), Vec::new());
+    // the feature sets of an OpenZFS 2.2 (shortened: what the tests look at)
+    h.files.insert("/usr/share/zfs/compatibility.d/openzfs-2.1-linux".into(), b"# OpenZFS 2.1 on Linux\nasync_destroy\nlz4_compress\n".to_vec());
+    h.files.insert("/usr/share/zfs/compatibility.d/openzfs-2.2-linux".into(), b"# OpenZFS 2.2\nasync_destroy\nblock_cloning\nlz4_compress\n".to_vec());
     h.answer("sfdisk --json", Output::failed(1, "sfdisk: cannot open: no partition table"));
     h.answer("zfs list", Output::failed(1, "dataset does not exist"));
     h.answer("zfs get", Output::ok("no\n"));
     h.answer("zpool list", Output::failed(1, "no such pool"));
     h.answer("zpool import", Output::failed(1, "no such pool available for import"));
     h.answer("zpool status", Output::ok("no pools available\n"));
+    // the pools keel made: limited to the profile's set, two of its features on
+    h.answer("zpool get -H -o value compatibility", Output::ok("openzfs-2.2-linux\n"));
+    h.answer("zpool get -H -o property,value all", Output::ok("size\t1000\nfeature@async_destroy\tenabled\nfeature@block_cloning\tactive\nfeature@zilsaxattr\tdisabled\n"));
     // each pool: absent until `zpool create` made it, then imported (with its GUID)
     for (pool, guid) in [("rpool", "1111"), ("datapool", "2222")] {
         let list = format!("zpool list -H -p -o name,guid,health {pool}");
@@ -179,7 +185,7 @@ fn fresh_install_runs_exactly_the_planned_commands_in_order() {
     assert_eq!(out, Outcome::Finished);
     // Only the checks (read-only queries) may run besides the planned commands.
     let checks = ["sfdisk --json", "zfs list", "zfs get -H -o", "zpool list", "zpool import -d", "blkid", "mountpoint -q",
-        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd",
+        "chroot /mnt/keel dpkg-query", "chroot /mnt/keel id -u", "zpool status -P", "zpool get -H -o value", "zpool get -H -o property,value all", "chroot /mnt/keel proxmox-boot-tool status", "find /mnt/keel/boot", "find /mnt/keel/etc/systemd",
         "chroot /mnt/keel mkdir -p /run/sshd", "chroot /mnt/keel /usr/sbin/sshd -t", "chroot /mnt/keel readlink -e /etc/localtime",
         "ls /mnt/keel/boot", "mkdir -p /run/keel-verify-esp", "mount -o ro -t vfat", "umount /run/keel-verify-esp"];
     // (`zpool import` alone only lists what could be imported: verify's look for other rpools)
@@ -368,6 +374,23 @@ fn preflight_refusals() {
     h.files.remove(Path::new("/sys/module/zfs"));
     h.answer("modprobe zfs", Output::failed(1, "modprobe: FATAL: Module zfs not found"));
     assert!(preflight_err(&mut h, &plan, &inv, false).contains("Module zfs not found"));
+
+    // Hetzner's rescue: `zpool` and `zfs` are scripts that offer to build OpenZFS and ask a
+    // question. keel says so and never runs them (not even `zpool version`).
+    let mut h = host_for(&plan);
+    h.files.remove(Path::new("/sys/module/zfs"));
+    h.files.insert("/usr/sbin/zpool".into(), b"#!/bin/bash\necho 'ZFS is not installed. Build it? (y/N)'\nread a\n".to_vec());
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("ZFS is not available") && e.contains("/usr/sbin/zpool is a script (#!/bin/bash), not OpenZFS's zpool"), "{e}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("zpool") || c.starts_with("zfs")), "the script was run: {:?}", h.commands());
+
+    // an OpenZFS older than the node's cannot limit its pools to the node's feature set
+    let mut h = host_for(&plan);
+    h.files.remove(Path::new("/usr/share/zfs/compatibility.d/openzfs-2.2-linux"));
+    h.files.insert("/sys/module/zfs/version".into(), b"2.1.11-1\n".to_vec());
+    let e = preflight_err(&mut h, &plan, &inv, false);
+    assert!(e.contains("OpenZFS (2.1.11-1) cannot make pools limited to the feature set openzfs-2.2-linux") && e.contains("no feature set openzfs-2.2-linux in /etc/zfs/compatibility.d or /usr/share/zfs/compatibility.d"), "{e}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("wipefs --all") || c.starts_with("sgdisk --zap")), "nothing wiped");
 
     // a rescue system whose udev predates `udevadm wait` (the swap step needs it)
     let mut h = host_for(&plan);
@@ -669,6 +692,7 @@ fn image_setup(stream: &[u8], zfs_version: &str) -> (Inventory, Plan, Vec<u8>, F
         sha256: crate::profile::hex_digest(&Sha256::digest(&z)),
         compression: "zstd".into(),
         zfs_version: zfs_version.into(),
+        compatibility: "openzfs-2.1-linux".into(),
         debian_version: "12.8".into(),
         kernels: vec![],
         packages: Default::default(),

@@ -23,6 +23,7 @@ fn image_of(data: &[u8]) -> (Vec<u8>, Manifest) {
         sha256: crate::profile::hex_digest(&Sha256::digest(&z)),
         compression: "zstd".into(),
         zfs_version: "2.1.11-1".into(),
+        compatibility: "openzfs-2.1-linux".into(),
         debian_version: "12.8".into(),
         kernels: vec!["vmlinuz-6.8.12-4-pve".into()],
         packages: BTreeMap::new(),
@@ -122,6 +123,26 @@ fn zfs_versions_compare_by_release_number() {
     let e = check_zfs(&Manifest { zfs_version: "2.3.0-1".into(), ..m.clone() }, "2.1.11-1\n").unwrap_err().to_string();
     assert!(e.contains("OpenZFS 2.3.0-1, newer than this system's module 2.1.11-1"), "{e}");
     check_zfs(&m, "2.1.11-1").expect("same version is fine");
+}
+
+/// An image sent from a pool limited to one feature set goes into pools limited to the same
+/// set or a larger one, never a smaller one, an unknown one or from a pool without a limit.
+#[test]
+fn an_images_feature_set_must_fit_the_new_pools() {
+    let (_, m) = image_of(b"x"); // openzfs-2.1-linux
+    let set = |w: &str| crate::zfs_features::parse_set(w);
+    let (v21, v22) = (set("async_destroy lz4_compress"), set("async_destroy block_cloning lz4_compress"));
+    check_compatibility(&m, "openzfs-2.1-linux", Some(&v21), Some(&v21)).expect("same set");
+    check_compatibility(&m, "openzfs-2.2-linux", Some(&v22), Some(&v21)).expect("a larger set");
+    check_compatibility(&m, "off", None, Some(&v21)).expect("pools without a limit take anything");
+    let newer = Manifest { compatibility: "openzfs-2.2-linux".into(), ..m.clone() };
+    let e = check_compatibility(&newer, "openzfs-2.1-linux", Some(&v21), Some(&v22)).unwrap_err().to_string();
+    assert!(e.contains("feature set openzfs-2.2-linux") && e.contains("block_cloning not in openzfs-2.1-linux"), "{e}");
+    let e = check_compatibility(&newer, "openzfs-2.1-linux", Some(&v21), None).unwrap_err().to_string();
+    assert!(e.contains("does not know that set"), "{e}");
+    let off = Manifest { compatibility: "off".into(), ..m.clone() };
+    let e = check_compatibility(&off, "openzfs-2.1-linux", Some(&v21), None).unwrap_err().to_string();
+    assert!(e.contains("its pool had no limit (off)"), "{e}");
 }
 
 #[test]

@@ -244,7 +244,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
             format!("create {pool} (mirror of partition {n} on every drive)"),
             format!("`zpool list {pool}` succeeds with the same member partitions (imported if exported)"));
         s.disks = serials.clone();
-        let mut c = cmd(&["zpool", "create", "-f", "-o", &format!("ashift={}", p.zfs.ashift)]);
+        let mut c = cmd(&["zpool", "create", "-f", "-o", &format!("ashift={}", p.zfs.ashift), "-o", &format!("compatibility={}", p.zfs.compatibility)]);
         for (k, v) in p.zfs.fs_properties() {
             c.push("-O".into());
             c.push(format!("{k}={v}"));

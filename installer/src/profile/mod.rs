@@ -70,12 +70,24 @@ pub struct Disks {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Zfs {
     pub ashift: u32,
+    /// `zpool create -o compatibility=`: the OpenZFS feature set of the oldest system that must
+    /// import the pools, so that a newer creator (a rescue system, keel-live) enables nothing the
+    /// installed node lacks. Default: Proxmox VE 8's (OpenZFS 2.2).
+    #[serde(default = "default_compatibility")]
+    pub compatibility: String,
     pub compression: String,
     pub atime: String,
     pub xattr: String,
     pub dnodesize: String,
     pub normalization: String,
     pub datapool_datasets: Vec<String>,
+}
+
+/// Proxmox VE 8 ships OpenZFS 2.2 and later: its pools may use every 2.2 feature, no newer one.
+pub const DEFAULT_COMPATIBILITY: &str = "openzfs-2.2-linux";
+
+fn default_compatibility() -> String {
+    DEFAULT_COMPATIBILITY.into()
 }
 
 impl Zfs {

@@ -224,6 +224,11 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
     {
         p.err("zfs.compression", format!("\"{}\" is not an OpenZFS compression", z.compression), "use lz4 (the seed's value), zstd, zstd-N, gzip-N, zle, on or off");
     }
+    if !crate::zfs_features::valid_value(&z.compatibility) {
+        p.err("zfs.compatibility", format!("\"{}\" is not an OpenZFS feature set name", z.compatibility), "name a file of OpenZFS's compatibility.d (openzfs-2.2-linux for Proxmox VE 8, openzfs-2.1-linux for Debian 12's own OpenZFS), or a comma-separated list of them");
+    } else if z.compatibility == crate::zfs_features::OFF {
+        p.warn("zfs.compatibility", "off: the pools get every feature of the OpenZFS that creates them", "a rescue system or keel-live newer than the node's OpenZFS then makes pools the node cannot import; name the node's set (openzfs-2.2-linux for Proxmox VE 8)");
+    }
     one_of(&mut p, "zfs.atime", &z.atime, &["on", "off"]);
     one_of(&mut p, "zfs.xattr", &z.xattr, &["on", "off", "sa", "dir"]);
     one_of(&mut p, "zfs.dnodesize", &z.dnodesize, &["legacy", "auto", "1k", "2k", "4k", "8k", "16k"]);
