@@ -434,6 +434,22 @@ pub struct InstallArgs {
     /// Kernel command line to read keel.registry= and keel.token= from.
     #[arg(long, default_value = "/proc/cmdline", hide = true)]
     pub cmdline: PathBuf,
+    /// keel-live (a folder with its `vmlinuz` and `initrd.img`, from scripts/live/build.sh):
+    /// when this system has no usable ZFS (Hetzner's rescue), keel switches to it by kexec
+    /// after the confirmation, carrying the uplink, SSH keys, profile and consent over, and
+    /// the install runs there. Default: `keel-live/` beside this binary, if it is there.
+    #[arg(long)]
+    pub live: Option<PathBuf>,
+    /// What keel-live does when the install finished (reboot: into the installed system).
+    #[arg(long, default_value = "reboot", value_parser = parse_after)]
+    pub live_after_success: keel_installer::live::After,
+    /// What keel-live does when the install failed (stay: up with sshd, for a look).
+    #[arg(long, default_value = "stay", value_parser = parse_after)]
+    pub live_after_failure: keel_installer::live::After,
+}
+
+fn parse_after(s: &str) -> Result<keel_installer::live::After, String> {
+    s.parse()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

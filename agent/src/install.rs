@@ -98,10 +98,27 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let steps: Vec<&Step> = plan.steps[..=last.min(plan.steps.len() - 1)].iter().filter(|s| !done.contains(&s.id)).collect();
     let wiped = plan.steps.iter().filter(|s| s.group == Group::Wipe).all(|s| done.contains(&s.id));
     let live = hardware::probe(&args.root).with_context(|| format!("reading the live system under {}", args.root.display()))?;
+    // No usable ZFS here (Hetzner's rescue): with keel-live at hand, everything but ZFS is
+    // checked here, the operator consents here, and the install continues in keel-live.
+    let mut to_live = None;
     let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools) {
         Ok(p) => p,
+        Err(preflight::PreflightError::NoZfs { why }) if crate::live::find(args.live.as_deref())?.is_some() && !args.preflight_only => {
+            let files = crate::live::find(args.live.as_deref())?.expect("found above");
+            // the disks only: keel-live runs every step with its own tools (and the full preflight)
+            let pre = match preflight::run(&mut host, &plan, &live, &[], wiped, args.wipe_existing, args.accept_foreign_pools) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("keel: preflight refused: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            to_live = Some((files, why));
+            pre
+        }
         Err(e) => {
-            eprintln!("keel: preflight refused: {e}");
+            let hint = if matches!(e, preflight::PreflightError::NoZfs { .. }) { " (keel-live brings its own: pass --live DIR, see README \"From the Hetzner rescue system\")" } else { "" };
+            eprintln!("keel: preflight refused: {e}{hint}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -145,6 +162,9 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
         }
     }
 
+    if let Some((files, why)) = to_live {
+        return crate::live::switch(args, &plan, &profile_path, &files, &why);
+    }
     if args.detach {
         return detach(args, &profile_path, &plan.written_serials(), &path);
     }
@@ -225,6 +245,46 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
 }
 
+/// The arguments of this install run again without asking (`keel install` follows them):
+/// the consent given (`--yes --confirm-serials` with the plan's serials) and every flag that
+/// changes what is done, with the profile, spec and journal folder given.
+pub fn consented_args(args: &InstallArgs, profile: &Path, spec: Option<&Path>, serials: &[String], journal_dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = vec!["--profile".into(), profile.display().to_string(), "--root".into(), args.root.display().to_string()];
+    if let Some(s) = spec {
+        v.extend(["--spec".into(), s.display().to_string()]);
+    }
+    if let Some(i) = &args.image {
+        v.extend(["--image".into(), i.clone()]);
+    }
+    v.extend(["--yes".into(), "--confirm-serials".into(), serials.join(",")]);
+    for (on, flag) in [(args.wipe_existing, "--wipe-existing"), (args.accept_foreign_pools, "--accept-foreign-pools")] {
+        if on {
+            v.push(flag.into());
+        }
+    }
+    if !args.clear_zfs_labels.is_empty() {
+        v.extend(["--clear-zfs-labels".into(), args.clear_zfs_labels.join(",")]);
+    }
+    if let Some(u) = &args.until {
+        v.extend(["--until".into(), u.clone()]);
+    }
+    // the registry link as this run got it (the credentials beside the journal carry the rest)
+    if let Some(r) = &args.registry {
+        v.extend(["--registry".into(), r.clone()]);
+        if let Some(t) = &args.token {
+            v.extend(["--token".into(), t.clone()]);
+        } else if let Some(f) = &args.token_file {
+            v.extend(["--token-file".into(), f.display().to_string()]);
+        }
+        if let Some(f) = &args.registry_fingerprint {
+            v.extend(["--registry-fingerprint".into(), f.clone()]);
+        }
+    }
+    v.extend(["--journal-dir".into(), journal_dir.display().to_string()]);
+    v.extend(["--command-timeout".into(), args.command_timeout.to_string(), "--os-command-timeout".into(), args.os_command_timeout.to_string()]);
+    v
+}
+
 /// Re-runs this command in the background, in its own process group, with consent given
 /// (the serials) and output to a log file beside the journal.
 fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path) -> Result<ExitCode> {
@@ -234,41 +294,8 @@ fn detach(args: &InstallArgs, profile: &Path, serials: &[String], journal: &Path
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| format!("opening {}", log.display()))?;
     let exe = std::env::current_exe().context("finding keel's own binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("install").arg("--profile").arg(profile).arg("--root").arg(&args.root);
-    if let Some(s) = &args.spec {
-        cmd.arg("--spec").arg(s);
-    }
-    if let Some(i) = &args.image {
-        cmd.arg("--image").arg(i);
-    }
-    cmd.arg("--yes").arg("--confirm-serials").arg(serials.join(","));
-    if args.wipe_existing {
-        cmd.arg("--wipe-existing");
-    }
-    if !args.clear_zfs_labels.is_empty() {
-        cmd.arg("--clear-zfs-labels").arg(args.clear_zfs_labels.join(","));
-    }
-    if args.accept_foreign_pools {
-        cmd.arg("--accept-foreign-pools");
-    }
-    if let Some(u) = &args.until {
-        cmd.arg("--until").arg(u);
-    }
-    // the registry link as this run got it (the credentials beside the journal carry the rest)
-    if let Some(r) = &args.registry {
-        cmd.arg("--registry").arg(r);
-        match (&args.token, &args.token_file) {
-            (Some(t), _) => cmd.arg("--token").arg(t),
-            (None, Some(f)) => cmd.arg("--token-file").arg(f),
-            (None, None) => &mut cmd,
-        };
-        if let Some(f) = &args.registry_fingerprint {
-            cmd.arg("--registry-fingerprint").arg(f);
-        }
-    }
+    cmd.arg("install").args(consented_args(args, profile, args.spec.as_deref(), serials, &args.journal_dir));
     cmd.arg("--cmdline").arg(&args.cmdline);
-    cmd.arg("--journal-dir").arg(&args.journal_dir).arg("--command-timeout").arg(args.command_timeout.to_string())
-        .arg("--os-command-timeout").arg(args.os_command_timeout.to_string());
     cmd.stdin(std::process::Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
     let child = cmd.spawn().context("starting the background install")?;
     // `keel status --follow` tells a finished journal from a process that died without one

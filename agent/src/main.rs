@@ -7,6 +7,8 @@ mod cluster_step;
 mod first_boot;
 mod image;
 mod install;
+mod live;
+mod live_init;
 mod logging_host;
 mod phone_home;
 mod progress;
@@ -20,6 +22,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // keel-live's /init is keel
+    if std::process::id() == 1 {
+        live_init::run_as_init();
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli.command) {
         Ok(code) => code,

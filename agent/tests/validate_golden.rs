@@ -24,7 +24,6 @@ const CASES: &[(&str, &str, &str)] = &[
     ("ashift-wrong-type", "ashift = 12", "ashift = \"twelve\""),
     ("ashift-out-of-range", "ashift = 12", "ashift = 20"),
     ("compatibility-path", "compatibility = \"openzfs-2.2-linux\"", "compatibility = \"../../etc/passwd\""),
-    ("compatibility-off", "compatibility = \"openzfs-2.2-linux\"", "compatibility = \"off\""),
     ("unknown-compression", "compression = \"lz4\"", "compression = \"lz5\""),
     ("bad-mac", "mac = \"a8:a1:59:41:00:01\"", "mac = \"a8:a1:59:41:00\""),
     ("robot-key-fingerprint", "key-fingerprint = \"00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff\"", "key-fingerprint = \"SHA256:abc\""),

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod hardware;
 pub mod hostkeys;
 pub mod image;
+pub mod live;
 pub mod plan;
 pub mod profile;
 pub mod render;

@@ -18,7 +18,11 @@
 # on the host loopback reached as http://10.0.2.102/), KEEL_LAB_EXPORT (a raw disk image attached with serial keelexport: what a
 # scenario hands back to the host beyond the results disk, such as a root image),
 # KEEL_LAB_SATA=SERIAL (a 1 GiB SATA disk with that serial beside the NVMe drives, kept in
-# WORKDIR/sata-SERIAL.qcow2 between boots: an old install's disk).
+# WORKDIR/sata-SERIAL.qcow2 between boots: an old install's disk), KEEL_LAB_LIVE=1 (keel-live's
+# files on the payload disk, in live/), KEEL_LAB_MEM (guest MiB, default 2048),
+# KEEL_LAB_RESULT=console (the scenario hands over to keel-live, which never returns to it: the
+# scenario's own part is its pre-rc on the results disk, the rest is keel-live's "install
+# finished: exit N" line on the console).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -45,10 +49,11 @@ cp -r "$repo/profiles" "$repo/hardware-specs" "$here/scenarios" "$payload/"
 cp "$here/lab-init" "$here/probe-init" "$payload/"
 cp "$here/keys/lab-repo.gpg" "$payload/lab-repo.gpg"
 echo "$scenario" >"$payload/scenario"
+[ "${KEEL_LAB_LIVE:-}" = 1 ] && cp -r "$image/live" "$payload/live"
 # the firmware this boot uses, for scenarios that check it (booted)
 if [ "${KEEL_LAB_UEFI:-}" = 1 ]; then echo uefi; else echo bios; fi >"$payload/firmware"
 rm -f "$work/payload.img"
-truncate -s 64M "$work/payload.img"
+truncate -s $(( $(du -sm "$payload" | cut -f1) * 11 / 10 + 64 ))M "$work/payload.img"
 mkfs.ext4 -q -F -L keelpayload -d "$payload" "$work/payload.img"
 
 nvme=()
@@ -121,7 +126,7 @@ for attempt in 1 2; do
       -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"
       -drive "file=$image/root.img,format=raw,if=none,id=root,snapshot=on" -device virtio-blk-pci,drive=root,serial=keelroot)
   fi
-  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot "${firmware[@]}" \
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m "${KEEL_LAB_MEM:-2048}" -smp 2 -nographic -no-reboot "${firmware[@]}" \
     "${system[@]}" \
     -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" -device virtio-blk-pci,drive=payload,serial=keelpayload \
     -drive "file=$work/results.img,format=raw,if=none,id=results" -device virtio-blk-pci,drive=results,serial=keelresults \
@@ -150,6 +155,14 @@ if [ $qrc = 124 ] || [ $qrc = 137 ]; then
   echo "lab: $scenario: the guest did not finish within ${timeout_s}s (console: $console)" >&2
   tail -20 "$console" >&2
   exit 124
+fi
+if [ "${KEEL_LAB_RESULT:-}" = console ] && [ -f "$results/pre-rc" ]; then
+  # the scenario's checks before the switch, then keel-live's word on the install
+  live_rc=$(grep -a -o 'keel-live: install finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
+  { echo "--- keel-live (console, kernel lines left out)"; sed -n '/^live-switch: switching at/,$p' "$console" | grep -av '^\[ *[0-9]*\.[0-9]*\]' | tr -d '\r'; } >>"$results/output.txt"
+  if [ "$(cat "$results/pre-rc")" != 0 ]; then echo 1; elif [ -n "$live_rc" ]; then echo "$live_rc"; else echo 125; fi >"$results/rc"
+  echo "$secs" >"$results/seconds"
+  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said the install finished (console: $console)" >&2
 fi
 if [ ! -f "$results/rc" ]; then
   echo "lab: $scenario: no result from the guest after ${secs}s (QEMU exit $qrc; console: $console)" >&2

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Host packages for the lab: QEMU from bookworm-backports (the image's qemu-utils comes from
 # there too), debootstrap; for the lab's package repository apt-ftparchive, gpg, python3;
-# mmdebstrap for bench-network.sh's native pass. Adds Debian contrib + backports beside the
-# existing mirror.
+# mmdebstrap for bench-network.sh's native pass; cpio and zstd to pack keel-live. Adds Debian
+# contrib + backports beside the existing mirror.
 set -euo pipefail
 if command -v qemu-system-x86_64 >/dev/null && command -v debootstrap >/dev/null && [ -f /usr/share/ovmf/OVMF.fd ] \
-  && command -v apt-ftparchive >/dev/null && command -v gpg >/dev/null && command -v debugfs >/dev/null && command -v python3 >/dev/null && command -v nc >/dev/null && command -v mmdebstrap >/dev/null; then exit 0; fi
+  && command -v apt-ftparchive >/dev/null && command -v gpg >/dev/null && command -v debugfs >/dev/null && command -v python3 >/dev/null && command -v nc >/dev/null && command -v mmdebstrap >/dev/null \
+  && command -v cpio >/dev/null && command -v zstd >/dev/null; then exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "installing QEMU needs root" >&2; exit 1; }
 uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 [ -n "$uri" ] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
@@ -31,5 +32,5 @@ apt-get update -qq 2>/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports \
   qemu-system-x86 qemu-system-data seabios ipxe-qemu qemu-utils >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap e2fsprogs ovmf \
-  apt-utils gnupg python3 dpkg-dev netcat-openbsd mmdebstrap >/dev/null
+  apt-utils gnupg python3 dpkg-dev netcat-openbsd mmdebstrap cpio zstd >/dev/null
 echo "lab host packages: $(qemu-system-x86_64 --version | head -1)"

@@ -306,3 +306,30 @@ impl Profile {
         self.cluster.nodes.iter().find(|n| n.name == self.node.hostname).expect("validated")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn seed() -> SourceFile {
+        SourceFile::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/pve-node-01.toml")).unwrap()
+    }
+
+    /// `zfs.compatibility`: Proxmox VE 8's set when absent; `off` is allowed with a warning at
+    /// its line (pools a newer creator makes may not import on the node).
+    #[test]
+    fn the_feature_set_defaults_to_proxmox_ve_8_and_off_is_a_warning() {
+        let mut src = seed();
+        src.text = src.text.replace("compatibility = \"openzfs-2.2-linux\"\n", "");
+        let l = Profile::from_source(&src).unwrap();
+        assert_eq!(l.profile.zfs.compatibility, DEFAULT_COMPATIBILITY);
+        assert!(!l.warnings.iter().any(|w| w.field == "zfs.compatibility"));
+        let mut src = seed();
+        src.text = src.text.replace("compatibility = \"openzfs-2.2-linux\"", "compatibility = \"off\"");
+        let l = Profile::from_source(&src).unwrap();
+        let w = l.warnings.iter().find(|w| w.field == "zfs.compatibility").expect("a warning");
+        assert!(w.message.contains("every feature of the OpenZFS that creates them"), "{w:?}");
+        assert_eq!(src.text.lines().nth(w.line - 1).map(|l| l.trim()), Some("compatibility = \"off\""));
+    }
+}

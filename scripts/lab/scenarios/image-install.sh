@@ -19,19 +19,7 @@ check "verify passed on the target" grep -q 'verify.target' /tmp/install.txt
 check "both pools exported" sh -c '! zpool list -H rpool && ! zpool list -H datapool'
 grep -o 'received image [^"]*' $j | sed 's/^/figure: /'
 
-# the node is its own: host keys and machine id are not the image's
-zpool import -N -R /mnt/keel rpool && zfs mount rpool/ROOT/pve-1
-snap=/mnt/keel/.zfs/snapshot/keel-base
-check "the received snapshot carries no host keys" sh -c "! ls $snap/etc/ssh | grep -q ssh_host_"
-check "the node has its own SSH host keys" test -s /mnt/keel/etc/ssh/ssh_host_ed25519_key
-check "its machine id is not the image's" sh -c "[ -s /mnt/keel/etc/machine-id ] && ! cmp -s /mnt/keel/etc/machine-id $snap/etc/machine-id"
-check "its host id is not the image's" sh -c "! cmp -s /mnt/keel/etc/hostid $snap/etc/hostid"
-# the image's initramfs boots this node as received (host id and noresume on the command line)
-for initrd in /mnt/keel/boot/initrd.img-*; do
-  check "$(basename $initrd) is the image's, not rebuilt" cmp $initrd $snap/boot/$(basename $initrd)
-done
-check "the kernel command line carries this node's host id" grep -q "spl.spl_hostid=0x$(od -An -tx4 /mnt/keel/etc/hostid | tr -d ' ') noresume" /mnt/keel/etc/kernel/cmdline
-equals "mail name" lab-node-02.internal.cluster "$(cat /mnt/keel/etc/mailname)"
+image_node_checks
 zfs umount rpool/ROOT/pve-1
 
 # the bench's figures (keel.bench=1: bench-image.sh): the shell one-liner, keel's pipeline,

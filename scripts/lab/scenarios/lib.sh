@@ -47,6 +47,48 @@ rescue_network() { # what the Hetzner rescue system has: an address and a route
   check "the lab repository answers (http://10.0.2.100/)" curl -fsS -o /dev/null http://10.0.2.100/debian/dists/bookworm/InRelease
 }
 
+# An install from the root image made the node its own (image-install, image-check): rpool
+# imported under /mnt/keel with the root mounted (the caller unmounts and exports).
+image_node_checks() {
+  # the node is its own: host keys and machine id are not the image's
+  zpool import -N -R /mnt/keel rpool && zfs mount rpool/ROOT/pve-1
+  snap=/mnt/keel/.zfs/snapshot/keel-base
+  check "the received snapshot carries no host keys" sh -c "! ls $snap/etc/ssh | grep -q ssh_host_"
+  check "the node has its own SSH host keys" test -s /mnt/keel/etc/ssh/ssh_host_ed25519_key
+  check "its machine id is not the image's" sh -c "[ -s /mnt/keel/etc/machine-id ] && ! cmp -s /mnt/keel/etc/machine-id $snap/etc/machine-id"
+  check "its host id is not the image's" sh -c "! cmp -s /mnt/keel/etc/hostid $snap/etc/hostid"
+  # the image's initramfs boots this node as received (host id and noresume on the command line)
+  for initrd in /mnt/keel/boot/initrd.img-*; do
+    check "$(basename $initrd) is the image's, not rebuilt" cmp $initrd $snap/boot/$(basename $initrd)
+  done
+  check "the kernel command line carries this node's host id" grep -q "spl.spl_hostid=0x$(od -An -tx4 /mnt/keel/etc/hostid | tr -d ' ') noresume" /mnt/keel/etc/kernel/cmdline
+  equals "mail name" lab-node-02.internal.cluster "$(cat /mnt/keel/etc/mailname)"
+}
+
+# What Hetzner's rescue system has instead of ZFS: no module, and `zpool`/`zfs` are scripts that
+# offer to build OpenZFS from source and wait for an answer (public reports: disko issue 815,
+# terem42/zfs-hetzner-vm issues 41 and 46). The lab's rescue stand-in is keel-live's root, so
+# its module is unloaded and deleted and its programs replaced by such scripts; a script that
+# runs leaves /tmp/zfs-wrapper-ran behind (keel must never run them).
+hetzner_rescue() {
+  modprobe -r zfs 2>/dev/null
+  find /lib/modules -name 'zfs.ko*' -o -name 'spl.ko*' | xargs rm -f
+  depmod -a
+  rm -f /usr/sbin/zpool /usr/sbin/zfs /sbin/zpool /sbin/zfs
+  for t in zpool zfs; do
+    cat >/usr/local/sbin/$t <<'WRAP'
+#!/bin/bash
+touch /tmp/zfs-wrapper-ran
+echo "ZFS is not installed on this rescue system. Build and install the current OpenZFS release now? (y/N)"
+read -r answer
+[ "$answer" = y ] || exit 1
+WRAP
+    chmod +x /usr/local/sbin/$t
+  done
+  check "no ZFS module" sh -c '! modprobe -n zfs 2>/dev/null && [ ! -e /sys/module/zfs ]'
+  check "zpool is a script" sh -c 'head -c2 "$(command -v zpool)" | grep -q "#!"'
+}
+
 # The lab harness (not keel) adds a oneshot unit to the installed system that runs the next
 # scenario at boot (probe-init on the payload disk) and keeps the serial console free of getty.
 arm_probe() {

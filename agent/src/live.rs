@@ -1,0 +1,281 @@
+//! The switch from a rescue system without ZFS to keel-live: after the operator's consent,
+//! keel packs what the live system needs into a small archive appended to keel-live's
+//! initramfs (itself as `/init`, the install to run with that consent, the profile and spec,
+//! the rescue's uplink, the operator's SSH keys, host keys made here so the reconnect can be
+//! checked), loads kernel and initramfs with `kexec_file_load` and restarts into them.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{bail, Context, Result};
+use keel_installer::hostkeys;
+use keel_installer::live::{self, Config};
+use keel_installer::plan::Plan;
+
+use crate::cli::InstallArgs;
+
+/// The live system's files: a kernel and an initramfs (the whole root), and the manifest the
+/// build wrote beside them.
+pub struct LiveFiles {
+    pub dir: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// `kernel ...`, `zfs ...` lines of the manifest, for the messages.
+    pub about: String,
+}
+
+/// keel-live as given (`--live DIR`), else `keel-live/` beside this binary; None if neither.
+pub fn find(given: Option<&Path>) -> Result<Option<LiveFiles>> {
+    let dir = match given {
+        Some(d) => d.to_path_buf(),
+        None => match std::env::current_exe().ok().and_then(|e| e.parent().map(|p| p.join("keel-live"))) {
+            Some(d) if d.is_dir() => d,
+            _ => return Ok(None),
+        },
+    };
+    let (kernel, initrd) = (dir.join("vmlinuz"), dir.join("initrd.img"));
+    for f in [&kernel, &initrd] {
+        if !f.is_file() {
+            bail!("{} is not keel-live: {} is missing (scripts/live/build.sh makes vmlinuz and initrd.img)", dir.display(), f.display());
+        }
+    }
+    let about = std::fs::read_to_string(dir.join("manifest"))
+        .map(|m| m.lines().filter(|l| l.starts_with("kernel ") || l.starts_with("zfs ")).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "no manifest".into());
+    Ok(Some(LiveFiles { dir, kernel, initrd, about }))
+}
+
+fn output(argv: &[&str]) -> Result<String> {
+    let out = Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).output().with_context(|| format!("running {}", argv.join(" ")))?;
+    if !out.status.success() {
+        bail!("`{}` exited with {}: {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One file of the appended archive.
+struct Entry {
+    path: String,
+    mode: u32,
+    data: Vec<u8>,
+    rdev: Option<(u32, u32)>,
+}
+
+fn dir(path: &str, mode: u32) -> Entry {
+    Entry { path: path.into(), mode: 0o040000 | mode, data: Vec::new(), rdev: None }
+}
+
+fn file(path: &str, mode: u32, data: Vec<u8>) -> Entry {
+    Entry { path: path.into(), mode: 0o100000 | mode, data, rdev: None }
+}
+
+/// A character device node (`/dev/console`: the kernel opens it for PID 1 before `/init` runs).
+fn char_device(path: &str, mode: u32, major: u32, minor: u32) -> Entry {
+    Entry { path: path.into(), mode: 0o020000 | mode, data: Vec::new(), rdev: Some((major, minor)) }
+}
+
+fn symlink(path: &str, target: &str) -> Entry {
+    Entry { path: path.into(), mode: 0o120777, data: target.as_bytes().to_vec(), rdev: None }
+}
+
+/// The entries as a newc cpio archive (what the kernel unpacks over the initramfs before it).
+fn cpio(entries: &[Entry]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let mut b = cpio::newc::Builder::new(&e.path).ino(i as u32 + 1).mode(e.mode).nlink(1);
+        if let Some((major, minor)) = e.rdev {
+            b = b.rdev_major(major).rdev_minor(minor);
+        }
+        let mut w = b.write(&mut out, e.data.len() as u32);
+        w.write_all(&e.data)?;
+        w.finish()?;
+    }
+    cpio::newc::trailer(&mut out)?;
+    Ok(out)
+}
+
+/// Host keys for the live system, made here (ssh-keygen of the rescue), so their fingerprints
+/// are known before the switch: (private, public) per type.
+fn host_keys(tmp: &Path) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+    let mut keys = Vec::new();
+    for t in ["ed25519", "ecdsa"] {
+        let f = tmp.join(format!("ssh_host_{t}_key"));
+        let _ = std::fs::remove_file(&f);
+        output(&["ssh-keygen", "-q", "-t", t, "-N", "", "-C", "root@keel-live", "-f", &f.display().to_string()])?;
+        keys.push((t.to_string(), std::fs::read(&f)?, std::fs::read(f.with_extension("pub"))?));
+        let _ = std::fs::remove_file(&f);
+    }
+    Ok(keys)
+}
+
+/// Everything for the switch, then the switch. Returns only when it could not happen.
+pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, files: &LiveFiles, why: &str) -> Result<ExitCode> {
+    eprintln!("\nkeel: this system cannot create the pools ({why}).\nkeel: switching to keel-live ({}; {}) by kexec: the install continues there with the consent given here.", files.dir.display(), files.about);
+    let uplink = live::rescue_uplink(&output(&["ip", "-j", "addr", "show"])?, &output(&["ip", "-j", "route", "show"])?, &output(&["ip", "-j", "-6", "route", "show"]).unwrap_or_default())?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let spec = args.spec.as_ref().map(|_| PathBuf::from("/").join(live::SPEC_PATH));
+    let mut install = crate::install::consented_args(args, &PathBuf::from("/").join(live::PROFILE_PATH), spec.as_deref(), &plan.written_serials(), Path::new(live::JOURNAL_DIR));
+    install.extend(["--progress".into(), "plain".into()]);
+    // a token file of the rescue is read here: the live system has only what is carried over
+    if let (Some(f), Some(i)) = (&args.token_file, install.iter().position(|a| a == "--token-file")) {
+        install[i] = "--token".into();
+        install[i + 1] = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string();
+    }
+    let config = Config {
+        schema: live::SCHEMA.into(),
+        hostname: plan.hostname.clone(),
+        uplink,
+        nameservers: live::nameservers(&resolv),
+        install,
+        after_success: args.live_after_success,
+        after_failure: args.live_after_failure,
+    };
+
+    let tmp = PathBuf::from("/run/keel-live");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let keys = host_keys(&tmp)?;
+    // the operator's way in: the rescue's authorized keys (how they reached this shell) and
+    // the profile's root keys
+    let mut authorized = std::fs::read_to_string("/root/.ssh/authorized_keys").unwrap_or_default();
+    let profile_text = std::fs::read_to_string(profile).with_context(|| format!("reading {}", profile.display()))?;
+    if let Ok(v) = profile_text.parse::<toml::Table>() {
+        for k in v.get("root-ssh-keys").and_then(|k| k.as_array()).into_iter().flatten().filter_map(|k| k.as_str()) {
+            if !authorized.contains(k) {
+                authorized.push_str(k);
+                authorized.push('\n');
+            }
+        }
+    }
+    let exe = std::fs::read("/proc/self/exe").context("reading keel's own binary")?;
+    let mut entries = vec![
+        dir("dev", 0o755),
+        char_device("dev/console", 0o600, 5, 1),
+        dir("etc", 0o755),
+        dir("etc/keel-live", 0o700),
+        dir("etc/ssh", 0o755),
+        dir("root", 0o700),
+        dir("root/.ssh", 0o700),
+        dir("usr", 0o755),
+        dir("usr/local", 0o755),
+        dir("usr/local/sbin", 0o755),
+        dir("var", 0o755),
+        dir("var/lib", 0o755),
+        dir("var/lib/keel", 0o700),
+        file(live::KEEL_PATH, 0o755, exe),
+        symlink("init", &format!("/{}", live::KEEL_PATH)),
+        file(live::CONFIG_PATH, 0o600, serde_json::to_vec_pretty(&config)?),
+        file(live::PROFILE_PATH, 0o600, profile_text.into_bytes()),
+        file("root/.ssh/authorized_keys", 0o600, authorized.into_bytes()),
+    ];
+    if let Some(s) = &args.spec {
+        entries.push(file(live::SPEC_PATH, 0o600, std::fs::read(s).with_context(|| format!("reading {}", s.display()))?));
+    }
+    // registry credentials this rescue already holds (an enrolled node's secret)
+    if let Ok(c) = std::fs::read(args.journal_dir.join("registry.json")) {
+        entries.push(file("var/lib/keel/registry.json", 0o600, c));
+    }
+    let mut fingerprints = Vec::new();
+    for (t, private, public) in keys {
+        entries.push(file(&format!("etc/ssh/ssh_host_{t}_key"), 0o600, private));
+        if let Some(fp) = hostkeys::fingerprint(String::from_utf8_lossy(&public).trim()) {
+            fingerprints.push(fp);
+        }
+        entries.push(file(&format!("etc/ssh/ssh_host_{t}_key.pub"), 0o644, public));
+    }
+    // the whole initramfs: keel-live's, padded to 4 bytes (where the kernel looks for the next
+    // archive), then this one
+    let initrd_path = tmp.join("initrd.img");
+    {
+        let mut out = std::fs::File::create(&initrd_path).with_context(|| format!("creating {}", initrd_path.display()))?;
+        let mut base = std::fs::File::open(&files.initrd).with_context(|| format!("opening {}", files.initrd.display()))?;
+        let n = std::io::copy(&mut base, &mut out).with_context(|| format!("copying {}", files.initrd.display()))?;
+        out.write_all(&vec![0u8; ((4 - n % 4) % 4) as usize])?;
+        out.write_all(&cpio(&entries)?)?;
+        out.sync_all()?;
+    }
+    let cmdline = live::kernel_cmdline(&std::fs::read_to_string(&args.cmdline).unwrap_or_default());
+    load(&files.kernel, &initrd_path, &cmdline)?;
+
+    let addr = config.uplink.addresses.first().map(|a| a.cidr.split('/').next().unwrap_or_default().to_string()).unwrap_or_default();
+    eprintln!("keel: keel-live is loaded (command line: {cmdline}). Its SSH host keys (pin them; the rescue's keys no longer answer):");
+    for fp in &fingerprints {
+        eprintln!("  {fp}");
+    }
+    eprintln!(
+        "keel: this session ends now. Reconnect with `ssh root@{addr}` and follow the install with `keel status --follow`; if the rescue's host key answers instead, the switch did not happen: run keel install again there, or boot keel-live by PXE."
+    );
+    let _ = std::fs::write(tmp.join("fingerprints"), fingerprints.iter().map(|f| format!("{f}\n")).collect::<String>());
+    std::io::stderr().flush().ok();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    restart()
+}
+
+/// `kexec_file_load(2)`: the kernel checks and places both files itself (no kexec-tools).
+fn load(kernel: &Path, initrd: &Path, cmdline: &str) -> Result<()> {
+    let k = std::fs::File::open(kernel).with_context(|| format!("opening {}", kernel.display()))?;
+    let i = std::fs::File::open(initrd).with_context(|| format!("opening {}", initrd.display()))?;
+    let c = std::ffi::CString::new(cmdline).context("the kernel command line has a NUL byte")?;
+    // SAFETY: the descriptors are open files, the command line a NUL-terminated string whose
+    // length with the NUL is passed; the call reads them and returns.
+    let r = unsafe { libc::syscall(libc::SYS_kexec_file_load, k.as_raw_fd(), i.as_raw_fd(), c.as_bytes_with_nul().len(), c.as_ptr(), 0 as libc::c_ulong) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        let hint = match e.raw_os_error() {
+            Some(libc::ENOSYS) => "this kernel has no kexec_file_load (CONFIG_KEXEC_FILE)",
+            Some(libc::EPERM) => "kexec is not allowed here (not root, kexec_load_disabled, or a locked-down kernel)",
+            Some(libc::EKEYREJECTED) | Some(libc::EBADMSG) => "the kernel requires signed kexec images and refused keel-live's",
+            Some(libc::ENOEXEC) => "the kernel file is not a bzImage this kernel can load",
+            _ => "the kernel refused it",
+        };
+        bail!("kexec_file_load of {} failed: {e} ({hint}). keel-live cannot be reached by kexec from this system: boot it by PXE (the registry's --boot-kernel/--boot-initrd) and run the install there", kernel.display());
+    }
+    Ok(())
+}
+
+/// Into the loaded kernel: through systemd when it runs this system (a clean stop), else at once.
+fn restart() -> Result<ExitCode> {
+    if Path::new("/run/systemd/system").is_dir() {
+        let st = Command::new("systemctl").arg("kexec").status().context("running systemctl kexec")?;
+        if st.success() {
+            // systemd stops everything, this process too
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+        eprintln!("keel: `systemctl kexec` did not restart the system ({st}); restarting directly");
+    }
+    nix::unistd::sync();
+    let e = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_KEXEC).unwrap_err();
+    bail!("reboot(RB_KEXEC) failed: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The archive reads back as the kernel would unpack it: every entry with its mode and data.
+    #[test]
+    fn the_appended_archive_is_newc_with_every_entry() {
+        let entries = vec![dir("etc", 0o755), file("etc/keel-live/config.json", 0o600, b"{}".to_vec()), symlink("init", "/usr/local/sbin/keel")];
+        let bytes = cpio(&entries).unwrap();
+        let mut r = std::io::Cursor::new(bytes);
+        let mut seen = Vec::new();
+        loop {
+            let rd = cpio::newc::Reader::new(&mut r).unwrap();
+            if rd.entry().is_trailer() {
+                break;
+            }
+            let (name, mode, size) = (rd.entry().name().to_string(), rd.entry().mode(), rd.entry().file_size());
+            let mut data = Vec::new();
+            let mut rd = rd;
+            std::io::Read::read_to_end(&mut rd, &mut data).unwrap();
+            seen.push((name, mode, size, data));
+            rd.finish().unwrap();
+        }
+        assert_eq!(seen, [
+            ("etc".to_string(), 0o040755, 0, vec![]),
+            ("etc/keel-live/config.json".to_string(), 0o100600, 2, b"{}".to_vec()),
+            ("init".to_string(), 0o120777, 20, b"/usr/local/sbin/keel".to_vec()),
+        ]);
+    }
+}

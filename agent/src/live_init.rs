@@ -1,0 +1,214 @@
+//! keel as PID 1 of keel-live (`/init` is keel): mounts the kernel's file systems, starts
+//! udev and loads ZFS, brings the rescue's uplink up on the NIC with the rescue's MAC, starts
+//! sshd with the host keys the rescue made and announced, runs the install it was handed (with
+//! the consent given in the rescue) and, as PID 1 must, reaps every orphan. When the install
+//! ends it says so on the console and reboots, powers off or stays, as configured. It never
+//! exits (the kernel would panic): what fails is printed and it stays up for a look over SSH.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use keel_installer::live::{self, After, Config};
+use nix::mount::{mount, MsFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A line on the console. Never panics (println! would, and a panic of PID 1 is the kernel's).
+fn line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+fn say(msg: &str) {
+    line(&format!("keel-live: {msg}"));
+}
+
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/uptime").ok().and_then(|u| u.split_whitespace().next().map(String::from)).unwrap_or_default()
+}
+
+/// Runs a command to its end (before the reaping loop starts: it waits for its own child).
+fn run(argv: &[&str]) -> Result<()> {
+    let st = Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).status().with_context(|| format!("starting {}", argv.join(" ")))?;
+    if !st.success() {
+        bail!("`{}` exited with {st}", argv.join(" "));
+    }
+    Ok(())
+}
+
+fn mounts() -> Result<()> {
+    let none: Option<&str> = None;
+    for (src, target, fs, flags) in [
+        ("proc", "/proc", "proc", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
+        ("sysfs", "/sys", "sysfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC),
+        ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID),
+        ("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC),
+        ("tmpfs", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV),
+        ("tmpfs", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV),
+    ] {
+        std::fs::create_dir_all(target).ok();
+        // devtmpfs may be mounted by the kernel already (CONFIG_DEVTMPFS_MOUNT)
+        if let Err(e) = mount(Some(src), target, Some(fs), flags, none) {
+            if !(target == "/dev" && e == nix::errno::Errno::EBUSY) {
+                return Err(e).with_context(|| format!("mounting {fs} on {target}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The NIC with this MAC, once the kernel has it (drivers load through udev).
+fn nic_with_mac(mac: &str) -> Result<String> {
+    let t = Instant::now();
+    loop {
+        for e in std::fs::read_dir("/sys/class/net").context("reading /sys/class/net")?.flatten() {
+            let a = std::fs::read_to_string(e.path().join("address")).unwrap_or_default();
+            if a.trim().eq_ignore_ascii_case(mac) {
+                return Ok(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("no network interface with the rescue's MAC {mac} after 60 s: the live kernel has no driver for this NIC, or it is another one");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn network(c: &Config) -> Result<String> {
+    run(&["ip", "link", "set", "lo", "up"])?;
+    let dev = nic_with_mac(&c.uplink.mac)?;
+    run(&["ip", "link", "set", "dev", &dev, "up"])?;
+    for a in &c.uplink.addresses {
+        let mut argv = vec!["ip".to_string(), "addr".into(), "add".into()];
+        argv.extend(a.ip_args(&dev));
+        run(&argv.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    for r in &c.uplink.routes {
+        let mut argv = vec!["ip".to_string()];
+        if r.ipv6 {
+            argv.push("-6".into());
+        }
+        argv.extend(["route".into(), "add".into()]);
+        argv.extend(r.ip_args(&dev));
+        // an IPv6 route may wait for the link-local address (DAD): a few tries
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut tries = 0;
+        while let Err(e) = run(&argv) {
+            tries += 1;
+            if tries == 10 {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let resolv: String = c.nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
+    std::fs::write("/etc/resolv.conf", resolv).context("writing /etc/resolv.conf")?;
+    Ok(dev)
+}
+
+/// Everything before the install: returns the configuration.
+fn start() -> Result<Config> {
+    mounts()?;
+    std::env::set_var("PATH", PATH);
+    let text = std::fs::read_to_string(Path::new("/").join(live::CONFIG_PATH)).with_context(|| format!("reading /{}: keel-live was started without keel's archive", live::CONFIG_PATH))?;
+    let c: Config = serde_json::from_str(&text).with_context(|| format!("reading /{}", live::CONFIG_PATH))?;
+    if c.schema != live::SCHEMA {
+        bail!("/{} has schema {}, this keel reads {}", live::CONFIG_PATH, c.schema, live::SCHEMA);
+    }
+    nix::unistd::sethostname(&c.hostname).context("setting the host name")?;
+    say(&format!("{} starting (kernel {}, up {} s)", c.hostname, std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), uptime()));
+    run(&["/lib/systemd/systemd-udevd", "--daemon"])?;
+    run(&["udevadm", "trigger", "--type=subsystems", "--action=add"])?;
+    run(&["udevadm", "trigger", "--type=devices", "--action=add"])?;
+    run(&["udevadm", "settle", "--timeout=60"])?;
+    run(&["modprobe", "zfs"]).context("loading OpenZFS")?;
+    let dev = network(&c)?;
+    std::fs::create_dir_all("/run/sshd").ok();
+    run(&["/usr/sbin/sshd"]).context("starting sshd")?;
+    line(&format!(
+        "{} (up {} s): {} on {dev} (the rescue's {}), sshd running, OpenZFS {}",
+        live::READY_LINE,
+        uptime(),
+        c.uplink.addresses.iter().map(|a| a.cidr.as_str()).collect::<Vec<_>>().join(", "),
+        c.uplink.rescue_name,
+        std::fs::read_to_string("/sys/module/zfs/version").unwrap_or_default().trim()
+    ));
+    Ok(c)
+}
+
+/// Reaps children until `watch` ends; returns its exit code (128+signal when killed).
+fn reap_until(watch: Option<u32>) -> i32 {
+    loop {
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) if Some(pid.as_raw() as u32) == watch => return code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid.as_raw() as u32) == watch => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_secs(1)), // no children right now
+        }
+    }
+}
+
+fn after(what: After) -> ! {
+    nix::unistd::sync();
+    let mode = match what {
+        After::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,
+        After::Poweroff => nix::sys::reboot::RebootMode::RB_POWER_OFF,
+        After::Stay => {
+            say("staying up: reach it over SSH");
+            loop {
+                reap_until(None);
+            }
+        }
+    };
+    say(&format!("{what:?}").to_lowercase());
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = nix::sys::reboot::reboot(mode);
+    loop {
+        reap_until(None);
+    }
+}
+
+/// PID 1 of keel-live.
+pub fn run_as_init() -> ! {
+    let c = match start() {
+        Ok(c) => c,
+        Err(e) => {
+            say(&format!("cannot start: {e:#}"));
+            after(After::Stay);
+        }
+    };
+    say(&format!("keel install {}", c.install.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")));
+    std::fs::create_dir_all(live::JOURNAL_DIR).ok();
+    let log_path = Path::new(live::JOURNAL_DIR).join("live-install.out");
+    let child = Command::new(Path::new("/").join(live::KEEL_PATH)).arg("install").args(&c.install).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(ch) => ch,
+        Err(e) => {
+            say(&format!("cannot start the install: {e}"));
+            after(c.after_failure);
+        }
+    };
+    // its output: to the console as it comes, and to a file beside the journal
+    let log = std::sync::Arc::new(std::sync::Mutex::new(std::fs::File::create(&log_path).ok()));
+    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for text in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+                line(&text);
+                if let Some(f) = log.lock().ok().as_mut().and_then(|g| g.as_mut()) {
+                    let _ = writeln!(f, "{text}");
+                }
+            }
+        });
+    }
+    let code = reap_until(Some(child.id()));
+    std::thread::sleep(Duration::from_millis(300)); // the last lines of its output
+    line(&format!("{} exit {code} (up {} s); output {}", live::FINISHED_LINE, uptime(), log_path.display()));
+    after(if code == 0 { c.after_success } else { c.after_failure })
+}
