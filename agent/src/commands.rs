@@ -109,7 +109,7 @@ fn validate(path: &Path) -> Result<ExitCode> {
 }
 
 /// The spec a profile names, found in `hardware-specs/` beside the profile's folder.
-fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
+pub fn default_spec(profile_path: &Path, name: &str) -> PathBuf {
     let dir = profile_path.parent().unwrap_or(Path::new("."));
     dir.join("..").join("hardware-specs").join(format!("{name}.toml"))
 }

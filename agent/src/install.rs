@@ -163,7 +163,9 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
 
     if let Some((files, why)) = to_live {
-        return crate::live::switch(args, &plan, &profile_path, &files, &why);
+        // the spec the plan used goes along (given, or the one the profile names)
+        let spec = args.spec.clone().or_else(|| profile.hardware_spec.as_ref().map(|n| crate::commands::default_spec(&profile_path, n))).filter(|p| p.is_file());
+        return crate::live::switch(args, &plan, &profile_path, spec.as_deref(), &files, &why);
     }
     if args.detach {
         return detach(args, &profile_path, &plan.written_serials(), &path);

@@ -111,11 +111,11 @@ fn host_keys(tmp: &Path) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
 }
 
 /// Everything for the switch, then the switch. Returns only when it could not happen.
-pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, files: &LiveFiles, why: &str) -> Result<ExitCode> {
+pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option<&Path>, files: &LiveFiles, why: &str) -> Result<ExitCode> {
     eprintln!("\nkeel: this system cannot create the pools ({why}).\nkeel: switching to keel-live ({}; {}) by kexec: the install continues there with the consent given here.", files.dir.display(), files.about);
     let uplink = live::rescue_uplink(&output(&["ip", "-j", "addr", "show"])?, &output(&["ip", "-j", "route", "show"])?, &output(&["ip", "-j", "-6", "route", "show"]).unwrap_or_default())?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let spec = args.spec.as_ref().map(|_| PathBuf::from("/").join(live::SPEC_PATH));
+    let spec = spec_file.map(|_| PathBuf::from("/").join(live::SPEC_PATH));
     let mut install = crate::install::consented_args(args, &PathBuf::from("/").join(live::PROFILE_PATH), spec.as_deref(), &plan.written_serials(), Path::new(live::JOURNAL_DIR));
     install.extend(["--progress".into(), "plain".into()]);
     // a token file of the rescue is read here: the live system has only what is carried over
@@ -169,7 +169,7 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, files: &LiveFiles
         file(live::PROFILE_PATH, 0o600, profile_text.into_bytes()),
         file("root/.ssh/authorized_keys", 0o600, authorized.into_bytes()),
     ];
-    if let Some(s) = &args.spec {
+    if let Some(s) = spec_file {
         entries.push(file(live::SPEC_PATH, 0o600, std::fs::read(s).with_context(|| format!("reading {}", s.display()))?));
     }
     // registry credentials this rescue already holds (an enrolled node's secret)
