@@ -32,10 +32,17 @@
 #   image-build    keel image build of lab-node-01's base snapshot (in the rescue system); the
 #                  host hands it to the registry (with KEEL_LAB_IMAGE_BENCH=1 also a 512 MiB
 #                  larger one, for bench-image.sh's memory figure)
-#   image-install  lab-node-02 installs from the image over HTTP from the registry: no
-#                  debootstrap, no apt; its own host keys, machine id, host id (with
-#                  KEEL_LAB_IMAGE_BENCH=1 then the figures: shell one-liner vs keel's receive,
-#                  keel's peak memory for both sizes)
+#   live-switch    lab-node-02's rescue is made like Hetzner's (no ZFS module, `zpool`/`zfs`
+#                  scripts that offer to build it): keel refuses without keel-live and never runs
+#                  the scripts; with --live it switches to keel-live by kexec (the rescue's
+#                  uplink, keys, profile, consent and registry link carried over), where the
+#                  install from the image over HTTP from the registry runs with OpenZFS 2.3
+#   image-install  (image-check, in the rescue stand-in afterwards) what keel-live's install
+#                  left: no debootstrap, no apt; its own host keys, machine id, host id; both
+#                  pools limited to openzfs-2.1-linux (nothing newer enabled); two file pools for
+#                  booted-compat's negative control. With KEEL_LAB_IMAGE_BENCH=1 instead the install in
+#                  a rescue with ZFS and the figures: shell one-liner vs keel's receive, keel's
+#                  peak memory for both sizes
 #   cluster        both nodes (1 from the network, 2 from the image) boot from their drives on
 #                  one link (the registry on a second NIC): node 1 formed the cluster at its first
 #                  boot (pvecm create, the lab's stand-in), node 2's first boot joins it (cluster
@@ -53,7 +60,9 @@
 #                  then one cluster with node 1 in it once, config_version raised, node 1's old host
 #                  keys gone from root's known_hosts, root reaches the new node 1, verify passes
 #   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
-#                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
+#                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes; with
+#                  its OpenZFS 2.1 it imports a pool OpenZFS 2.3 made with compatibility
+#                  openzfs-2.1-linux, and not the one made without (booted-compat)
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
 #   boot-drive-2   node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
