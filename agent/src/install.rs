@@ -367,3 +367,35 @@ pub fn status(dir: &Path, follow: bool, json: bool) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn install_args(argv: &[&str]) -> InstallArgs {
+        match crate::cli::Cli::try_parse_from(["keel", "install"].iter().chain(argv)).unwrap().command {
+            crate::cli::Command::Install(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What keel-live (and a detached run) is handed: the consent as given, for exactly the
+    /// plan's serials, every flag that changes what is written, the registry link, and the
+    /// files as they are where it runs.
+    #[test]
+    fn the_consent_and_the_flags_are_carried_exactly() {
+        let a = install_args(&["--profile", "p.toml", "--image", "http://r/i.zfs.zst", "--wipe-existing", "--clear-zfs-labels", "OLD1", "--registry", "https://reg:8443", "--token", "t0k", "--live", "/root/keel-live"]);
+        let v = consented_args(&a, Path::new("/etc/keel-live/profile.toml"), Some(Path::new("/etc/keel-live/spec.toml")), &["S1".into(), "S2".into(), "OLD1".into()], Path::new("/var/lib/keel"));
+        let line = v.join(" ");
+        assert_eq!(
+            line,
+            "--profile /etc/keel-live/profile.toml --root / --spec /etc/keel-live/spec.toml --image http://r/i.zfs.zst --yes --confirm-serials S1,S2,OLD1 --wipe-existing --clear-zfs-labels OLD1 --registry https://reg:8443 --token t0k --journal-dir /var/lib/keel --command-timeout 600 --os-command-timeout 3600"
+        );
+        // what was not given is not added (no wipe of existing data, no foreign pools accepted)
+        let b = install_args(&["--profile", "p.toml"]);
+        let w = consented_args(&b, Path::new("p.toml"), None, &["S1".into()], Path::new("/var/lib/keel")).join(" ");
+        assert!(!w.contains("--wipe-existing") && !w.contains("--accept-foreign-pools") && !w.contains("--registry") && !w.contains("--spec"), "{w}");
+        assert!(w.contains("--yes --confirm-serials S1 "), "{w}");
+    }
+}
