@@ -256,6 +256,14 @@ pub struct FarSideArgs {
 /// What the far install is asked to do (remote and rebuild).
 #[derive(Debug, Clone, clap::Args)]
 pub struct InstallChoices {
+    /// keel-live here (a folder with vmlinuz, initrd.img, manifest: scripts/live/build.sh):
+    /// uploaded with keel; when the far side has no usable ZFS (Hetzner's rescue) its install
+    /// switches to it by kexec, and keel reconnects to keel-live with the host keys it announced.
+    #[arg(long)]
+    pub live: Option<PathBuf>,
+    /// How long to wait for keel-live to answer after the switch, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub live_timeout: u64,
     /// Hardware spec (default: the profile's `hardware-spec`, beside its folder).
     #[arg(long)]
     pub spec: Option<PathBuf>,

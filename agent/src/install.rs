@@ -103,7 +103,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let mut to_live = None;
     let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools) {
         Ok(p) => p,
-        Err(preflight::PreflightError::NoZfs { why }) if crate::live::find(args.live.as_deref())?.is_some() && !args.preflight_only => {
+        Err(preflight::PreflightError::NoZfs { why }) if crate::live::find(args.live.as_deref())?.is_some() => {
             let files = crate::live::find(args.live.as_deref())?.expect("found above");
             // the disks only: keel-live runs every step with its own tools (and the full preflight)
             let pre = match preflight::run(&mut host, &plan, &live, &[], wiped, args.wipe_existing, args.accept_foreign_pools) {
@@ -132,6 +132,9 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     }
     eprint!("{}", confirm::disks_to_destroy(&plan, &pre));
     if args.preflight_only {
+        if let Some((files, why)) = &to_live {
+            eprintln!("preflight passed for the disks; no usable ZFS here ({why}): the install switches to keel-live ({}) after the consent, and its preflight checks the rest there", files.dir.display());
+        }
         eprintln!("preflight passed; --preflight-only: nothing was written");
         return Ok(ExitCode::SUCCESS);
     }

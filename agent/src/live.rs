@@ -16,6 +16,14 @@ use keel_installer::plan::Plan;
 
 use crate::cli::InstallArgs;
 
+/// How the switch prints each of keel-live's public host keys (whole: `ALGO BASE64`).
+pub const HOST_KEY_LINE: &str = "keel-live host key: ";
+
+/// The host keys a switch announced, from its output.
+pub fn announced_keys(output: &str) -> Vec<String> {
+    output.lines().filter_map(|l| l.trim().strip_prefix(HOST_KEY_LINE)).filter(|k| hostkeys::fingerprint(k).is_some()).map(String::from).collect()
+}
+
 /// The live system's files: a kernel and an initramfs (the whole root), and the manifest the
 /// build wrote beside them.
 pub struct LiveFiles {
@@ -177,7 +185,9 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
         entries.push(file("var/lib/keel/registry.json", 0o600, c));
     }
     let mut fingerprints = Vec::new();
+    let mut public_keys = Vec::new();
     for (t, private, public) in keys {
+        public_keys.push(String::from_utf8_lossy(&public).split_whitespace().take(2).collect::<Vec<_>>().join(" "));
         entries.push(file(&format!("etc/ssh/ssh_host_{t}_key"), 0o600, private));
         if let Some(fp) = hostkeys::fingerprint(String::from_utf8_lossy(&public).trim()) {
             fingerprints.push(fp);
@@ -202,6 +212,10 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
     eprintln!("keel: keel-live is loaded (command line: {cmdline}). Its SSH host keys (pin them; the rescue's keys no longer answer):");
     for fp in &fingerprints {
         eprintln!("  {fp}");
+    }
+    // the same, whole, for `keel remote install` and `keel rebuild` (they pin them)
+    for k in &public_keys {
+        eprintln!("{HOST_KEY_LINE}{k}");
     }
     eprintln!(
         "keel: this session ends now. Reconnect with `ssh root@{addr}` and follow the install with `keel status --follow`; if the rescue's host key answers instead, the switch did not happen: run keel install again there, or boot keel-live by PXE."

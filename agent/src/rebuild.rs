@@ -131,6 +131,8 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
     }
     let port = port_of(&a.far.ssh_option);
     let mut remote_args = RemoteArgs { host: host.clone(), far: a.far.clone() };
+    // the install's far side as `install` left it: keel-live after a switch
+    let mut following: Option<(Ssh, RemoteArgs)> = None;
 
     for phase in PHASES {
         if st.done(phase) {
@@ -187,13 +189,23 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
                     token_file: a.token_file.clone(),
                     registry_fingerprint: a.registry_fingerprint.clone(),
                 };
-                if let Some(code) = remote::start(&ia)? {
-                    return Ok(code);
+                match remote::start(&ia)? {
+                    remote::Started::Stopped(code) => return Ok(code),
+                    remote::Started::Running(ssh, args) => {
+                        let switched = args.far.far_dir != remote_args.far.far_dir;
+                        following = Some((ssh, args));
+                        if switched {
+                            format!("keel install running in keel-live on {host} (switched from the rescue system by kexec)")
+                        } else {
+                            format!("keel install running detached on {host}")
+                        }
+                    }
                 }
-                format!("keel install running detached on {host}")
             }
             "follow" => {
-                let code = remote::follow(&Ssh::new(&remote_args), &remote_args, a.choices.progress)?;
+                // where `install` left it (keel-live after a switch); a re-run starts here with the rescue's
+                let (ssh, args) = following.take().unwrap_or_else(|| (Ssh::new(&remote_args), remote_args.clone()));
+                let code = remote::follow(&ssh, &args, a.choices.progress)?;
                 if code != ExitCode::SUCCESS {
                     eprintln!("keel: the install on {host} did not finish (above); fix the cause, then run the same command again");
                     return Ok(code);

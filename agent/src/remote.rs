@@ -26,6 +26,7 @@ use crate::progress::Progress;
 pub const DETACHED: u8 = 3;
 
 /// The far side, reached with `ssh [options] HOST -- COMMAND`.
+#[derive(Clone)]
 pub struct Ssh {
     host: String,
     options: Vec<String>,
@@ -33,7 +34,14 @@ pub struct Ssh {
 
 impl Ssh {
     pub fn new(args: &RemoteArgs) -> Ssh {
-        let mut options = vec!["-o".to_string(), "ServerAliveInterval=15".into(), "-o".into(), "ServerAliveCountMax=4".into()];
+        Ssh::with_first(args, &[])
+    }
+
+    /// With `first` before every other option (ssh takes the first value given for an option,
+    /// so these win over --ssh-option).
+    fn with_first(args: &RemoteArgs, first: &[String]) -> Ssh {
+        let mut options: Vec<String> = first.iter().flat_map(|o| ["-o".to_string(), o.clone()]).collect();
+        options.extend(["-o".to_string(), "ServerAliveInterval=15".into(), "-o".into(), "ServerAliveCountMax=4".into()]);
         for o in &args.far.ssh_option {
             options.push("-o".into());
             options.push(o.clone());
@@ -154,14 +162,65 @@ fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
 
 pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
     match start(a)? {
-        Some(code) => Ok(code),
-        None => follow(&Ssh::new(&a.remote), &a.remote, a.choices.progress),
+        Started::Stopped(code) => Ok(code),
+        Started::Running(ssh, args) => follow(&ssh, &args, a.choices.progress),
     }
 }
 
-/// Everything up to the detached install running over there; Some(exit code) when it stopped
-/// before (a refusal, already printed).
-pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
+/// How `start` left the far side.
+pub enum Started {
+    /// It stopped before the install ran (a refusal, already printed).
+    Stopped(ExitCode),
+    /// The install runs there: follow it through this connection (the rescue system, or the
+    /// keel-live it switched to, reached with the host keys it announced).
+    Running(Ssh, RemoteArgs),
+}
+
+/// After a switch: the far side is keel-live, reached as the same host but only with one of
+/// the host keys the switch announced (a known_hosts file of its own, under an alias), with
+/// keel in /usr/local/sbin and the journal in /var/lib/keel.
+fn live_side(args: &RemoteArgs, hostname: &str, keys: &[String]) -> Result<(Ssh, RemoteArgs)> {
+    let alias = format!("keel-live-{hostname}");
+    let known = std::env::temp_dir().join(format!("keel-{alias}-{}.known_hosts", std::process::id()));
+    std::fs::write(&known, keys.iter().map(|k| format!("{alias} {k}\n")).collect::<String>()).with_context(|| format!("writing {}", known.display()))?;
+    let first = [format!("HostKeyAlias={alias}"), format!("UserKnownHostsFile={}", known.display()), "StrictHostKeyChecking=yes".into(), "BatchMode=yes".into(), "ConnectTimeout=10".into()];
+    let mut live_args = args.clone();
+    live_args.far.far_dir = "/usr/local/sbin".into();
+    live_args.far.far_journal_dir = keel_installer::live::JOURNAL_DIR.into();
+    live_args.far.far_root = None;
+    Ok((Ssh::with_first(args, &first), live_args))
+}
+
+/// Waits until keel-live answers with one of its announced keys. A host that answers with
+/// another key (the rescue, when the switch did not happen) is not keel-live.
+fn wait_for_live(ssh: &Ssh, host: &str, timeout: Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut other_key = false;
+    let mut last = String::new();
+    eprintln!("keel: waiting for keel-live on {host} (up to {} s)", timeout.as_secs());
+    loop {
+        let out = ssh.command("true").stdin(Stdio::null()).output().context("running ssh")?;
+        if out.status.success() {
+            eprintln!("keel: keel-live answers on {host} with its announced host key (after {} s of waiting here)", started.elapsed().as_secs());
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(&last).to_string();
+        if last.contains("Host key verification failed") || last.contains("IDENTIFICATION HAS CHANGED") {
+            other_key = true;
+        }
+        if started.elapsed() > timeout {
+            if other_key {
+                bail!("{host} still answers with another host key than keel-live's after {} s: the switch did not happen (the rescue system is still running, or kexec returned to it). Look there (`keel install` prints why), or boot keel-live by PXE", timeout.as_secs());
+            }
+            bail!("keel-live did not answer on {host} within {} s ({last}): the kexec may have failed, or its kernel has no driver for the NIC. Reset the server into the rescue system (keel robot reset) and look at its console", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// Everything up to the install running over there (in the rescue system, or in keel-live
+/// after a switch).
+pub fn start(a: &RemoteInstallArgs) -> Result<Started> {
     let args = &a.remote;
     let ssh = Ssh::new(args);
     // the profile must be valid here before anything happens there
@@ -226,13 +285,26 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
     if let Some(i) = &a.choices.image {
         install_args.extend(["--image".into(), i.clone()]);
     }
+    // keel-live, for a far side without ZFS
+    if let Some(live) = &a.choices.live {
+        let files = crate::live::find(Some(live))?.context("--live")?;
+        let far_live = format!("{dir}/keel-live");
+        for (f, name) in [(&files.kernel, "vmlinuz"), (&files.initrd, "initrd.img")] {
+            upload(&ssh, f, &format!("{far_live}/{name}"), false)?;
+        }
+        if files.dir.join("manifest").is_file() {
+            upload(&ssh, &files.dir.join("manifest"), &format!("{far_live}/manifest"), false)?;
+        }
+        eprintln!("{}: keel-live uploaded ({}), checked there", args.host, files.about);
+        install_args.extend(["--live".into(), far_live]);
+    }
 
     // the far side's own view of the disks, shown here; then consent here
     let mut pre = ssh.command(&far_keel(args, "install", &[install_args.clone(), vec!["--preflight-only".into()]].concat()));
     let status = pre.stdin(Stdio::null()).status().context("running ssh")?;
     if !status.success() {
         eprintln!("keel: the preflight on {} refused (above); nothing was written", args.host);
-        return Ok(Some(ExitCode::from(1)));
+        return Ok(Started::Stopped(ExitCode::from(1)));
     }
     let mut serials = far_serials(&ssh, args, &install_args)?;
     // disks whose ZFS labels the far side clears are confirmed like its targets
@@ -258,9 +330,25 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Option<ExitCode>> {
         }
     }
     let start = [install_args, vec!["--yes".into(), "--confirm-serials".into(), serials.join(","), "--detach".into()]].concat();
-    let out = ssh.run("starting the install", &far_keel(args, "install", &start), None)?;
-    eprint!("{}: {out}", args.host);
-    Ok(None)
+    let remote = far_keel(args, "install", &start);
+    let out = ssh.command(&remote).stdin(Stdio::null()).output().context("running ssh")?;
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // a switch to keel-live ends this connection: its output names the live system's keys
+    let keys = crate::live::announced_keys(&stderr);
+    if !keys.is_empty() {
+        for l in stderr.lines().filter(|l| !l.starts_with(crate::live::HOST_KEY_LINE)) {
+            eprintln!("{}: {l}", args.host);
+        }
+        let (live_ssh, live_args) = live_side(args, &profile.node.hostname, &keys)?;
+        wait_for_live(&live_ssh, &args.host, Duration::from_secs(a.choices.live_timeout))?;
+        return Ok(Started::Running(live_ssh, live_args));
+    }
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        bail!("starting the install on {} failed: `ssh {} -- {remote}` exited with code {}; stderr ends with:\n  {}", args.host, args.host, out.status.code().unwrap_or(-1), tail[tail.len().saturating_sub(5)..].join("\n  "));
+    }
+    eprint!("{}: {stdout}", args.host);
+    Ok(Started::Running(ssh, args.clone()))
 }
 
 /// The serials the far side's plan would destroy (from `keel plan --json` there).

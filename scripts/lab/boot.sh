@@ -20,6 +20,8 @@
 # KEEL_LAB_SATA=SERIAL (a 1 GiB SATA disk with that serial beside the NVMe drives, kept in
 # WORKDIR/sata-SERIAL.qcow2 between boots: an old install's disk), KEEL_LAB_LIVE=1 (keel-live's
 # files on the payload disk, in live/), KEEL_LAB_MEM (guest MiB, default 2048),
+# KEEL_LAB_SSH_PORT (the guest's port 22 forwarded to that port on the host loopback),
+# KEEL_LAB_AUTHORIZED_KEY (a public key file: root's authorized_keys for the scenario's sshd),
 # KEEL_LAB_RESULT=console (the scenario hands over to keel-live, which never returns to it: the
 # scenario's own part is its pre-rc on the results disk, the rest is keel-live's "install
 # finished: exit N" line on the console).
@@ -50,6 +52,7 @@ cp "$here/lab-init" "$here/probe-init" "$payload/"
 cp "$here/keys/lab-repo.gpg" "$payload/lab-repo.gpg"
 echo "$scenario" >"$payload/scenario"
 [ "${KEEL_LAB_LIVE:-}" = 1 ] && cp -r "$image/live" "$payload/live"
+[ -n "${KEEL_LAB_AUTHORIZED_KEY:-}" ] && cp "$KEEL_LAB_AUTHORIZED_KEY" "$payload/authorized_keys"
 # the firmware this boot uses, for scenarios that check it (booted)
 if [ "${KEEL_LAB_UEFI:-}" = 1 ]; then echo uefi; else echo bios; fi >"$payload/firmware"
 rm -f "$work/payload.img"
@@ -85,6 +88,8 @@ else
   [ -n "${KEEL_LAB_BOOTFILES_PORT:-}" ] && fwd="$fwd,guestfwd=tcp:10.0.2.102:80-cmd:nc 127.0.0.1 $KEEL_LAB_BOOTFILES_PORT"
   # a netboot: QEMU's DHCP hands the NIC's iPXE ROM the registry's script for this MAC
   [ "${KEEL_LAB_BOOT:-}" = pxe ] && fwd="$fwd,bootfile=http://10.0.2.101:8080/ipxe/$mac"
+  # the guest's sshd on the host loopback (keel remote install from the host)
+  [ -n "${KEEL_LAB_SSH_PORT:-}" ] && fwd="$fwd,hostfwd=tcp:127.0.0.1:$KEEL_LAB_SSH_PORT-:22"
   net=(-nic "user,model=e1000,mac=$mac,restrict=on$fwd")
 fi
 

@@ -65,6 +65,10 @@
 #                  openzfs-2.1-linux, and not the one made without (booted-compat)
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
+#   remote-live    (beside node 1's install) keel remote install from the host over SSH to a rescue
+#                  like Hetzner's: refused kexec of a kernel that is not one (said, nothing
+#                  written); then keel-live uploaded, the switch, the reconnect with the host keys
+#                  it announced, the disk phase followed there to its end (KEEL_LAB_REMOTE=0: out)
 #   boot-drive-2   node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
 #                  GRUB from the second drive (SeaBIOS), the ZFS root
 #                  comes up degraded, keel verify --allow-degraded passes (KEEL_LAB_DRIVES=0
@@ -288,6 +292,48 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1 &
     o2=$!
   fi
+  # keel remote install from the host to a rescue like Hetzner's (remote-rescue: no ZFS, sshd on
+  # the host loopback): first with a keel-live whose kernel is not one (the rescue's kernel
+  # refuses it: said, nothing written, the rescue still answers), then with keel-live: uploaded,
+  # the far side switches by kexec, keel reconnects with the host keys it announced and follows
+  # the disk phase there to its end. Beside node 1's install (one guest keeps 1.3 cores busy).
+  remote_live() {
+    local dir="$work/remote" port=47222 guest rc keel_bin="$here/../../target/x86_64-unknown-linux-gnu/release/keel"
+    mkdir -p "$dir/broken"
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/op" -C operator@lab
+    KEEL_LAB_SSH_PORT=$port KEEL_LAB_AUTHORIZED_KEY="$dir/op.pub" KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=console KEEL_LAB_TIMEOUT=1500 \
+      bash "$here/boot.sh" "$dir" remote-rescue >"$dir/boot.out" 2>&1 &
+    guest=$!
+    local opts=(--host root@127.0.0.1 --ssh-option Port=$port --ssh-option StrictHostKeyChecking=no --ssh-option UserKnownHostsFile=/dev/null
+      --ssh-option "IdentityFile=$dir/op" --ssh-option LogLevel=ERROR)
+    local far=(ssh -p $port -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -i "$dir/op" root@127.0.0.1)
+    for _ in $(seq 1 120); do "${far[@]}" true 2>/dev/null && break; sleep 5; done
+    local install=(remote install "${opts[@]}" --profile "$here/../../profiles/lab-node-01.toml" --yes --confirm-serials LABNVME0001,LABNVME0002 --until datasets.datapool)
+    head -c 65536 /dev/urandom >"$dir/broken/vmlinuz"
+    head -c 4096 /dev/urandom >"$dir/broken/initrd.img"
+    "$keel_bin" "${install[@]}" --live "$dir/broken" >"$dir/broken.out" 2>&1
+    rc=$?
+    sed 's/^/    broken: /' "$dir/broken.out" | grep -v 'warning\|help:' | tail -6
+    local fails=0
+    [ $rc = 1 ] && grep -q 'kexec_file_load of .* failed' "$dir/broken.out" || { echo "    FAIL: a kernel that is not one: exit $rc, no kexec_file_load refusal"; fails=1; }
+    "${far[@]}" '! blkid -p -o value -s PTTYPE /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0001 && ! test -e /sys/module/zfs' || { echo "    FAIL: after the refused kexec the rescue must be there, its disks untouched"; fails=1; }
+    "$keel_bin" "${install[@]}" --live "$image/live" >"$dir/remote.out" 2>&1
+    rc=$?
+    grep -v '^      \|warning\|help:' "$dir/remote.out" | sed 's/^/    remote: /' | tail -14
+    [ $rc = 0 ] || { echo "    FAIL: keel remote install exit $rc"; fails=1; }
+    grep -q 'keel-live answers on root@127.0.0.1 with its announced host key' "$dir/remote.out" || { echo "    FAIL: no reconnect to keel-live with its pinned key"; fails=1; }
+    grep -q 'paused after datasets.datapool' "$dir/remote.out" || { echo "    FAIL: the install in keel-live was not followed to its end"; fails=1; }
+    wait $guest
+    rc=$?
+    cat "$dir/boot.out"; show "$dir" remote-rescue
+    [ $rc = 0 ] || fails=1
+    return $fails
+  }
+  remote_pid=""
+  if [ "${KEEL_LAB_REMOTE:-1}" = 1 ]; then
+    timed remote-live remote_live >"$work/remote.out" 2>&1 &
+    remote_pid=$!
+  fi
   # A power cut in the middle of node 1's package step (os-cut), then the install run again:
   # it resumes from the journal and runs the package step again from its snapshot (with the
   # registry: armed again first, enrollment tokens are single-use; KEEL_LAB_CUT=0 leaves the
@@ -456,6 +502,10 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   elif declare -F image_drive_2 >/dev/null; then
     image_drive_2
   fi
+fi
+if [ -n "${remote_pid:-}" ]; then
+  wait "$remote_pid"
+  cat "$work/remote.out"
 fi
 [ -n "$repo" ] && kill $http 2>/dev/null
 [ -n "${reg_pid:-}" ] && kill $reg_pid 2>/dev/null
