@@ -14,12 +14,14 @@ out=${2:?usage: pack.sh ROOTFS OUT}
 mkdir -p "$out"
 start=$(date +%s)
 kver=$(ls "$rootfs/lib/modules" | sort -V | tail -1)
-mods=lib/modules/$kver/kernel
+# usr-merged roots have the modules under usr/lib (lib is a link to it)
+if [ -L "$rootfs/lib" ]; then modules=usr/lib/modules/$kver; else modules=lib/modules/$kver; fi
+mods=$modules/kernel
 list=$(mktemp)
 (cd "$rootfs" && find . \
   \( -path ./usr/src -o -path ./usr/include -o -path ./usr/share/doc -o -path ./usr/share/man -o -path ./usr/share/info \
      -o -path ./usr/share/locale -o -path ./usr/lib/gcc -o -path ./usr/libexec/gcc -o -path ./var/lib/dkms -o -path ./var/cache/apt \
-     -o -path ./boot -o -path "./lib/modules/$kver/build" -o -path "./lib/modules/$kver/source" \
+     -o -path ./boot -o -path "./$modules/build" -o -path "./$modules/source" \
      -o -path ./usr/lib/x86_64-linux-gnu/perl-base/unicore/TestProp.pl \
      -o -path "./$mods/drivers/gpu" -o -path "./$mods/sound" -o -path "./$mods/drivers/media" -o -path "./$mods/drivers/net/wireless" \
      -o -path "./$mods/net/wireless" -o -path "./$mods/net/mac80211" -o -path "./$mods/net/bluetooth" -o -path "./$mods/drivers/bluetooth" \
