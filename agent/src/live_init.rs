@@ -185,7 +185,9 @@ pub fn run_as_init() -> ! {
     };
     say(&format!("keel install {}", c.install.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")));
     std::fs::create_dir_all(live::JOURNAL_DIR).ok();
-    let log_path = Path::new(live::JOURNAL_DIR).join("live-install.out");
+    // named as a detached install names them (`keel status --follow` reads both when the
+    // install ends without finishing its journal)
+    let log_path = Path::new(live::JOURNAL_DIR).join(format!("install-{}.out", c.hostname));
     let child = Command::new(Path::new("/").join(live::KEEL_PATH)).arg("install").args(&c.install).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     let mut child = match child {
         Ok(ch) => ch,
@@ -194,6 +196,7 @@ pub fn run_as_init() -> ! {
             after(c.after_failure);
         }
     };
+    let _ = std::fs::write(log_path.with_extension("pid"), format!("{}\n", child.id()));
     // its output: to the console as it comes, and to a file beside the journal
     let log = std::sync::Arc::new(std::sync::Mutex::new(std::fs::File::create(&log_path).ok()));
     for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
