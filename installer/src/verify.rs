@@ -214,7 +214,12 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
                 continue;
             }
             let v = c.out(&["zfs", "get", "-H", "-o", "value", prop, pool]).unwrap_or_default();
-            c.equal(format!("{pool} {prop}"), &want, v.trim());
+            let here = c.host.read_file(Path::new(crate::exec::engine::ZFS_VERSION_FILE)).unwrap_or_default();
+            if v.trim() != want && crate::zfs_features::same_property(prop, &want, v.trim(), &here) {
+                c.add(format!("{pool} {prop}"), Status::Ok, format!("{want} (OpenZFS {} shows it as {})", here.trim(), v.trim()));
+            } else {
+                c.equal(format!("{pool} {prop}"), &want, v.trim());
+            }
         }
     }
     let bootfs = c.out(&["zpool", "get", "-H", "-o", "value", "bootfs", "rpool"]).unwrap_or_default();
@@ -614,6 +619,21 @@ mod tests {
         let r = row(&rows, "rpool features");
         assert_eq!(r.status, Status::Fail);
         assert!(r.detail.contains("cannot check them against openzfs-2.1-linux: no feature set openzfs-2.1-linux"), "{r:?}");
+    }
+
+    /// OpenZFS 2.3 shows xattr=sa as "on": verify takes it for sa there, and nowhere else.
+    #[test]
+    fn xattr_on_is_sa_only_under_openzfs_2_3() {
+        let p = lab();
+        let mut h = FakeHost::default();
+        h.answer("zfs get -H -o value xattr", Output::ok("on\n"));
+        h.files.insert(crate::exec::engine::ZFS_VERSION_FILE.into(), b"2.3.2-2~bpo12+2\n".to_vec());
+        let rows = run(&mut h, &p, &Options::default());
+        let r = row(&rows, "rpool xattr");
+        assert_eq!((r.status, r.detail.as_str()), (Status::Ok, "sa (OpenZFS 2.3.2-2~bpo12+2 shows it as on)"));
+        h.files.insert(crate::exec::engine::ZFS_VERSION_FILE.into(), b"2.1.11-1\n".to_vec());
+        let rows = run(&mut h, &p, &Options::default());
+        assert_eq!(row(&rows, "rpool xattr").status, Status::Fail);
     }
 
     /// A node booted from drive 1 alone: zpool status names the missing member by its old path.

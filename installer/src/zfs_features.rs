@@ -66,6 +66,19 @@ pub fn outside(enabled: &BTreeSet<String>, set: &BTreeSet<String>) -> Vec<String
     enabled.difference(set).cloned().collect()
 }
 
+/// Whether `zfs get` showing `shown` means the profile's `want`. One quirk: OpenZFS 2.3 made
+/// `on` mean `sa` and lists `on` first, so it shows `xattr=sa` as `on` (openzfs/zfs
+/// `module/zcommon/zfs_prop.c`, commits e419a63bf4 "xattr dataset prop: change defaults to sa",
+/// 2.3.0, and fa4d4b1f80 "Fix display of default xattr to show 'sa'", later); before 2.3 `on`
+/// meant `dir`. `zfs_version` is the running module's (`/sys/module/zfs/version`).
+pub fn same_property(prop: &str, want: &str, shown: &str, zfs_version: &str) -> bool {
+    if want == shown {
+        return true;
+    }
+    let numbers: Vec<u64> = zfs_version.trim().split(['-', '~', '+']).next().unwrap_or("").split('.').map_while(|p| p.parse().ok()).collect();
+    prop == "xattr" && want == "sa" && shown == "on" && numbers.as_slice() >= [2, 3].as_slice()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +108,17 @@ mod tests {
         for bad in ["", "../etc/passwd", "/usr/share/zfs/compatibility.d/x", ".hidden", "a,,b", "a b"] {
             assert!(!valid_value(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn xattr_sa_shown_as_on_by_openzfs_2_3() {
+        assert!(same_property("xattr", "sa", "sa", "2.1.11-1"));
+        assert!(same_property("xattr", "sa", "on", "2.3.2-2~bpo12+2"));
+        assert!(same_property("xattr", "sa", "on", "2.4.0-1"));
+        assert!(!same_property("xattr", "sa", "on", "2.2.7-pve2"), "before 2.3 on is dir");
+        assert!(!same_property("xattr", "sa", "dir", "2.3.2"));
+        assert!(!same_property("atime", "off", "on", "2.3.2"));
+        assert!(!same_property("xattr", "sa", "on", ""), "unknown version: not assumed");
     }
 
     #[test]
