@@ -12,7 +12,7 @@
 #     keel's disk phase, crash/resume, refusals, the rendered network, the wrong-key refusal, the
 #     PXE boot, the whole OS install of lab-node-01 with its boots (both drives, drive 2 alone), a
 #     root image built from it, lab-node-02 installed from that image in keel-live (switched to
-#     by kexec from a rescue without ZFS; OpenZFS 2.3 making pools for a 2.1 node), the two booted as one
+#     by kexec from a rescue without ZFS; OpenZFS 2.3 making pools limited to the 2.1 set), the two booted as one
 #     cluster, and a reinstall over node 1. The guest image (about 8 minutes cold) is built in
 #     the background from the start, beside the Rust tests; the package repository (about 2
 #     minutes cold) beside the first scenarios; both are cached in /var/cache/keel-lab.

@@ -39,8 +39,8 @@
 #                  install from the image over HTTP from the registry runs with OpenZFS 2.3
 #   image-install  (image-check, in the rescue stand-in afterwards) what keel-live's install
 #                  left: no debootstrap, no apt; its own host keys, machine id, host id; both
-#                  pools limited to openzfs-2.1-linux (nothing newer enabled); two file pools for
-#                  booted-compat's negative control. With KEEL_LAB_IMAGE_BENCH=1 instead the install in
+#                  pools limited to openzfs-2.1-linux (nothing newer enabled). With
+#                  KEEL_LAB_IMAGE_BENCH=1 instead the install in
 #                  a rescue with ZFS and the figures: shell one-liner vs keel's receive, keel's
 #                  peak memory for both sizes
 #   cluster        both nodes (1 from the network, 2 from the image) boot from their drives on
@@ -60,9 +60,7 @@
 #                  then one cluster with node 1 in it once, config_version raised, node 1's old host
 #                  keys gone from root's known_hosts, root reaches the new node 1, verify passes
 #   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
-#                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes; with
-#                  its OpenZFS 2.1 it imports a pool OpenZFS 2.3 made with compatibility
-#                  openzfs-2.1-linux, and not the one made without (booted-compat)
+#                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
 #   remote-live    (beside node 1's install) keel remote install from the host over SSH to a rescue
@@ -470,13 +468,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
         dr_ran=1
         # the image-installed node boots from its second drive alone as well (drive 1 above),
         # through UEFI firmware (every other boot is SeaBIOS; keel-boot-sync installs both)
-        # (booted-compat: also the import of pools keel-live's newer OpenZFS made, with and
-        # without the node's feature set)
-        if [ -n "$bench" ]; then
-          image_drive_2() { KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002; }
-        else
-          image_drive_2() { KEEL_LAB_UEFI=1 KEEL_LAB_BOOT=disk KEEL_LAB_MAC=52:54:00:a4:41:02 timed boot-image-drive-2-uefi run boot-image-drive-2-uefi "$work/img2" booted-compat LABNVME0002; }
-        fi
+        image_drive_2() { KEEL_LAB_UEFI=1 booted boot-image-drive-2-uefi "$work/img2" 52:54:00:a4:41:02 LABNVME0002; }
       fi
     else
       [ $rb = 0 ] && { echo "lab: no registry to serve the image: image-install left out"; echo "FAIL image-install" >>"$results"; }

@@ -2,9 +2,7 @@
 # lab-node-02's drives. The journal's copy in the target says the image was received and
 # checked and the target verified; the node is its own (image_node_checks); both pools are
 # limited to the node's feature set (openzfs-2.1-linux) although OpenZFS 2.3 made them, so
-# nothing newer is enabled. Then the material of the negative control for the node's boot
-# (booted-compat): two pools this OpenZFS 2.3 makes in files in the node's /root, one limited
-# to the node's set and one not. The lab probe is armed for the boots.
+# nothing newer is enabled. The lab probe is armed for the boots.
 . ./scenarios/lib.sh
 echo "this rescue's OpenZFS: $(cat /sys/module/zfs/version)"
 image_node_checks
@@ -21,15 +19,6 @@ for p in rpool datapool; do
   # one that this OpenZFS enables on every new pool unless told otherwise
   equals "$p feature@block_cloning (OpenZFS 2.2)" disabled "$(zpool get -H -o value feature@block_cloning $p)"
 done
-for kind in on off; do
-  rm -f /mnt/keel/root/compat-$kind.img
-  truncate -s 64M /mnt/keel/root/compat-$kind.img
-done
-zpool create -o compatibility=openzfs-2.1-linux keelcompat-on /mnt/keel/root/compat-on.img
-zpool create keelcompat-off /mnt/keel/root/compat-off.img
-check "negative control made: a pool without the limit has features the node lacks" sh -c "zpool get -H -o value feature@block_cloning keelcompat-off | grep -qx 'enabled\|active'"
-zpool export keelcompat-on
-zpool export keelcompat-off
 zfs umount rpool/ROOT/pve-1
 zpool export datapool
 zpool export rpool

@@ -1,7 +1,7 @@
 # Helpers for lab scenarios (sourced; cwd is the payload: ./keel, profiles/, hardware-specs/).
 SERIALS=LABNVME0001,LABNVME0002
 JOURNALS=/var/lib/keel
-failures=0
+failures=${failures:-0} # a scenario that sources another keeps its count
 
 check() { # check "what" command...: runs the command, reports ok/FAIL
   what=$1
