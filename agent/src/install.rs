@@ -101,10 +101,14 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     // No usable ZFS here (Hetzner's rescue): with keel-live at hand, everything but ZFS is
     // checked here, the operator consents here, and the install continues in keel-live.
     let mut to_live = None;
-    let pre = match preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools) {
-        Ok(p) => p,
-        Err(preflight::PreflightError::NoZfs { why }) if crate::live::find(args.live.as_deref())?.is_some() => {
-            let files = crate::live::find(args.live.as_deref())?.expect("found above");
+    let first = preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools);
+    let live_files = match &first {
+        Err(preflight::PreflightError::NoZfs { .. }) => crate::live::find(args.live.as_deref())?,
+        _ => None,
+    };
+    let pre = match (first, live_files) {
+        (Ok(p), _) => p,
+        (Err(preflight::PreflightError::NoZfs { why }), Some(files)) => {
             // the disks only: keel-live runs every step with its own tools (and the full preflight)
             let pre = match preflight::run(&mut host, &plan, &live, &[], wiped, args.wipe_existing, args.accept_foreign_pools) {
                 Ok(p) => p,
@@ -116,7 +120,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             to_live = Some((files, why));
             pre
         }
-        Err(e) => {
+        (Err(e), _) => {
             let hint = if matches!(e, preflight::PreflightError::NoZfs { .. }) { " (keel-live brings its own: pass --live DIR, see README \"From the Hetzner rescue system\")" } else { "" };
             eprintln!("keel: preflight refused: {e}{hint}");
             return Ok(ExitCode::from(1));

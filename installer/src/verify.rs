@@ -209,12 +209,12 @@ fn pools(c: &mut Checks, p: &Profile, opts: &Options) -> Vec<String> {
         let ashift = c.out(&["zpool", "get", "-H", "-o", "value", "ashift", pool]).unwrap_or_default();
         c.equal(format!("{pool} ashift"), &p.zfs.ashift.to_string(), ashift.trim());
         features(c, p, opts, pool);
+        let here = c.host.read_file(Path::new(crate::exec::engine::ZFS_VERSION_FILE)).unwrap_or_default();
         for (prop, want) in p.zfs.fs_properties() {
             if prop == "mountpoint" {
                 continue;
             }
             let v = c.out(&["zfs", "get", "-H", "-o", "value", prop, pool]).unwrap_or_default();
-            let here = c.host.read_file(Path::new(crate::exec::engine::ZFS_VERSION_FILE)).unwrap_or_default();
             if v.trim() != want && crate::zfs_features::same_property(prop, &want, v.trim(), &here) {
                 c.add(format!("{pool} {prop}"), Status::Ok, format!("{want} (OpenZFS {} shows it as {})", here.trim(), v.trim()));
             } else {
