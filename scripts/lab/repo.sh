@@ -121,7 +121,7 @@ meta pve-cluster "corosync, rsync, openssh-client, openssh-server"
 sd="$here/standin"
 install -D -m 0755 "$sd/pvecm" "$std/pve-cluster/usr/bin/pvecm"
 install -D -m 0755 "$sd/pmxcfs" "$std/pve-cluster/usr/lib/keel-lab-standin/pmxcfs"
-for u in pve-cluster.service pve-cluster-sync.path pve-cluster-sync.service; do
+for u in pve-cluster.service pve-cluster-sync.path pve-cluster-sync.service pve-cluster-sync.timer; do
   install -D -m 0644 "$sd/$u" "$std/pve-cluster/lib/systemd/system/$u"
 done
 install -D -m 0644 "$sd/corosync-standin.conf" "$std/pve-cluster/lib/systemd/system/corosync.service.d/keel-lab-standin.conf"

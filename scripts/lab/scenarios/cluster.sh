@@ -101,10 +101,11 @@ if [ "${DR_ROLE:-}" = survivor ]; then
   mark_done rejoin-checked
 fi
 # stay in the cluster until the other node is done with its checks (powering off first leaves
-# it alone: "1 of 2"). The survivor goes on by itself (it waits for lab-node-01 to go down and
-# come back); the rebuilt node stays until the survivor has checked its return.
+# it alone: "1 of 2"). The survivor's wait for lab-node-01 to go down and come back is above;
+# after the rejoin checks it stays until the rebuilt node is done with its own checks, and the
+# rebuilt node stays until the survivor has checked its return.
 case ${DR_ROLE:-} in
-  survivor) ;;
+  survivor) wait_peer "$peer" cluster-checked 1200 ;;
   rejoined) wait_peer "$peer" rejoin-checked 1200 ;;
   *) wait_peer "$peer" cluster-checked ;;
 esac
