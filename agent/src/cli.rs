@@ -383,6 +383,11 @@ pub struct InstallArgs {
     /// Unattended: the serials of the disks to destroy, comma-separated; must match the plan.
     #[arg(long, value_delimiter = ',')]
     pub confirm_serials: Vec<String>,
+    /// Unattended with nobody to give the serials (keel-live booted by PXE runs it so): the
+    /// consent is the drive serials the profile pins (disks.serials), which must be exactly the
+    /// disks the plan destroys; a profile that pins none is refused.
+    #[arg(long, conflicts_with_all = ["yes", "confirm_serials"])]
+    pub unattended: bool,
     /// Proceed although the target disks hold file systems or ZFS pool members.
     #[arg(long)]
     pub wipe_existing: bool,

@@ -121,7 +121,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
             pre
         }
         (Err(e), _) => {
-            let hint = if matches!(e, preflight::PreflightError::NoZfs { .. }) { " (keel-live brings its own: pass --live DIR, see README \"From the Hetzner rescue system\")" } else { "" };
+            let hint = if matches!(e, preflight::PreflightError::NoZfs { .. }) { " (README: \"From the Hetzner rescue system\")" } else { "" };
             eprintln!("keel: preflight refused: {e}{hint}");
             return Ok(ExitCode::from(1));
         }
@@ -145,7 +145,13 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
 
     // Consent, unless the wipe is behind us (then only keel's own work is on the disks).
     if !wiped {
-        if args.yes {
+        if args.unattended {
+            if let Err(e) = confirm::check_pinned(&plan, &profile.disks.serials) {
+                eprintln!("keel: {e}");
+                return Ok(ExitCode::from(1));
+            }
+            eprintln!("unattended: the profile pins {}, the disks this plan destroys", profile.disks.serials.join(", "));
+        } else if args.yes {
             if let Err(e) = confirm::check_serials(&plan, &args.confirm_serials) {
                 eprintln!("keel: {e}");
                 return Ok(ExitCode::from(1));

@@ -1,7 +1,9 @@
 //! keel as PID 1 of keel-live (`/init` is keel): mounts the kernel's file systems, starts
 //! udev and loads ZFS, brings the rescue's uplink up on the NIC with the rescue's MAC, starts
 //! sshd with the host keys the rescue made and announced, runs the install it was handed (with
-//! the consent given in the rescue) and, as PID 1 must, reaps every orphan. When the install
+//! the consent given in the rescue) and, as PID 1 must, reaps every orphan. Booted by PXE (no
+//! archive; the registry's link on the kernel command line) it takes the boot NIC up by DHCP
+//! and runs `keel install --unattended` instead. When the install
 //! ends it says so on the console and reboots, powers off or stays, as configured. It never
 //! exits (the kernel would panic): what fails is printed and it stays up for a look over SSH.
 
@@ -112,22 +114,48 @@ fn network(c: &Config) -> Result<String> {
     Ok(dev)
 }
 
-/// Everything before the install: returns the configuration.
-fn start() -> Result<Config> {
-    mounts()?;
-    std::env::set_var("PATH", PATH);
-    let text = std::fs::read_to_string(Path::new("/").join(live::CONFIG_PATH)).with_context(|| format!("reading /{}: keel-live was started without keel's archive", live::CONFIG_PATH))?;
-    let c: Config = serde_json::from_str(&text).with_context(|| format!("reading /{}", live::CONFIG_PATH))?;
-    if c.schema != live::SCHEMA {
-        bail!("/{} has schema {}, this keel reads {}", live::CONFIG_PATH, c.schema, live::SCHEMA);
-    }
-    nix::unistd::sethostname(&c.hostname).context("setting the host name")?;
-    say(&format!("{} starting (kernel {}, up {} s)", c.hostname, std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), uptime()));
+/// What keel-live runs once it is up: the install and what to do after it.
+struct Job {
+    hostname: String,
+    install: Vec<String>,
+    after_success: After,
+    after_failure: After,
+}
+
+/// The host name, udev (drivers, /dev/disk/by-id) and OpenZFS: both ways of starting.
+fn base(hostname: &str) -> Result<()> {
+    nix::unistd::sethostname(hostname).context("setting the host name")?;
+    say(&format!("{hostname} starting (kernel {}, up {} s)", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), uptime()));
     run(&["/lib/systemd/systemd-udevd", "--daemon"])?;
     run(&["udevadm", "trigger", "--type=subsystems", "--action=add"])?;
     run(&["udevadm", "trigger", "--type=devices", "--action=add"])?;
     run(&["udevadm", "settle", "--timeout=60"])?;
-    run(&["modprobe", "zfs"]).context("loading OpenZFS")?;
+    run(&["modprobe", "zfs"]).context("loading OpenZFS")
+}
+
+fn zfs_version() -> String {
+    std::fs::read_to_string("/sys/module/zfs/version").unwrap_or_default().trim().to_string()
+}
+
+/// Everything before the install: from keel's archive (a switch from the rescue system), else
+/// from the kernel command line (a PXE boot by the registry's iPXE script).
+fn start() -> Result<Job> {
+    mounts()?;
+    std::env::set_var("PATH", PATH);
+    let config = Path::new("/").join(live::CONFIG_PATH);
+    if !config.exists() {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
+        return match live::pxe_from_cmdline(&cmdline).map_err(anyhow::Error::msg)? {
+            Some(p) => start_pxe(p),
+            None => bail!("no /{} (keel's archive, from a switch) and no keel.registry=/keel.token= on the kernel command line (a PXE boot by the registry): nothing to install", live::CONFIG_PATH),
+        };
+    }
+    let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+    let c: Config = serde_json::from_str(&text).with_context(|| format!("reading /{}", live::CONFIG_PATH))?;
+    if c.schema != live::SCHEMA {
+        bail!("/{} has schema {}, this keel reads {}", live::CONFIG_PATH, c.schema, live::SCHEMA);
+    }
+    base(&c.hostname)?;
     let dev = network(&c)?;
     std::fs::create_dir_all("/run/sshd").ok();
     run(&["/usr/sbin/sshd"]).context("starting sshd")?;
@@ -137,9 +165,43 @@ fn start() -> Result<Config> {
         uptime(),
         c.uplink.addresses.iter().map(|a| a.cidr.as_str()).collect::<Vec<_>>().join(", "),
         c.uplink.rescue_name,
-        std::fs::read_to_string("/sys/module/zfs/version").unwrap_or_default().trim()
+        zfs_version()
     ));
-    Ok(c)
+    Ok(Job { hostname: c.hostname, install: c.install, after_success: c.after_success, after_failure: c.after_failure })
+}
+
+/// A PXE boot: the NIC iPXE booted from (else every NIC) by DHCP; no sshd (no keys were
+/// handed over: the install reports to the registry instead).
+fn start_pxe(p: live::Pxe) -> Result<Job> {
+    base(&p.hostname)?;
+    say(&format!("PXE boot of {} by the registry {}", p.hostname, p.registry));
+    run(&["ip", "link", "set", "lo", "up"])?;
+    let devs: Vec<String> = match &p.mac {
+        Some(m) => vec![nic_with_mac(m)?],
+        None => std::fs::read_dir("/sys/class/net")
+            .context("reading /sys/class/net")?
+            .flatten()
+            .filter(|e| e.path().join("device").exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    };
+    if devs.is_empty() {
+        bail!("no network interface: the live kernel has no driver for this machine's NICs");
+    }
+    for d in &devs {
+        run(&["ip", "link", "set", "dev", d, "up"])?;
+    }
+    // ISC's dhclient, one try (it exits 2 without a lease), then it stays to renew
+    let mut argv = vec!["dhclient", "-4", "-1", "-pf", "/run/dhclient.pid", "-lf", "/run/dhclient.leases"];
+    argv.extend(devs.iter().map(String::as_str));
+    run(&argv).context("DHCP on the boot NIC")?;
+    let out = Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let addrs: Vec<String> = out.lines().filter_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.len() > 3).then(|| format!("{} on {}", w[3], w[1]))
+    }).collect();
+    line(&format!("{} (up {} s): {} (DHCP), no sshd in a PXE boot, OpenZFS {}", live::READY_LINE, uptime(), addrs.join(", "), zfs_version()));
+    Ok(Job { hostname: p.hostname, install: p.install, after_success: p.after_success, after_failure: p.after_failure })
 }
 
 /// Reaps children until `watch` ends; returns its exit code (128+signal when killed).

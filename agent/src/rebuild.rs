@@ -34,6 +34,10 @@ pub struct State {
     pub keys_before: Vec<String>,
     /// The rescue system's keys, pinned after the reset.
     pub rescue_keys: Vec<String>,
+    /// keel-live's keys, as it announced them before the switch (empty: no switch); a re-run
+    /// follows the install there with them.
+    #[serde(default)]
+    pub live_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -110,6 +114,7 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
     let state_dir = a.state_dir.clone().unwrap_or_else(default_state_dir);
     let state_path = state_dir.join(format!("rebuild-{}.json", a.node));
     let known_hosts = state_dir.join(format!("known_hosts-{}", a.node));
+    let live_known_hosts = state_dir.join(format!("known_hosts-{}-keel-live", a.node));
     let mut st = State::load(&state_path, &a.node)?;
     let stop_after = std::env::var("KEEL_TEST_STOP_AFTER").ok();
     if !st.phases.is_empty() {
@@ -189,22 +194,30 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
                     token_file: a.token_file.clone(),
                     registry_fingerprint: a.registry_fingerprint.clone(),
                 };
-                match remote::start(&ia)? {
-                    remote::Started::Stopped(code) => return Ok(code),
-                    remote::Started::Running(ssh, args) => {
-                        let switched = args.far.far_dir != remote_args.far.far_dir;
+                match remote::start(&ia, &live_known_hosts) {
+                    Err(e) if e.downcast_ref::<remote::SwitchNotSeen>().is_some() => return back_to_rescue(&profile, a, &mut st, &state_path, e),
+                    Err(e) => return Err(e),
+                    Ok(remote::Started::Stopped(code)) => return Ok(code),
+                    Ok(remote::Started::Running(ssh, args)) => {
                         following = Some((ssh, args));
-                        if switched {
-                            format!("keel install running in keel-live on {host} (switched from the rescue system by kexec)")
-                        } else {
-                            format!("keel install running detached on {host}")
-                        }
+                        format!("keel install running detached on {host}")
+                    }
+                    Ok(remote::Started::Switched(ssh, args, keys)) => {
+                        following = Some((ssh, args));
+                        let detail = format!("keel install running in keel-live on {host} (switched from the rescue system by kexec; its host keys {})", keys.iter().filter_map(|k| keel_installer::hostkeys::fingerprint(k)).map(|f| f.to_string()).collect::<Vec<_>>().join(", "));
+                        st.live_keys = keys;
+                        detail
                     }
                 }
             }
             "follow" => {
-                // where `install` left it (keel-live after a switch); a re-run starts here with the rescue's
-                let (ssh, args) = following.take().unwrap_or_else(|| (Ssh::new(&remote_args), remote_args.clone()));
+                // where `install` left it; a re-run starts here: keel-live's side with the keys it
+                // announced (after a switch), else the rescue system's
+                let (ssh, args) = match following.take() {
+                    Some(f) => f,
+                    None if !st.live_keys.is_empty() => remote::live_side(&remote_args, &profile.node.hostname, &st.live_keys, &live_known_hosts)?,
+                    None => (Ssh::new(&remote_args), remote_args.clone()),
+                };
                 let code = remote::follow(&ssh, &args, a.choices.progress)?;
                 if code != ExitCode::SUCCESS {
                     eprintln!("keel: the install on {host} did not finish (above); fix the cause, then run the same command again");
@@ -229,6 +242,31 @@ pub fn rebuild(a: &RebuildArgs) -> Result<ExitCode> {
     }
     summary(&st, a);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The switch to keel-live was not seen: with Robot, the server is reset into the rescue
+/// system again (the rescue and reset phases' calls), so it is not left in a half-known state,
+/// and the rebuild stops with the advice instead of trying the switch again by itself. Its state
+/// goes back to before the ssh phase, so that the operator's re-run waits for that new rescue
+/// system (new host keys) and tries once more.
+fn back_to_rescue(profile: &Profile, a: &RebuildArgs, st: &mut State, state_path: &Path, why: anyhow::Error) -> Result<ExitCode> {
+    eprintln!("keel: {why}");
+    let Some(r) = &profile.robot else {
+        bail!("the switch to keel-live was not seen (above); the rebuild stops here. Boot keel-live by PXE (keel-registry --boot-kernel/--boot-initrd) or install ZFS in the rescue system, then run the same command again");
+    };
+    let robot = Robot::new(Credentials::load(a.robot_credentials.as_deref())?)?;
+    let server = robot.find(&r.server)?;
+    robot.activate_rescue(server.server_number, &r.key_fingerprint)?;
+    st.keys_before = std::mem::take(&mut st.rescue_keys);
+    st.phases.retain(|p| p.name == "rescue" || p.name == "reset");
+    st.save(state_path)?;
+    robot.reset(server.server_number)?;
+    bail!(
+        "the switch to keel-live was not seen (above): Robot server #{} was reset into the rescue system again, and the rebuild stops here rather than try the same switch again. \
+         Look at the server's console (Robot's KVM console) for why kexec did not start keel-live, or boot keel-live by PXE; `keel rebuild {}` again waits for that rescue system and tries once more",
+        server.server_number,
+        a.node
+    )
 }
 
 /// From now on ssh trusts exactly the rescue system's keys, pinned in keel's own known_hosts

@@ -9,7 +9,7 @@
 //! install goes on there and `keel remote status --host H --follow` re-attaches.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -161,9 +161,20 @@ fn far_keel(args: &RemoteArgs, sub: &str, rest: &[String]) -> String {
 }
 
 pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
-    match start(a)? {
+    // keel-live's announced keys, for this run only (a re-attach is `keel remote status`)
+    let known = std::env::temp_dir().join(format!("keel-live-{}.known_hosts", std::process::id()));
+    let _remove = RemoveOnDrop(known.clone());
+    match start(a, &known)? {
         Started::Stopped(code) => Ok(code),
-        Started::Running(ssh, args) => follow(&ssh, &args, a.choices.progress),
+        Started::Running(ssh, args) | Started::Switched(ssh, args, _) => follow(&ssh, &args, a.choices.progress),
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -171,18 +182,22 @@ pub fn install(a: &RemoteInstallArgs) -> Result<ExitCode> {
 pub enum Started {
     /// It stopped before the install ran (a refusal, already printed).
     Stopped(ExitCode),
-    /// The install runs there: follow it through this connection (the rescue system, or the
-    /// keel-live it switched to, reached with the host keys it announced).
+    /// The install runs there, in the rescue system: follow it through this connection.
     Running(Ssh, RemoteArgs),
+    /// The far side switched to keel-live, which answers with the host keys it announced
+    /// (these, as `ssh-keygen -y` prints them): follow it through this connection.
+    Switched(Ssh, RemoteArgs, Vec<String>),
 }
 
 /// After a switch: the far side is keel-live, reached as the same host but only with one of
-/// the host keys the switch announced (a known_hosts file of its own, under an alias), with
-/// keel in /usr/local/sbin and the journal in /var/lib/keel.
-fn live_side(args: &RemoteArgs, hostname: &str, keys: &[String]) -> Result<(Ssh, RemoteArgs)> {
+/// the host keys the switch announced (written to `known`, a known_hosts file of its own,
+/// under an alias), with keel in /usr/local/sbin and the journal in /var/lib/keel.
+pub fn live_side(args: &RemoteArgs, hostname: &str, keys: &[String], known: &Path) -> Result<(Ssh, RemoteArgs)> {
     let alias = format!("keel-live-{hostname}");
-    let known = std::env::temp_dir().join(format!("keel-{alias}-{}.known_hosts", std::process::id()));
-    std::fs::write(&known, keys.iter().map(|k| format!("{alias} {k}\n")).collect::<String>()).with_context(|| format!("writing {}", known.display()))?;
+    if let Some(d) = known.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(known, keys.iter().map(|k| format!("{alias} {k}\n")).collect::<String>()).with_context(|| format!("writing {}", known.display()))?;
     let first = [format!("HostKeyAlias={alias}"), format!("UserKnownHostsFile={}", known.display()), "StrictHostKeyChecking=yes".into(), "BatchMode=yes".into(), "ConnectTimeout=10".into()];
     let mut live_args = args.clone();
     live_args.far.far_dir = "/usr/local/sbin".into();
@@ -190,6 +205,18 @@ fn live_side(args: &RemoteArgs, hostname: &str, keys: &[String]) -> Result<(Ssh,
     live_args.far.far_root = None;
     Ok((Ssh::with_first(args, &first), live_args))
 }
+
+/// keel-live was not seen after a switch (the error says which way and what to do).
+#[derive(Debug)]
+pub struct SwitchNotSeen(pub String);
+
+impl std::fmt::Display for SwitchNotSeen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SwitchNotSeen {}
 
 /// Waits until keel-live answers with one of its announced keys. A host that answers with
 /// another key (the rescue, when the switch did not happen) is not keel-live.
@@ -210,17 +237,17 @@ fn wait_for_live(ssh: &Ssh, host: &str, timeout: Duration) -> Result<()> {
         }
         if started.elapsed() > timeout {
             if other_key {
-                bail!("{host} still answers with another host key than keel-live's after {} s: the switch did not happen (the rescue system is still running, or kexec returned to it). Look there (`keel install` prints why), or boot keel-live by PXE", timeout.as_secs());
+                return Err(SwitchNotSeen(format!("{host} still answers with another host key than keel-live's after {} s: the switch did not happen (the rescue system is still running, or kexec returned to it). Look there (`keel install` prints why), or boot keel-live by PXE", timeout.as_secs())).into());
             }
-            bail!("keel-live did not answer on {host} within {} s ({last}): the kexec may have failed, or its kernel has no driver for the NIC. Reset the server into the rescue system (keel robot reset) and look at its console", timeout.as_secs());
+            return Err(SwitchNotSeen(format!("keel-live did not answer on {host} within {} s ({last}): the kexec may have failed, or its kernel has no driver for the NIC. Reset the server into the rescue system (keel robot reset) and look at its console", timeout.as_secs())).into());
         }
         std::thread::sleep(Duration::from_secs(5));
     }
 }
 
 /// Everything up to the install running over there (in the rescue system, or in keel-live
-/// after a switch).
-pub fn start(a: &RemoteInstallArgs) -> Result<Started> {
+/// after a switch, whose host keys are then pinned in `live_known_hosts`).
+pub fn start(a: &RemoteInstallArgs, live_known_hosts: &Path) -> Result<Started> {
     let args = &a.remote;
     let ssh = Ssh::new(args);
     // the profile must be valid here before anything happens there
@@ -339,9 +366,9 @@ pub fn start(a: &RemoteInstallArgs) -> Result<Started> {
         for l in stderr.lines().filter(|l| !l.starts_with(crate::live::HOST_KEY_LINE)) {
             eprintln!("{}: {l}", args.host);
         }
-        let (live_ssh, live_args) = live_side(args, &profile.node.hostname, &keys)?;
+        let (live_ssh, live_args) = live_side(args, &profile.node.hostname, &keys, live_known_hosts)?;
         wait_for_live(&live_ssh, &args.host, Duration::from_secs(a.choices.live_timeout))?;
-        return Ok(Started::Running(live_ssh, live_args));
+        return Ok(Started::Switched(live_ssh, live_args, keys));
     }
     if !out.status.success() {
         let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -458,3 +485,36 @@ pub fn follow(ssh: &Ssh, args: &RemoteArgs, format: ProgressFormat) -> Result<Ex
 
 /// Where `keel remote` keeps things on the far side by default.
 pub const FAR_DIR: &str = "/root/keel-remote";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::FarSideArgs;
+
+    #[test]
+    fn keel_live_is_reached_only_with_its_announced_keys_wherever_the_caller_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = dir.path().join("state/known_hosts-lab-node-01-keel-live");
+        let args = RemoteArgs {
+            host: "root@203.0.113.10".into(),
+            far: FarSideArgs {
+                ssh_option: vec!["UserKnownHostsFile=/home/op/.local/state/keel/known_hosts-lab-node-01".into(), "StrictHostKeyChecking=yes".into(), "Port=2222".into()],
+                far_dir: FAR_DIR.into(),
+                far_journal_dir: "/root/keel-journal".into(),
+                far_root: Some("/mnt/x".into()),
+                reconnect_tries: 5,
+            },
+        };
+        let keys = vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ7fakekeyfakekeyfakekeyfakekeyfakekeyfake".to_string()];
+        let (ssh, live) = live_side(&args, "lab-node-01", &keys, &known).unwrap();
+        assert_eq!(std::fs::read_to_string(&known).unwrap(), format!("keel-live-lab-node-01 {}\n", keys[0]));
+        // its own file and alias come before the rescue's pinned file (ssh takes the first value)
+        let o = ssh.options.join(" ");
+        let first = o.find(&format!("UserKnownHostsFile={}", known.display())).unwrap();
+        assert!(o.starts_with("-o HostKeyAlias=keel-live-lab-node-01 "), "{o}");
+        assert!(first < o.find("known_hosts-lab-node-01 ").unwrap_or(usize::MAX).min(o.find("/home/op").unwrap()), "{o}");
+        assert!(o.contains("-o Port=2222"), "the operator's other options stay: {o}");
+        assert_eq!(ssh.host, "root@203.0.113.10");
+        assert_eq!((live.far.far_dir.as_str(), live.far.far_journal_dir.as_str(), live.far.far_root.as_deref()), ("/usr/local/sbin", keel_installer::live::JOURNAL_DIR, None));
+    }
+}

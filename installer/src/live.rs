@@ -225,6 +225,57 @@ pub fn kernel_cmdline(rescue_cmdline: &str) -> String {
     s
 }
 
+/// keel-live booted by PXE (the registry's iPXE script), with no archive handed over: what
+/// its kernel command line says. The install runs unattended: `keel install --unattended`
+/// takes the registry and token from the same command line, the profile from the registry, and
+/// the consent from the drive serials that profile pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pxe {
+    /// The node the registry armed (`keel.node=`), for the host name while it installs.
+    pub hostname: String,
+    /// The registry (`keel.registry=`), for messages.
+    pub registry: String,
+    /// The NIC iPXE booted from (`BOOTIF=01-aa-bb-..`), brought up by DHCP; None: every NIC.
+    pub mac: Option<String>,
+    /// `keel install` arguments.
+    pub install: Vec<String>,
+    pub after_success: After,
+    pub after_failure: After,
+}
+
+/// Reads a PXE boot from the kernel command line: None when it carries no `keel.registry=` and
+/// `keel.token=` (then keel-live was not booted by the registry). Optional: `keel.until=STEP`,
+/// `keel.live-after-success=` (default reboot: into the installed system) and
+/// `keel.live-after-failure=` (default stay).
+pub fn pxe_from_cmdline(cmdline: &str) -> Result<Option<Pxe>, String> {
+    let arg = |key: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)).filter(|v| !v.is_empty());
+    let (Some(registry), Some(_token)) = (arg("keel.registry="), arg("keel.token=")) else { return Ok(None) };
+    let mac = match arg("BOOTIF=") {
+        // pxelinux's and iPXE's form: the hardware type (01: Ethernet), then the MAC with hyphens
+        Some(b) => {
+            let m = b.strip_prefix("01-").unwrap_or(b).replace('-', ":").to_ascii_lowercase();
+            if m.len() != 17 || !m.split(':').all(|x| x.len() == 2 && x.chars().all(|c| c.is_ascii_hexdigit())) {
+                return Err(format!("BOOTIF={b} on the kernel command line is not a MAC address (01-aa-bb-cc-dd-ee-ff)"));
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let after = |key: &str, default: After| -> Result<After, String> { arg(key).map(|v| v.parse().map_err(|e| format!("{key}{v}: {e}"))).unwrap_or(Ok(default)) };
+    let mut install: Vec<String> = ["--unattended", "--journal-dir", JOURNAL_DIR, "--progress", "plain"].map(String::from).to_vec();
+    if let Some(u) = arg("keel.until=") {
+        install.extend(["--until".into(), u.to_string()]);
+    }
+    Ok(Some(Pxe {
+        hostname: arg("keel.node=").unwrap_or("keel-live").to_string(),
+        registry: registry.to_string(),
+        mac,
+        install,
+        after_success: after("keel.live-after-success=", After::Reboot)?,
+        after_failure: after("keel.live-after-failure=", After::Stay)?,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +348,23 @@ mod tests {
         let text = serde_json::to_string_pretty(&c).unwrap();
         assert_eq!(serde_json::from_str::<Config>(&text).unwrap(), c);
         assert!(text.contains("\"after_failure\": \"stay\""), "{text}");
+    }
+
+    /// The registry's iPXE script's command line (registry/src/ipxe.rs) as keel-live reads it.
+    #[test]
+    fn a_pxe_boot_is_read_from_the_command_line() {
+        let line = "initrd=initrd.img keel.registry=http://10.0.2.101:8080 keel.token=0f9a keel.node=lab-node-02 console=tty0 console=ttyS0,115200 BOOTIF=01-52-54-00-A4-41-02 keel.until=datasets.datapool keel.live-after-success=poweroff";
+        let p = pxe_from_cmdline(line).unwrap().unwrap();
+        assert_eq!((p.hostname.as_str(), p.registry.as_str(), p.mac.as_deref()), ("lab-node-02", "http://10.0.2.101:8080", Some("52:54:00:a4:41:02")));
+        assert_eq!(p.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool");
+        assert_eq!((p.after_success, p.after_failure), (After::Poweroff, After::Stay));
+        let bare = pxe_from_cmdline("keel.registry=https://r:8443 keel.token=t").unwrap().unwrap();
+        assert_eq!((bare.hostname.as_str(), bare.mac, bare.after_success), ("keel-live", None, After::Reboot));
+        assert_eq!(bare.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain");
+        // not a PXE boot: no registry link, or no token
+        assert_eq!(pxe_from_cmdline("console=ttyS0 panic=10 keel.live=1").unwrap(), None);
+        assert_eq!(pxe_from_cmdline("keel.registry=https://r:8443 keel.token=").unwrap(), None);
+        assert!(pxe_from_cmdline("keel.registry=r keel.token=t BOOTIF=01-52-54").unwrap_err().contains("BOOTIF=01-52-54"));
+        assert!(pxe_from_cmdline("keel.registry=r keel.token=t keel.live-after-success=halt").unwrap_err().contains("keel.live-after-success=halt"));
     }
 }

@@ -1,6 +1,7 @@
 //! The iPXE script a PXE node boots: the live system's kernel and initrd, with keel's registry
 //! and a single-use enrollment token on the kernel command line (`keel install` without
-//! `--registry` reads them from /proc/cmdline).
+//! `--registry` reads them from /proc/cmdline), and the NIC it booted from as pxelinux names
+//! it (`BOOTIF=01-aa-bb-..`, iPXE's `${netX/mac:hexhyp}`: keel-live takes that NIC up by DHCP).
 
 /// `extra`: kernel arguments the live system needs (the registry's --boot-args), appended.
 pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str, fingerprint: Option<&str>, extra: Option<&str>) -> String {
@@ -9,7 +10,7 @@ pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname:
     format!(
         "#!ipxe\n\
          # keel: unattended install of {hostname}\n\
-         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token}{pin} keel.node={hostname} console=tty0 console=ttyS0,115200{extra}\n\
+         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token}{pin} keel.node={hostname} BOOTIF=01-${{netX/mac:hexhyp}} console=tty0 console=ttyS0,115200{extra}\n\
          initrd --name initrd.img {initrd}\n\
          boot\n"
     )
@@ -21,7 +22,7 @@ mod tests {
     fn the_script_boots_the_live_kernel_with_registry_and_token() {
         let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", None, None);
         assert!(s.starts_with("#!ipxe\n"));
-        assert!(s.contains("kernel http://r/k initrd=initrd.img keel.registry=https://reg:8443 keel.token=abc keel.node=pve-node-01 "));
+        assert!(s.contains("kernel http://r/k initrd=initrd.img keel.registry=https://reg:8443 keel.token=abc keel.node=pve-node-01 BOOTIF=01-${netX/mac:hexhyp} "), "{s}");
         assert!(s.contains("\ninitrd --name initrd.img http://r/i\nboot\n"));
         // a registry with its own certificate: the node pins it
         let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", Some("sha256:00ff"), None);

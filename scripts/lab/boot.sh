@@ -22,9 +22,11 @@
 # files on the payload disk, in live/), KEEL_LAB_MEM (guest MiB, default 2048),
 # KEEL_LAB_SSH_PORT (the guest's port 22 forwarded to that port on the host loopback),
 # KEEL_LAB_AUTHORIZED_KEY (a public key file: root's authorized_keys for the scenario's sshd),
+# KEEL_LAB_PAYLOAD_EXTRA (a folder copied onto the payload disk, as /payload/BASENAME),
 # KEEL_LAB_RESULT=console (the scenario hands over to keel-live, which never returns to it: the
 # scenario's own part is its pre-rc on the results disk, the rest is keel-live's "install
-# finished: exit N" line on the console).
+# finished: exit N" line on the console), KEEL_LAB_RESULT=live (no scenario runs: keel-live is
+# the whole boot, booted by PXE; the result is its "install finished: exit N" line).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -53,6 +55,8 @@ cp "$here/keys/lab-repo.gpg" "$payload/lab-repo.gpg"
 echo "$scenario" >"$payload/scenario"
 [ "${KEEL_LAB_LIVE:-}" = 1 ] && cp -r "$image/live" "$payload/live"
 [ -n "${KEEL_LAB_AUTHORIZED_KEY:-}" ] && cp "$KEEL_LAB_AUTHORIZED_KEY" "$payload/authorized_keys"
+# a folder an earlier boot handed back (in its results), for this boot's scenario
+[ -n "${KEEL_LAB_PAYLOAD_EXTRA:-}" ] && cp -r "$KEEL_LAB_PAYLOAD_EXTRA" "$payload/"
 # the firmware this boot uses, for scenarios that check it (booted)
 if [ "${KEEL_LAB_UEFI:-}" = 1 ]; then echo uefi; else echo bios; fi >"$payload/firmware"
 rm -f "$work/payload.img"
@@ -122,10 +126,9 @@ for attempt in 1 2; do
     # ESP -> ZFS root; payload and results disks as vda and vdb
     system=()
   elif [ "${KEEL_LAB_BOOT:-}" = pxe ]; then
-    # firmware -> the NIC's iPXE -> the registry's script -> the live kernel and initrd over
-    # HTTP, with the registry's boot arguments (which name the root disk and the lab's init)
-    system=(-boot order=n
-      -drive "file=$image/root.img,format=raw,if=none,id=root,snapshot=on" -device virtio-blk-pci,drive=root,serial=keelroot)
+    # firmware -> the NIC's iPXE -> the registry's script -> keel-live's kernel and initrd over
+    # HTTP, with the registry and a token on the command line: keel-live is the whole system
+    system=(-boot order=n)
   else
     system=(-kernel "$image/vmlinuz" -initrd "$image/initrd.img"
       -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"
@@ -166,6 +169,15 @@ if [ "${KEEL_LAB_RESULT:-}" = console ] && [ -f "$results/pre-rc" ]; then
   live_rc=$(grep -a -o 'keel-live: install finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
   { echo "--- keel-live (console, kernel lines left out)"; sed -n '/^live-switch: switching at/,$p' "$console" | grep -av '^\[ *[0-9]*\.[0-9]*\]' | tr -d '\r'; } >>"$results/output.txt"
   if [ "$(cat "$results/pre-rc")" != 0 ]; then echo 1; elif [ -n "$live_rc" ]; then echo "$live_rc"; else echo 125; fi >"$results/rc"
+  echo "$secs" >"$results/seconds"
+  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said the install finished (console: $console)" >&2
+fi
+if [ "${KEEL_LAB_RESULT:-}" = live ]; then
+  # no scenario ran: keel-live's own lines are the output, its last word the result
+  live_rc=$(grep -a -o 'keel-live: install finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
+  mkdir -p "$results"
+  grep -av '^\[ *[0-9]*\.[0-9]*\]' "$console" | tr -d '\r' | sed -n '/keel-live: /,$p' >"$results/output.txt"
+  echo "${live_rc:-125}" >"$results/rc"
   echo "$secs" >"$results/seconds"
   [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said the install finished (console: $console)" >&2
 fi

@@ -14,7 +14,8 @@
       SSH host keys, both pools, every event (exit 1 and say what is missing otherwise)
   registry-admin.py booted URL ADMIN_TOKEN_FILE       the first boot reported "ready" with the same
       host keys as the install's report
-  registry-admin.py pxe URL ADMIN_TOKEN_FILE REPO     upload lab-node-02's profile and arm it for a
+  registry-admin.py pxe URL ADMIN_TOKEN_FILE REPO     upload lab-node-02's profile (its drives' serials
+      pinned: the unattended install's consent) and arm it for a
       PXE boot (its MAC; /ipxe/MAC hands out the token)
   registry-admin.py pxe-installed URL ADMIN_TOKEN_FILE  lab-node-02's netbooted install reported
       its events up to the pause after the disk phase
@@ -102,7 +103,12 @@ def main():
         return 1 if bad else 0
     if cmd == "pxe":
         repo = sys.argv[4]
-        must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", open(f"{repo}/profiles/{PXE_NODE}.toml", "rb").read(), "application/toml")
+        # an unattended install's consent: the profile pins the drives it destroys (the guest's)
+        text = open(f"{repo}/profiles/{PXE_NODE}.toml").read()
+        if "\nserials = []\n" not in text:
+            return failed(f"profiles/{PXE_NODE}.toml has no 'serials = []' line to pin the lab drives in")
+        text = text.replace("\nserials = []\n", '\nserials = ["LABNVME0001", "LABNVME0002"]\n')
+        must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", text.encode(), "application/toml")
         must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "pxe": True, "ttl_seconds": 6 * 3600}).encode())
         return 0
     if cmd == "pxe-installed":

@@ -56,8 +56,12 @@ for f in vmlinuz config System.map; do
   debugfs -R "dump /boot/$f-$kver $std/kernel/boot/$f-$kver" "$image/root.img" 2>/dev/null
 done
 debugfs -R "rdump /lib/modules/$kver $std/kernel/lib/modules" "$image/root.img" 2>/dev/null
-[ -s "$std/kernel/boot/vmlinuz-$kver" ] && [ -n "$(find "$std/kernel/lib/modules/$kver" -name 'zfs.ko*')" ] \
-  || { echo "lab repo: the image lacks the kernel $kver or its ZFS module" >&2; exit 1; }
+# the nodes' OpenZFS is Debian 12's (image.sh built it for this kernel), not the image's 2.3
+find "$std/kernel/lib/modules/$kver/updates" -name '*.ko*' -delete 2>/dev/null || true
+mkdir -p "$std/kernel/lib/modules/$kver/updates/dkms"
+cp "$image"/zfs-2.1/*.ko* "$std/kernel/lib/modules/$kver/updates/dkms/" 2>/dev/null || true
+[ -s "$std/kernel/boot/vmlinuz-$kver" ] && [ -n "$(find "$std/kernel/lib/modules/$kver/updates" -name 'zfs.ko*')" ] \
+  || { echo "lab repo: the image lacks the kernel $kver or Debian 12's ZFS module (zfs-2.1/)" >&2; exit 1; }
 # what a server never needs in the lab (keeps the package small to unpack under TCG)
 # (fewer files to unpack under TCG; a real Proxmox kernel ships them all)
 for d in gpu media net/wireless net/can net/usb net/phy infiniband staging iio bluetooth comedi usb/serial usb/gadget \
@@ -82,7 +86,7 @@ Depends: kmod, initramfs-tools
 Provides: zfs-modules
 Section: kernel
 Priority: optional
-Description: LAB STAND-IN for a Proxmox VE kernel: Debian's $kver with OpenZFS built in
+Description: LAB STAND-IN for a Proxmox VE kernel: Debian's $kver with Debian 12's OpenZFS $(cat "$image/zfs-2.1/version")
  Built by keel's scripts/lab/repo.sh from the lab image. Not a Proxmox package.
 CTL
 cat >"$std/kernel/DEBIAN/postinst" <<POST

@@ -17,9 +17,11 @@
 #                  applied with ifupdown2; vmbr0 VLAN-aware with 10/20/30/40, vmbr1 on the
 #                  vSwitch VLAN 4000 with MTU 1400; each pings the other over vmbr1
 #   pxe-install    (with the registry; KEEL_LAB_PXE=0 leaves it out) lab-node-02 netboots: the
-#                  NIC's iPXE runs the registry's /ipxe/MAC script, which boots the live kernel
-#                  over HTTP with the registry and a fresh token; keel install, no profile given,
-#                  fetches lab-node-02's profile and runs the disk phase; its events reach the registry
+#                  NIC's iPXE runs the registry's /ipxe/MAC script, which boots keel-live over
+#                  HTTP with the registry, a fresh token and the boot NIC; keel-live takes that
+#                  NIC up by DHCP and runs keel install --unattended: lab-node-02's profile from
+#                  the registry, the consent its pinned drive serials, the disk phase; its events
+#                  reach the registry
 #   os-cut         lab-node-01's install (as os-install), the power cut in the middle of the
 #                  package step (dpkg has configured part of the packages, others are unpacked)
 #   os-install     the whole keel install of lab-node-01 against the lab repository (repo.sh,
@@ -32,7 +34,9 @@
 #   image-build    keel image build of lab-node-01's base snapshot (in the rescue system); the
 #                  host hands it to the registry (with KEEL_LAB_IMAGE_BENCH=1 also a 512 MiB
 #                  larger one, for bench-image.sh's memory figure)
-#   live-switch    lab-node-02's rescue is made like Hetzner's (no ZFS module, `zpool`/`zfs`
+#   live-switch    (first, while the rescue stand-in has OpenZFS 2.3: two small pools on files,
+#                  with and without compatibility=openzfs-2.1-linux, for dr-survivor)
+#                  lab-node-02's rescue is made like Hetzner's (no ZFS module, `zpool`/`zfs`
 #                  scripts that offer to build it): keel refuses without keel-live and never runs
 #                  the scripts; with --live it switches to keel-live by kexec (the rescue's
 #                  uplink, keys, profile, consent and registry link carried over), where the
@@ -56,17 +60,22 @@
 #                  afresh from the image (new pools, new host keys, a new registry token)
 #   dr-rejoin      the rebuilt lab-node-01 boots: its first boot joins the running cluster
 #                  (pvecm add, same name and node id), reaches lab-node-02 with its host key checked
-#   dr-survivor    lab-node-02's side of cluster and DR: alone and quorate while node 1 is down,
+#   dr-survivor    lab-node-02's side of cluster and DR; first, on its Debian 12 OpenZFS 2.1, the
+#                  pools keel-live's 2.3 made in live-switch: the one with compatibility imports,
+#                  the one without does not (negative control); then alone and quorate while node 1 is down,
 #                  then one cluster with node 1 in it once, config_version raised, node 1's old host
 #                  keys gone from root's known_hosts, root reaches the new node 1, verify passes
 #   boot-image-drive-2-uefi  lab-node-02 then boots from its second drive alone through OVMF
 #                  (UEFI: GRUB's EFI loader on that drive's ESP), degraded, verify passes
 #   os-install-2   (KEEL_LAB_OS=cluster) lab-node-02 from the network instead of the image,
 #                  then the cluster of the two network-installed nodes
-#   remote-live    (beside node 1's install) keel remote install from the host over SSH to a rescue
-#                  like Hetzner's: refused kexec of a kernel that is not one (said, nothing
-#                  written); then keel-live uploaded, the switch, the reconnect with the host keys
-#                  it announced, the disk phase followed there to its end (KEEL_LAB_REMOTE=0: out)
+#   rebuild-live   (beside node 1's install) a guest that is a rescue like Hetzner's, reached over
+#                  SSH from the host: keel remote install with a kernel that is not one is refused
+#                  (said, nothing written); then keel rebuild against the Robot stand-in: rescue
+#                  activated, reset (the guest boots into the rescue again, new host keys, pinned),
+#                  keel-live uploaded, the switch, the reconnect with the host keys it announced,
+#                  the disk phase followed there to its end; run again, nothing done twice
+#                  (KEEL_LAB_REMOTE=0: out)
 #   boot-drive-2   node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
 #                  GRUB from the second drive (SeaBIOS), the ZFS root
 #                  comes up degraded, keel verify --allow-degraded passes (KEEL_LAB_DRIVES=0
@@ -247,15 +256,15 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   mkdir -p "$reg_dir/images"
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$reg_dir/admin-token"
   if (cd "$here/../.." && cargo build -q -p keel-registry); then
-    # the guests reach it as http://10.0.2.101:8080; a netbooting guest gets the lab image's
-    # kernel and initrd from http://10.0.2.102/ (the image folder, served on the host loopback)
+    # the guests reach it as http://10.0.2.101:8080; a netbooting guest gets keel-live's kernel
+    # and initrd from http://10.0.2.102/live/ (the image folder, served on the host loopback)
     boot_port=47091
     python3 -m http.server "$boot_port" --bind 127.0.0.1 --directory "$image" >"$reg_dir/bootfiles-http.log" 2>&1 &
     boot_http=$!
     "$here/../../target/debug/keel-registry" serve --listen "127.0.0.1:$reg_port" --database "sqlite:$reg_dir/registry.db" \
       --admin-token-file "$reg_dir/admin-token" --images "$reg_dir/images" --public-url http://10.0.2.101:8080 \
-      --boot-kernel http://10.0.2.102/vmlinuz --boot-initrd http://10.0.2.102/initrd.img \
-      --boot-args "root=/dev/vda rw init=/keel-lab-init keel.scenario=pxe-install panic=-1 quiet loglevel=3" >"$reg_dir/registry.log" 2>&1 &
+      --boot-kernel http://10.0.2.102/live/vmlinuz --boot-initrd http://10.0.2.102/live/initrd.img \
+      --boot-args "keel.until=datasets.datapool keel.live-after-success=poweroff keel.live-after-failure=poweroff quiet loglevel=3" >"$reg_dir/registry.log" 2>&1 &
     reg_pid=$!
     trap 'kill $http $reg_pid $boot_http 2>/dev/null' EXIT
     if token=$(python3 "$here/registry-admin.py" setup "$reg_url" "$reg_dir/admin-token" "$here/../.."); then
@@ -270,8 +279,19 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   pxe() {
     local rp
     if python3 "$here/registry-admin.py" pxe "$reg_url" "$reg_dir/admin-token" "$here/../.."; then
-      KEEL_LAB_BOOT=pxe KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_BOOTFILES_PORT=$boot_port KEEL_LAB_TIMEOUT=1200 run pxe-install "$work/pxe2" pxe-install
+      KEEL_LAB_BOOT=pxe KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_BOOTFILES_PORT=$boot_port KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=live KEEL_LAB_TIMEOUT=1200 \
+        run pxe-install "$work/pxe2" pxe-install
       rp=$?
+      # what keel-live said on the console (the guest ran no lab script)
+      local out="$work/pxe2/results-pxe-install/output.txt" want
+      for want in 'keel-live: PXE boot of lab-node-02 by the registry http://10.0.2.101:8080' \
+        'keel-live: ready (up [0-9.]* s): 10.0.2.15/24 on [a-z0-9]* (DHCP)' \
+        'keel-live: keel install --unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool' \
+        'from-registry/profiles/lab-node-02.toml from the registry' \
+        'unattended: the profile pins LABNVME0001, LABNVME0002, the disks this plan destroys' \
+        'paused after datasets.datapool' 'events delivered' 'keel-live: install finished: exit 0'; do
+        grep -aq "$want" "$out" && echo "    ok    console: $want" || { echo "    FAIL  console: no line like: $want"; rp=1; }
+      done
       python3 "$here/registry-admin.py" pxe-installed "$reg_url" "$reg_dir/admin-token" || rp=1
     else
       rp=1
@@ -290,46 +310,89 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       bash "$here/boot.sh" "$work/os2" os-install >"$work/os2.out" 2>&1 &
     o2=$!
   fi
-  # keel remote install from the host to a rescue like Hetzner's (remote-rescue: no ZFS, sshd on
-  # the host loopback): first with a keel-live whose kernel is not one (the rescue's kernel
-  # refuses it: said, nothing written, the rescue still answers), then with keel-live: uploaded,
-  # the far side switches by kexec, keel reconnects with the host keys it announced and follows
-  # the disk phase there to its end. Beside node 1's install (one guest keeps 1.3 cores busy).
-  remote_live() {
+  # keel rebuild from the host, against the Robot stand-in (the tests' stand-in as a program:
+  # agent/examples/robot-standin.rs), of a guest that is a rescue like Hetzner's (remote-rescue:
+  # no ZFS, sshd on the host loopback). First, on the server as it is, a keel remote install
+  # with a keel-live whose kernel is not one: the rescue's kernel refuses it (said, nothing
+  # written, the rescue still answers). Then the rebuild: rescue activated and a hardware reset
+  # through the stand-in (its reset powers the guest off; the lab boots it into the rescue again,
+  # which answers with new host keys), the new keys pinned, keel and keel-live uploaded, the far
+  # side switches by kexec, keel reconnects with the host keys keel-live announced and follows
+  # the disk phase there to its end; run again, the rebuild does nothing twice. Beside node 1's
+  # install (one guest keeps 1.3 cores busy).
+  rebuild_live() {
     local dir="$work/remote" port=47222 guest rc keel_bin="$here/../../target/x86_64-unknown-linux-gnu/release/keel"
-    mkdir -p "$dir/broken"
+    local standin="${CARGO_TARGET_DIR:-$here/../../target}/debug/examples/robot-standin" robot_pid
+    mkdir -p "$dir/broken" "$dir/profiles" "$dir/hardware-specs" "$dir/state"
+    (cd "$here/../.." && cargo build -q --locked -p keel --example robot-standin) || { echo "    FAIL: the Robot stand-in did not build"; return 1; }
     ssh-keygen -q -t ed25519 -N "" -f "$dir/op" -C operator@lab
-    KEEL_LAB_SSH_PORT=$port KEEL_LAB_AUTHORIZED_KEY="$dir/op.pub" KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=console KEEL_LAB_TIMEOUT=1500 \
-      bash "$here/boot.sh" "$dir" remote-rescue >"$dir/boot.out" 2>&1 &
+    local boot=(env KEEL_LAB_SSH_PORT=$port KEEL_LAB_AUTHORIZED_KEY="$dir/op.pub" KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=console KEEL_LAB_TIMEOUT=1500
+      bash "$here/boot.sh" "$dir" remote-rescue)
+    "${boot[@]}" >"$dir/boot-before.out" 2>&1 &
     guest=$!
-    local opts=(--host root@127.0.0.1 --ssh-option Port=$port --ssh-option StrictHostKeyChecking=no --ssh-option UserKnownHostsFile=/dev/null
+    local opts=(--ssh-option Port=$port --ssh-option StrictHostKeyChecking=no --ssh-option UserKnownHostsFile=/dev/null
       --ssh-option "IdentityFile=$dir/op" --ssh-option LogLevel=ERROR)
     local far=(ssh -p $port -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 -i "$dir/op" root@127.0.0.1)
     for _ in $(seq 1 120); do "${far[@]}" true 2>/dev/null && break; sleep 5; done
-    local install=(remote install "${opts[@]}" --profile "$here/../../profiles/lab-node-01.toml" --yes --confirm-serials LABNVME0001,LABNVME0002 --until datasets.datapool)
     head -c 65536 /dev/urandom >"$dir/broken/vmlinuz"
     head -c 4096 /dev/urandom >"$dir/broken/initrd.img"
-    "$keel_bin" "${install[@]}" --live "$dir/broken" >"$dir/broken.out" 2>&1
+    "$keel_bin" remote install --host root@127.0.0.1 "${opts[@]}" --profile "$here/../../profiles/lab-node-01.toml" --yes --confirm-serials LABNVME0001,LABNVME0002 \
+      --until datasets.datapool --live "$dir/broken" >"$dir/broken.out" 2>&1
     rc=$?
     sed 's/^/    broken: /' "$dir/broken.out" | grep -v 'warning\|help:' | tail -6
     local fails=0
     [ $rc = 1 ] && grep -q 'kexec_file_load of .* failed' "$dir/broken.out" || { echo "    FAIL: a kernel that is not one: exit $rc, no kexec_file_load refusal"; fails=1; }
     "${far[@]}" '! blkid -p -o value -s PTTYPE /dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_LABNVME0001 && ! test -e /sys/module/zfs' || { echo "    FAIL: after the refused kexec the rescue must be there, its disks untouched"; fails=1; }
-    "$keel_bin" "${install[@]}" --live "$image/live" >"$dir/remote.out" 2>&1
-    rc=$?
-    grep -v '^      \|warning\|help:' "$dir/remote.out" | sed 's/^/    remote: /' | tail -14
-    [ $rc = 0 ] || { echo "    FAIL: keel remote install exit $rc"; fails=1; }
-    grep -q 'keel-live answers on root@127.0.0.1 with its announced host key' "$dir/remote.out" || { echo "    FAIL: no reconnect to keel-live with its pinned key"; fails=1; }
-    grep -q 'paused after datasets.datapool' "$dir/remote.out" || { echo "    FAIL: the install in keel-live was not followed to its end"; fails=1; }
+    # the node's profile with its Robot server (the stand-in's server 2001 and its key), in a
+    # profiles/ + hardware-specs/ layout as the repository's
+    cp "$here/../../hardware-specs/qemu-lab.toml" "$dir/hardware-specs/"
+    { cat "$here/../../profiles/lab-node-01.toml"; printf '\n[robot]\nserver = "2001"\nkey-fingerprint = "56:29:99:a4:5d:ed:ac:95:c1:f5:88:82:90:5d:bd:10"\n'; } >"$dir/profiles/lab-node-01.toml"
+    # the stand-in's reset: the guest's power goes (QEMU ends), the lab boots it again below
+    "$standin" --env "$dir/robot.env" --log "$dir/robot.log" --on-reset "echo reset >>'$dir/resets'; pkill -f '[q]emu-system-x86_64 .*$dir/payload.img'" 2>"$dir/robot.err" &
+    robot_pid=$!
+    for _ in $(seq 1 50); do [ -s "$dir/robot.env" ] && break; sleep 0.2; done
+    local rebuild=(env $(cat "$dir/robot.env" | tr -d "'") "$keel_bin" rebuild lab-node-01 --profile "$dir/profiles/lab-node-01.toml" --host 127.0.0.1 "${opts[@]}"
+      --yes --confirm-serials LABNVME0001,LABNVME0002 --until datasets.datapool --live "$image/live" --state-dir "$dir/state" --ssh-wait 600)
+    "${rebuild[@]}" >"$dir/rebuild.out" 2>&1 &
+    local rb=$!
     wait $guest
+    if [ -s "$dir/resets" ]; then
+      echo "    the server before the rebuild: powered off by the stand-in's reset after $(grep -c . "$dir/resets") reset(s); booting it into the rescue again"
+      "${boot[@]}" >"$dir/boot.out" 2>&1 &
+      guest=$!
+    else
+      echo "    FAIL: the rebuild never reset the server"; fails=1; kill $rb 2>/dev/null; guest=""
+    fi
+    wait $rb
     rc=$?
-    cat "$dir/boot.out"; show "$dir" remote-rescue
-    [ $rc = 0 ] || fails=1
+    grep -v '^      \|warning\|help:' "$dir/rebuild.out" | sed 's/^/    rebuild: /' | tail -22
+    [ $rc = 0 ] || { echo "    FAIL: keel rebuild exit $rc"; fails=1; }
+    grep -q '^rebuild reset: hardware reset of server #2001' "$dir/rebuild.out" || { echo "    FAIL: no reset through Robot"; fails=1; }
+    grep -q '^rebuild ssh: the rescue system answers on 127.0.0.1:47222 with' "$dir/rebuild.out" || { echo "    FAIL: the rescue's new host keys were not pinned"; fails=1; }
+    grep -q 'keel-live answers on 127.0.0.1 with its announced host key' "$dir/rebuild.out" || { echo "    FAIL: no reconnect to keel-live with its pinned key"; fails=1; }
+    grep -q '^rebuild install: keel install running in keel-live on 127.0.0.1 (switched from the rescue system by kexec' "$dir/rebuild.out" || { echo "    FAIL: the rebuild did not go through the switch"; fails=1; }
+    grep -q 'paused after datasets.datapool' "$dir/rebuild.out" || { echo "    FAIL: the install in keel-live was not followed to its end"; fails=1; }
+    # run again when done: nothing is done twice (no second rescue activation or reset)
+    "${rebuild[@]}" >"$dir/rebuild-again.out" 2>&1
+    rc=$?
+    sed 's/^/    again: /' "$dir/rebuild-again.out" | grep -v 'warning\|help:' | head -3
+    [ $rc = 0 ] && grep -q 'continuing (6 done' "$dir/rebuild-again.out" || { echo "    FAIL: the rebuild run again: exit $rc, not 'continuing (6 done'"; fails=1; }
+    sleep 1
+    sed 's/^/    robot stand-in: /' "$dir/robot.log"
+    [ "$(grep -c '^POST /reset/2001 type=hw' "$dir/robot.log")" = 1 ] && [ "$(grep -c '^POST /boot/2001/rescue' "$dir/robot.log")" = 1 ] \
+      || { echo "    FAIL: Robot was not asked exactly once for the rescue system and once for a reset"; fails=1; }
+    kill $robot_pid 2>/dev/null
+    if [ -n "$guest" ]; then
+      wait $guest
+      rc=$?
+      cat "$dir/boot.out"; show "$dir" remote-rescue
+      [ $rc = 0 ] || fails=1
+    fi
     return $fails
   }
   remote_pid=""
   if [ "${KEEL_LAB_REMOTE:-1}" = 1 ]; then
-    timed remote-live remote_live >"$work/remote.out" 2>&1 &
+    timed rebuild-live rebuild_live >"$work/remote.out" 2>&1 &
     remote_pid=$!
   fi
   # A power cut in the middle of node 1's package step (os-cut), then the install run again:
@@ -382,6 +445,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     local s survivor rc1 rs t1
     s=$(date +%s)
     KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47012:47011 KEEL_LAB_MAC=52:54:00:a4:41:02 KEEL_LAB_TIMEOUT=3600 \
+      KEEL_LAB_PAYLOAD_EXTRA="$work/img2/results-live-switch/compat-pools" \
       bash "$here/boot.sh" "$work/img2" cluster-survivor >"$work/img2.cluster-survivor.out" 2>&1 &
     survivor=$!
     KEEL_LAB_BOOT=disk KEEL_LAB_DGRAM=47011:47012 KEEL_LAB_MAC=52:54:00:a4:41:01 \

@@ -2,7 +2,8 @@
 # The root file system of keel-live (and of the lab's rescue stand-in, which is the same root
 # on a disk): Debian 12 with its kernel, OpenZFS 2.3 from bookworm-backports built for that
 # kernel by DKMS inside the root, sshd, and the tools an install runs (sgdisk, parted, wipefs,
-# mkfs.vfat, udev, iproute2, mmdebstrap and debootstrap, curl, zstd).
+# mkfs.vfat, udev, iproute2, ISC dhclient (keel-live booted by PXE), mmdebstrap and debootstrap,
+# curl, zstd).
 #   root.sh ROOTFS [MIRROR]
 # Prints the kernel version. Needs root (debootstrap, chroot) and the packages of
 # scripts/live/host-packages.sh. About 10 minutes on 2 cores, most of it the DKMS build.
@@ -22,7 +23,7 @@ log=$(dirname "$rootfs")/root-build.log
 start=$(date +%s)
 echo "keel-live root: debootstrap from $mirror" >&2
 debootstrap --variant=minbase --components=main,contrib \
-  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,mmdebstrap,debootstrap,wget,curl,zstd,openssh-server,openssh-client \
+  --include=linux-image-amd64,linux-headers-amd64,udev,kmod,gdisk,parted,fdisk,dosfstools,iproute2,isc-dhcp-client,procps,util-linux,e2fsprogs,initramfs-tools,ifupdown2,iptables,iputils-ping,ca-certificates,mmdebstrap,debootstrap,wget,curl,zstd,openssh-server,openssh-client \
   bookworm "$rootfs" "$mirror" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
 echo "keel-live root: debootstrap done after $(( $(date +%s) - start ))s" >&2
 

@@ -61,6 +61,26 @@ pub fn check_serials(plan: &Plan, given: &[String]) -> Result<(), String> {
     }
 }
 
+/// Unattended consent without a person (`keel install --unattended`, keel-live's PXE boot):
+/// the serials the profile pins (`disks.serials`, written by the operator and armed in the
+/// registry) stand for `--confirm-serials`. A profile that pins none gives no consent.
+pub fn check_pinned(plan: &Plan, pinned: &[String]) -> Result<(), String> {
+    if pinned.iter().all(|s| s.trim().is_empty()) {
+        return Err(format!(
+            "an unattended install destroys only drives its profile pins: set disks.serials = [{}] in {}'s profile (the serials `keel detect` shows), or run keel install with --yes --confirm-serials; nothing was written",
+            plan.written_serials().iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", "),
+            plan.hostname
+        ));
+    }
+    check_serials(plan, pinned).map_err(|_| {
+        format!(
+            "the profile pins disks.serials = [{}], but this plan destroys {}: an unattended install goes no further than the profile pins; nothing was written",
+            pinned.join(", "),
+            plan.written_serials().join(", ")
+        )
+    })
+}
+
 /// Interactive consent: the operator types the node's host name.
 pub fn check_typed(plan: &Plan, typed: &str) -> Result<(), String> {
     if typed.trim() == plan.hostname {

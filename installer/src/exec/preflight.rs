@@ -17,7 +17,7 @@ pub enum PreflightError {
     NotRoot,
     #[error("missing tools: {}. Install them (Debian packages: {}) and run keel again", .missing.join(", "), .packages.join(" "))]
     MissingTools { missing: Vec<String>, packages: Vec<String> },
-    #[error("ZFS is not available here: {why}. keel needs a system with OpenZFS to create the pools: boot one that has it (the registry's PXE boot, or a rescue system with OpenZFS installed: on Debian 12 `apt-get install zfs-dkms zfsutils-linux` from contrib, then `modprobe zfs`) and run keel again")]
+    #[error("ZFS is not available here: {why}. keel needs OpenZFS to create the pools and brings its own: keel-live (`keel install --live DIR`, the folder scripts/live/build.sh makes: keel switches to it by kexec), or boot keel-live by PXE from the registry. A rescue system with OpenZFS built in works too (on Debian 12 with its own kernel: `apt-get install zfs-dkms zfsutils-linux` from contrib, then `modprobe zfs`)")]
     NoZfs { why: String },
     #[error("this system's OpenZFS ({here}) cannot make pools limited to the feature set {set} that the profile's zfs.compatibility names ({why}): it is older than the installed node's OpenZFS, or the name is wrong. Run keel from a system with an OpenZFS at least as new as that set, or name the node's set in zfs.compatibility")]
     UnknownFeatureSet { set: String, here: String, why: String },

@@ -935,3 +935,18 @@ fn the_timing_layer_counts_the_plan_s_commands_and_the_others_apart() {
     assert!(*other_seconds >= 0.005 && *other_seconds < 0.3, "the checks' zfs list are keel's own commands: {other_seconds}");
     assert!(planned_seconds + other_seconds <= *seconds);
 }
+
+#[test]
+fn unattended_consent_is_the_profiles_pinned_serials_or_nothing() {
+    let (_, plan) = setup("ax41-nvme");
+    let e = super::confirm::check_pinned(&plan, &[]).unwrap_err();
+    let want: Vec<String> = plan.written_serials().iter().map(|s| format!("\"{s}\"")).collect();
+    assert!(e.contains(&format!("set disks.serials = [{}] in pve-node-01's profile", want.join(", "))), "{e}");
+    assert!(e.contains("nothing was written"), "{e}");
+    assert!(super::confirm::check_pinned(&plan, &["".to_string()]).is_err(), "an empty pin is no pin");
+    let mut pinned = plan.written_serials();
+    pinned.reverse();
+    super::confirm::check_pinned(&plan, &pinned).unwrap();
+    let e = super::confirm::check_pinned(&plan, &[pinned[0].clone(), "OTHER0001".into()]).unwrap_err();
+    assert!(e.contains(&format!("the profile pins disks.serials = [{}, OTHER0001], but this plan destroys {}", pinned[0], plan.written_serials().join(", "))), "{e}");
+}

@@ -184,6 +184,29 @@ verify_disk_phase() { # [profile]: lab-node-01's by default
   zpool export rpool
 }
 
+# A pool made by a newer OpenZFS imports on this node only when made with the node's feature set
+# (zfs.compatibility): live-switch made two with keel-live's OpenZFS 2.3, keelcompat with
+# compatibility=openzfs-2.1-linux and keelnocompat without; this node runs Debian 12's 2.1. The
+# second is the negative control: it must not import (head_errlog, 2.2's, is active on it).
+compat_pools_check() {
+  [ -d /payload/compat-pools ] || { echo "FAIL  no compat-pools on the payload disk"; failures=$((failures + 1)); return; }
+  d=/tmp/compat-pools
+  mkdir -p $d
+  for f in /payload/compat-pools/*.gz; do gzip -dc "$f" >"$d/$(basename "$f" .gz)"; done
+  echo "this node's OpenZFS: $(cat /sys/module/zfs/version)"
+  check "OpenZFS 2.1 here: the node's module" grep -q '^2\.1\.' /sys/module/zfs/version
+  check "a pool OpenZFS 2.3 made with compatibility=openzfs-2.1-linux imports here, read-write" zpool import -d $d -N keelcompat
+  equals "  and is writable" off "$(zpool get -H -o value readonly keelcompat 2>/dev/null)"
+  zpool export keelcompat 2>/dev/null
+  zpool import -d $d -N keelnocompat >/tmp/nocompat.txt 2>&1
+  rc=$?
+  sed 's/^/      zpool: /' /tmp/nocompat.txt | head -8
+  check "negative control: the same without compatibility does not import here" test $rc != 0
+  check "  refused for the feature 2.1 lacks (head_errlog)" grep -q 'head_errlog' /tmp/nocompat.txt
+  zpool export keelnocompat 2>/dev/null
+  rm -rf $d
+}
+
 # A barrier between the two cluster nodes: this node says it is done with a phase of its
 # checks (a marker in /run) and waits for the peer's marker over the cluster network, with the
 # cluster's root key (a lab handshake, not a check: the peer's host key is not what is tested

@@ -9,6 +9,21 @@
 # the host reads the rest from the console (boot.sh KEEL_LAB_RESULT=console).
 . ./scenarios/lib.sh
 rescue_network
+# For the node's import check later (cluster-survivor, lib.sh compat_pools_check): while this
+# rescue still has its OpenZFS 2.3, two small pools on files, one limited to the node's
+# feature set, one not; exported and handed to the host in the results
+modprobe zfs
+mkdir -p /tmp/compat-pools /results/compat-pools
+for pool in keelcompat keelnocompat; do
+  truncate -s 64M /tmp/compat-pools/$pool
+  compat=""; [ $pool = keelcompat ] && compat="-o compatibility=openzfs-2.1-linux"
+  check "OpenZFS $(cat /sys/module/zfs/version) makes $pool" zpool create $compat -O mountpoint=none $pool /tmp/compat-pools/$pool
+done
+equals "keelnocompat has head_errlog active (OpenZFS 2.2's; 2.1 cannot read it)" active "$(zpool get -H -o value feature@head_errlog keelnocompat)"
+equals "keelcompat has it disabled (openzfs-2.1-linux)" disabled "$(zpool get -H -o value feature@head_errlog keelcompat)"
+zpool export keelcompat && zpool export keelnocompat
+for pool in keelcompat keelnocompat; do gzip -c /tmp/compat-pools/$pool >/results/compat-pools/$pool.gz; done
+rm -rf /tmp/compat-pools
 hetzner_rescue
 url=http://10.0.2.101:8080/v1/images
 args="--profile profiles/lab-node-02.toml --image $url/pve-base.zfs.zst --yes --confirm-serials $SERIALS --journal-dir $JOURNALS --progress plain"
