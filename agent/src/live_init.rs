@@ -83,32 +83,8 @@ fn nic_with_mac(mac: &str) -> Result<String> {
 }
 
 fn network(c: &Config) -> Result<String> {
-    run(&["ip", "link", "set", "lo", "up"])?;
     let dev = nic_with_mac(&c.uplink.mac)?;
-    run(&["ip", "link", "set", "dev", &dev, "up"])?;
-    for a in &c.uplink.addresses {
-        let mut argv = vec!["ip".to_string(), "addr".into(), "add".into()];
-        argv.extend(a.ip_args(&dev));
-        run(&argv.iter().map(String::as_str).collect::<Vec<_>>())?;
-    }
-    for r in &c.uplink.routes {
-        let mut argv = vec!["ip".to_string()];
-        if r.ipv6 {
-            argv.push("-6".into());
-        }
-        argv.extend(["route".into(), "add".into()]);
-        argv.extend(r.ip_args(&dev));
-        // an IPv6 route may wait for the link-local address (DAD): a few tries
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut tries = 0;
-        while let Err(e) = run(&argv) {
-            tries += 1;
-            if tries == 10 {
-                return Err(e);
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
+    crate::live_net::apply(&dev, &c.uplink)?;
     let resolv: String = c.nameservers.iter().map(|n| format!("nameserver {n}\n")).collect();
     std::fs::write("/etc/resolv.conf", resolv).context("writing /etc/resolv.conf")?;
     Ok(dev)

@@ -9,6 +9,7 @@ mod image;
 mod install;
 mod live;
 mod live_init;
+mod live_net;
 mod logging_host;
 mod phone_home;
 mod progress;

@@ -111,6 +111,42 @@ impl Address {
     }
 }
 
+impl Address {
+    /// The address, its prefix length and the point-to-point peer, parsed (for netlink).
+    pub fn parts(&self) -> Result<(std::net::IpAddr, u8, Option<std::net::IpAddr>), String> {
+        let (ip, len) = parse_prefix(&self.cidr)?;
+        let peer = self.peer.as_deref().map(|p| p.parse().map_err(|_| format!("peer {p:?} of {} is not an IP address", self.cidr))).transpose()?;
+        Ok((ip, len, peer))
+    }
+}
+
+/// `ADDR/LEN` or a bare address (a host: /32 or /128).
+fn parse_prefix(text: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (a, l) = text.split_once('/').map(|(a, l)| (a, Some(l))).unwrap_or((text, None));
+    let ip: std::net::IpAddr = a.parse().map_err(|_| format!("{text:?} is not an IP address or prefix"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match l {
+        Some(l) => l.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+        None => max,
+    };
+    Ok((ip, len))
+}
+
+impl Route {
+    /// The destination (None: the default route) and the gateway, parsed (for netlink).
+    #[allow(clippy::type_complexity)]
+    pub fn parts(&self) -> Result<(Option<(std::net::IpAddr, u8)>, Option<std::net::IpAddr>), String> {
+        let dst = if self.dst == "default" { None } else { Some(parse_prefix(&self.dst)?) };
+        let via = self.via.as_deref().map(|g| g.parse::<std::net::IpAddr>().map_err(|_| format!("gateway {g:?} of the route to {} is not an IP address", self.dst))).transpose()?;
+        if let (Some((d, _)), Some(g)) = (dst, via) {
+            if d.is_ipv4() != g.is_ipv4() {
+                return Err(format!("the route to {} goes through {g}, of the other IP version", self.dst));
+            }
+        }
+        Ok((dst, via))
+    }
+}
+
 impl Route {
     /// `ip [-6] route add` arguments after the command.
     pub fn ip_args(&self, dev: &str) -> Vec<String> {
@@ -366,5 +402,22 @@ mod tests {
         assert_eq!(pxe_from_cmdline("keel.registry=https://r:8443 keel.token=").unwrap(), None);
         assert!(pxe_from_cmdline("keel.registry=r keel.token=t BOOTIF=01-52-54").unwrap_err().contains("BOOTIF=01-52-54"));
         assert!(pxe_from_cmdline("keel.registry=r keel.token=t keel.live-after-success=halt").unwrap_err().contains("keel.live-after-success=halt"));
+    }
+
+    #[test]
+    fn addresses_and_routes_parse_for_netlink() {
+        let u = rescue_uplink(ADDR, R4, R6).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(u.addresses[0].parts().unwrap(), (ip("203.0.113.10"), 32, Some(ip("203.0.113.1"))));
+        assert_eq!(u.addresses[1].parts().unwrap(), (ip("2001:db8:10:1::2"), 64, None));
+        assert_eq!(u.routes[0].parts().unwrap(), (None, Some(ip("203.0.113.1"))));
+        assert_eq!(u.routes[1].parts().unwrap(), (None, Some(ip("fe80::1"))));
+        let host = Route { dst: "192.0.2.1".into(), via: None, ipv6: false, onlink: false };
+        assert_eq!(host.parts().unwrap(), (Some((ip("192.0.2.1"), 32)), None));
+        let net = Route { dst: "10.0.0.0/8".into(), via: Some("10.0.2.2".into()), ipv6: false, onlink: false };
+        assert_eq!(net.parts().unwrap(), (Some((ip("10.0.0.0"), 8)), Some(ip("10.0.2.2"))));
+        assert!(Route { dst: "10.0.0.0/33".into(), via: None, ipv6: false, onlink: false }.parts().unwrap_err().contains("0 to 32"));
+        assert!(Route { dst: "10.0.0.0/8".into(), via: Some("fe80::1".into()), ipv6: false, onlink: false }.parts().unwrap_err().contains("other IP version"));
+        assert!(Address { cidr: "x/24".into(), peer: None }.parts().is_err());
     }
 }
