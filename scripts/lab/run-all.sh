@@ -355,6 +355,9 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       --yes --confirm-serials LABNVME0001,LABNVME0002 --until datasets.datapool --live "$image/live" --state-dir "$dir/state" --ssh-wait 600)
     "${rebuild[@]}" >"$dir/rebuild.out" 2>&1 &
     local rb=$!
+    # until the stand-in's reset (or the rebuild's end, when it failed before it)
+    while kill -0 $rb 2>/dev/null && [ ! -s "$dir/resets" ]; do sleep 2; done
+    [ -s "$dir/resets" ] || pkill -f "[q]emu-system-x86_64 .*$dir/payload.img"
     wait $guest
     if [ -s "$dir/resets" ]; then
       echo "    the server before the rebuild: powered off by the stand-in's reset after $(grep -c . "$dir/resets") reset(s); booting it into the rescue again"
@@ -366,7 +369,8 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     wait $rb
     rc=$?
     grep -v '^      \|warning\|help:' "$dir/rebuild.out" | sed 's/^/    rebuild: /' | tail -22
-    [ $rc = 0 ] || { echo "    FAIL: keel rebuild exit $rc"; fails=1; }
+    # a failed rebuild leaves the guest up (the rescue waiting, or keel-live staying for a look)
+    [ $rc = 0 ] || { echo "    FAIL: keel rebuild exit $rc"; fails=1; pkill -f "[q]emu-system-x86_64 .*$dir/payload.img"; }
     grep -q '^rebuild reset: hardware reset of server #2001' "$dir/rebuild.out" || { echo "    FAIL: no reset through Robot"; fails=1; }
     grep -q '^rebuild ssh: the rescue system answers on 127.0.0.1:47222 with' "$dir/rebuild.out" || { echo "    FAIL: the rescue's new host keys were not pinned"; fails=1; }
     grep -q 'keel-live answers on 127.0.0.1 with its announced host key' "$dir/rebuild.out" || { echo "    FAIL: no reconnect to keel-live with its pinned key"; fails=1; }
