@@ -15,7 +15,7 @@ equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
 equals "host id in use is the installed one" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(hostid)"
 equals "OpenZFS runs with it (spl_hostid from the kernel command line)" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(printf '%08x' "$(cat /sys/module/spl/parameters/spl_hostid)")"
 check "keel-first-boot finished" sh -c 'for i in $(seq 300); do [ -e /var/lib/keel/first-boot.done ] && exit 0; sleep 2; done; journalctl -u keel-first-boot --no-pager | tail -30; exit 1'
-equals "keel-first-boot disabled itself" disabled "$(systemctl is-enabled keel-first-boot.service 2>&1)"
+first_boot_disabled
 journalctl -u keel-first-boot --no-pager -o cat 2>/dev/null | grep 'first boot' | tail -8
 for _ in $(seq 1 150); do
   corosync-quorumtool -s 2>/dev/null | grep -q '^Quorate: *Yes' && corosync-quorumtool -s | grep -q '^Nodes: *2' && break

@@ -184,6 +184,15 @@ verify_disk_phase() { # [profile]: lab-node-01's by default
   zpool export rpool
 }
 
+# keel-first-boot marks itself done, then disables itself (`systemctl disable`) and ends: the
+# check waits for the unit to end (up to 60 s) before it reads is-enabled
+first_boot_disabled() {
+  for _ in $(seq 1 30); do
+    case $(systemctl is-active keel-first-boot.service 2>/dev/null) in active|activating|deactivating) sleep 2 ;; *) break ;; esac
+  done
+  equals "keel-first-boot disabled itself" disabled "$(systemctl is-enabled keel-first-boot.service 2>&1)"
+}
+
 # A pool made by a newer OpenZFS imports on this node only when made with the node's feature set
 # (zfs.compatibility): live-switch made two with keel-live's OpenZFS 2.3, keelcompat with
 # compatibility=openzfs-2.1-linux and keelnocompat without; this node runs Debian 12's 2.1. The
