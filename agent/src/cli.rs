@@ -146,6 +146,13 @@ pub enum Command {
         #[arg(long, default_value_t = 1800)]
         give_up_after: u64,
     },
+    /// Write this keel as keel-live's init into a small archive (newc cpio) for a PXE boot:
+    /// served beside keel-live's initrd.img, the registry's iPXE script loads both
+    /// (`keel-registry --boot-initrd URL-of-initrd.img --boot-initrd URL-of-this`).
+    LiveArchive {
+        /// The archive to write (keel.cpio).
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

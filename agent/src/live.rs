@@ -118,6 +118,37 @@ fn host_keys(tmp: &Path) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
     Ok(keys)
 }
 
+/// keel itself as keel-live's init (`/init` a link to it), with the console device and the
+/// journal folder: the part of the archive a PXE boot needs as much as a switch.
+fn keel_entries() -> Result<Vec<Entry>> {
+    let exe = std::fs::read("/proc/self/exe").context("reading keel's own binary")?;
+    Ok(vec![
+        dir("dev", 0o755),
+        char_device("dev/console", 0o600, 5, 1),
+        dir("etc", 0o755),
+        dir("usr", 0o755),
+        dir("usr/local", 0o755),
+        dir("usr/local/sbin", 0o755),
+        dir("var", 0o755),
+        dir("var/lib", 0o755),
+        dir("var/lib/keel", 0o700),
+        file(live::KEEL_PATH, 0o755, exe),
+        symlink("init", &format!("/{}", live::KEEL_PATH)),
+    ])
+}
+
+/// `keel live-archive OUT`: this keel as keel-live's init, a newc archive for a PXE boot (the
+/// iPXE script loads it as a second initrd after keel-live's `initrd.img`; the kernel unpacks
+/// both into one root). Nothing node-specific is in it: the registry's script carries the rest.
+pub fn write_archive(out: &Path) -> Result<ExitCode> {
+    let bytes = cpio(&keel_entries()?)?;
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("{}: keel {} as keel-live's /init ({} bytes); serve it beside keel-live's initrd.img and give the registry both (--boot-initrd twice)", out.display(), env!("CARGO_PKG_VERSION"), bytes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Everything for the switch, then the switch. Returns only when it could not happen.
 pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option<&Path>, files: &LiveFiles, why: &str) -> Result<ExitCode> {
     eprintln!("\nkeel: this system cannot create the pools ({why}).\nkeel: switching to keel-live ({}; {}) by kexec: the install continues there with the consent given here.", files.dir.display(), files.about);
@@ -156,27 +187,16 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
             }
         }
     }
-    let exe = std::fs::read("/proc/self/exe").context("reading keel's own binary")?;
-    let mut entries = vec![
-        dir("dev", 0o755),
-        char_device("dev/console", 0o600, 5, 1),
-        dir("etc", 0o755),
+    let mut entries = keel_entries()?;
+    entries.extend([
         dir("etc/keel-live", 0o700),
         dir("etc/ssh", 0o755),
         dir("root", 0o700),
         dir("root/.ssh", 0o700),
-        dir("usr", 0o755),
-        dir("usr/local", 0o755),
-        dir("usr/local/sbin", 0o755),
-        dir("var", 0o755),
-        dir("var/lib", 0o755),
-        dir("var/lib/keel", 0o700),
-        file(live::KEEL_PATH, 0o755, exe),
-        symlink("init", &format!("/{}", live::KEEL_PATH)),
         file(live::CONFIG_PATH, 0o600, serde_json::to_vec_pretty(&config)?),
         file(live::PROFILE_PATH, 0o600, profile_text.into_bytes()),
         file("root/.ssh/authorized_keys", 0o600, authorized.into_bytes()),
-    ];
+    ]);
     if let Some(s) = spec_file {
         entries.push(file(live::SPEC_PATH, 0o600, std::fs::read(s).with_context(|| format!("reading {}", s.display()))?));
     }
@@ -266,6 +286,41 @@ fn restart() -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_back(bytes: Vec<u8>) -> Vec<(String, u32, u32, Vec<u8>)> {
+        let mut r = std::io::Cursor::new(bytes);
+        let mut seen = Vec::new();
+        loop {
+            let rd = cpio::newc::Reader::new(&mut r).unwrap();
+            if rd.entry().is_trailer() {
+                break;
+            }
+            let (name, mode, size) = (rd.entry().name().to_string(), rd.entry().mode(), rd.entry().file_size());
+            let mut data = Vec::new();
+            let mut rd = rd;
+            std::io::Read::read_to_end(&mut rd, &mut data).unwrap();
+            seen.push((name, mode, size, data));
+            rd.finish().unwrap();
+        }
+        seen
+    }
+
+    /// `keel live-archive`: this very binary as /usr/local/sbin/keel, /init a link to it, the
+    /// console device, and nothing node-specific.
+    #[test]
+    fn the_pxe_archive_is_keel_as_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("keel.cpio");
+        write_archive(&out).unwrap();
+        let seen = read_back(std::fs::read(&out).unwrap());
+        let me = std::fs::read("/proc/self/exe").unwrap();
+        let keel = seen.iter().find(|e| e.0 == "usr/local/sbin/keel").expect("keel in it");
+        assert_eq!((keel.1, keel.3 == me), (0o100755, true));
+        assert!(seen.iter().any(|e| e.0 == "init" && e.1 == 0o120777 && e.3 == b"/usr/local/sbin/keel"));
+        assert!(seen.iter().any(|e| e.0 == "dev/console" && e.1 == 0o020600));
+        assert!(!seen.iter().any(|e| e.0.starts_with("etc/keel-live") || e.0.starts_with("root")), "nothing node-specific: {:?}", seen.iter().map(|e| &e.0).collect::<Vec<_>>());
+        assert!(!dir.path().join("keel.tmp").exists());
+    }
 
     /// The archive reads back as the kernel would unpack it: every entry with its mode and data.
     #[test]

@@ -36,9 +36,9 @@ pub struct AppState {
     pub token_ttl_secs: i64,
     /// The registry's own URL as nodes reach it (put into iPXE scripts).
     pub public_url: String,
-    /// Kernel and initrd of the live/rescue system the iPXE script boots.
+    /// Kernel and initrds (in order) of the live system the iPXE script boots.
     pub boot_kernel: Option<String>,
-    pub boot_initrd: Option<String>,
+    pub boot_initrd: Vec<String>,
     /// Kernel arguments the live system needs, appended to the iPXE script's kernel line.
     pub boot_args: Option<String>,
     /// `sha256:HEX` of the registry's TLS certificate when it serves HTTPS: iPXE scripts carry
@@ -58,7 +58,7 @@ impl AppState {
             token_ttl_secs: 86400,
             public_url: String::new(),
             boot_kernel: None,
-            boot_initrd: None,
+            boot_initrd: Vec::new(),
             boot_args: None,
             tls_fingerprint: None,
             images_dir: None,
@@ -560,11 +560,11 @@ async fn ipxe(State(st): State<Shared>, Path(mac): Path<String>) -> Result<Respo
     if node.state != "waiting" {
         return Err(ApiError::conflict("not_armed", format!("{} is {}: issue it a new token (POST /v1/admin/nodes) to install it again", node.hostname, node.state)));
     }
-    let (Some(kernel), Some(initrd)) = (&st.boot_kernel, &st.boot_initrd) else {
+    let (Some(kernel), false) = (&st.boot_kernel, st.boot_initrd.is_empty()) else {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_boot_image", "the registry was started without --boot-kernel and --boot-initrd"));
     };
     let token = secret::generate();
     st.store.set_token(&node.hostname, &secret::hash(&token), crate::store::now() + st.token_ttl_secs).await?;
-    let script = crate::ipxe::script(kernel, initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref(), st.boot_args.as_deref());
+    let script = crate::ipxe::script(kernel, &st.boot_initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref(), st.boot_args.as_deref());
     Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], script).into_response())
 }

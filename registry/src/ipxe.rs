@@ -3,15 +3,21 @@
 //! `--registry` reads them from /proc/cmdline), and the NIC it booted from as pxelinux names
 //! it (`BOOTIF=01-aa-bb-..`, iPXE's `${netX/mac:hexhyp}`: keel-live takes that NIC up by DHCP).
 
-/// `extra`: kernel arguments the live system needs (the registry's --boot-args), appended.
-pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname: &str, fingerprint: Option<&str>, extra: Option<&str>) -> String {
+/// `initrds`: loaded in order (keel-live's initrd.img, then keel's archive); the kernel unpacks
+/// them into one root. `extra`: kernel arguments the live system needs (the registry's
+/// --boot-args), appended.
+pub fn script(kernel: &str, initrds: &[String], registry: &str, token: &str, hostname: &str, fingerprint: Option<&str>, extra: Option<&str>) -> String {
     let pin = fingerprint.map(|f| format!(" keel.fingerprint={f}")).unwrap_or_default();
     let extra = extra.map(|a| format!(" {}", a.trim())).unwrap_or_default();
+    // each initrd named, and named on the command line (what an EFI-stub kernel reads)
+    let names: Vec<String> = (0..initrds.len()).map(|i| if i == 0 { "initrd.img".to_string() } else { format!("initrd{i}.img") }).collect();
+    let on_cmdline: String = names.iter().map(|n| format!("initrd={n} ")).collect();
+    let loads: String = initrds.iter().zip(&names).map(|(u, n)| format!("initrd --name {n} {u}\n")).collect();
     format!(
         "#!ipxe\n\
          # keel: unattended install of {hostname}\n\
-         kernel {kernel} initrd=initrd.img keel.registry={registry} keel.token={token}{pin} keel.node={hostname} BOOTIF=01-${{netX/mac:hexhyp}} console=tty0 console=ttyS0,115200{extra}\n\
-         initrd --name initrd.img {initrd}\n\
+         kernel {kernel} {on_cmdline}keel.registry={registry} keel.token={token}{pin} keel.node={hostname} BOOTIF=01-${{netX/mac:hexhyp}} console=tty0 console=ttyS0,115200{extra}\n\
+         {loads}\
          boot\n"
     )
 }
@@ -20,15 +26,21 @@ pub fn script(kernel: &str, initrd: &str, registry: &str, token: &str, hostname:
 mod tests {
     #[test]
     fn the_script_boots_the_live_kernel_with_registry_and_token() {
-        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", None, None);
+        let one = ["http://r/i".to_string()];
+        let s = super::script("http://r/k", &one, "https://reg:8443", "abc", "pve-node-01", None, None);
         assert!(s.starts_with("#!ipxe\n"));
         assert!(s.contains("kernel http://r/k initrd=initrd.img keel.registry=https://reg:8443 keel.token=abc keel.node=pve-node-01 BOOTIF=01-${netX/mac:hexhyp} "), "{s}");
         assert!(s.contains("\ninitrd --name initrd.img http://r/i\nboot\n"));
         // a registry with its own certificate: the node pins it
-        let s = super::script("http://r/k", "http://r/i", "https://reg:8443", "abc", "pve-node-01", Some("sha256:00ff"), None);
+        let s = super::script("http://r/k", &one, "https://reg:8443", "abc", "pve-node-01", Some("sha256:00ff"), None);
         assert!(s.contains(" keel.token=abc keel.fingerprint=sha256:00ff keel.node=pve-node-01 "), "{s}");
         // what the live system itself needs (the registry's --boot-args) comes last
-        let s = super::script("http://r/k", "http://r/i", "http://reg", "abc", "n1", None, Some(" boot=live fetch=http://r/fs.squashfs "));
+        let s = super::script("http://r/k", &one, "http://reg", "abc", "n1", None, Some(" boot=live fetch=http://r/fs.squashfs "));
         assert!(s.contains("console=ttyS0,115200 boot=live fetch=http://r/fs.squashfs\n"), "{s}");
+        // keel-live: its initrd, then keel's archive, both loaded and named in order
+        let two = ["http://r/initrd.img".to_string(), "http://r/keel.cpio".to_string()];
+        let s = super::script("http://r/vmlinuz", &two, "http://reg", "abc", "n1", None, None);
+        assert!(s.contains("kernel http://r/vmlinuz initrd=initrd.img initrd=initrd1.img keel.registry="), "{s}");
+        assert!(s.ends_with("\ninitrd --name initrd.img http://r/initrd.img\ninitrd --name initrd1.img http://r/keel.cpio\nboot\n"), "{s}");
     }
 }

@@ -47,9 +47,11 @@ struct ServeArgs {
     /// URL of the live system's kernel that iPXE boots.
     #[arg(long, env = "KEEL_REGISTRY_BOOT_KERNEL")]
     boot_kernel: Option<String>,
-    /// URL of the live system's initrd that iPXE boots.
-    #[arg(long, env = "KEEL_REGISTRY_BOOT_INITRD")]
-    boot_initrd: Option<String>,
+    /// URL of an initrd iPXE loads for the live system, in order; repeat it (or comma-separate)
+    /// for more than one: keel-live's initrd.img, then keel's archive (`keel live-archive`).
+    #[arg(long, env = "KEEL_REGISTRY_BOOT_INITRD", value_delimiter = ',')]
+    #[serde(default)]
+    boot_initrd: Vec<String>,
     /// Kernel arguments the live system needs (appended to the iPXE script's kernel line).
     #[arg(long, env = "KEEL_REGISTRY_BOOT_ARGS", allow_hyphen_values = true)]
     boot_args: Option<String>,
@@ -78,7 +80,7 @@ impl ServeArgs {
             public_url: self.public_url.or(file.public_url),
             token_ttl: self.token_ttl.or(file.token_ttl),
             boot_kernel: self.boot_kernel.or(file.boot_kernel),
-            boot_initrd: self.boot_initrd.or(file.boot_initrd),
+            boot_initrd: if self.boot_initrd.is_empty() { file.boot_initrd } else { self.boot_initrd },
             boot_args: self.boot_args.or(file.boot_args),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),

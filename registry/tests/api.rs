@@ -57,7 +57,7 @@ impl Reg {
             token_ttl_secs: 3600,
             public_url: "http://registry.test:8440".into(),
             boot_kernel: Some("http://boot.test/vmlinuz".into()),
-            boot_initrd: Some("http://boot.test/initrd.img".into()),
+            boot_initrd: vec!["http://boot.test/initrd.img".into()],
             tls_fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
             ..AppState::new(store.clone(), ADMIN)
         });

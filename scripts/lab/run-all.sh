@@ -257,14 +257,18 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$reg_dir/admin-token"
   if (cd "$here/../.." && cargo build -q -p keel-registry); then
     # the guests reach it as http://10.0.2.101:8080; a netbooting guest gets keel-live's kernel
-    # and initrd from http://10.0.2.102/live/ (the image folder, served on the host loopback)
+    # and initrd and keel's archive (`keel live-archive`: keel as keel-live's /init) from
+    # http://10.0.2.102/ (a folder served on the host loopback)
     boot_port=47091
-    python3 -m http.server "$boot_port" --bind 127.0.0.1 --directory "$image" >"$reg_dir/bootfiles-http.log" 2>&1 &
+    mkdir -p "$reg_dir/boot"
+    ln -sf "$image/live/vmlinuz" "$image/live/initrd.img" "$reg_dir/boot/"
+    "$here/../../target/x86_64-unknown-linux-gnu/release/keel" live-archive "$reg_dir/boot/keel.cpio"
+    python3 -m http.server "$boot_port" --bind 127.0.0.1 --directory "$reg_dir/boot" >"$reg_dir/bootfiles-http.log" 2>&1 &
     boot_http=$!
     "$here/../../target/debug/keel-registry" serve --listen "127.0.0.1:$reg_port" --database "sqlite:$reg_dir/registry.db" \
       --admin-token-file "$reg_dir/admin-token" --images "$reg_dir/images" --public-url http://10.0.2.101:8080 \
-      --boot-kernel http://10.0.2.102/live/vmlinuz --boot-initrd http://10.0.2.102/live/initrd.img \
-      --boot-args "keel.until=datasets.datapool keel.live-after-success=poweroff keel.live-after-failure=poweroff quiet loglevel=3" >"$reg_dir/registry.log" 2>&1 &
+      --boot-kernel http://10.0.2.102/vmlinuz --boot-initrd http://10.0.2.102/initrd.img --boot-initrd http://10.0.2.102/keel.cpio \
+      --boot-args "keel.until=datasets.datapool keel.live-after-success=poweroff keel.live-after-failure=poweroff panic=10 quiet loglevel=3" >"$reg_dir/registry.log" 2>&1 &
     reg_pid=$!
     trap 'kill $http $reg_pid $boot_http 2>/dev/null' EXIT
     if token=$(python3 "$here/registry-admin.py" setup "$reg_url" "$reg_dir/admin-token" "$here/../.."); then
