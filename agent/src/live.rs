@@ -326,21 +326,7 @@ mod tests {
     #[test]
     fn the_appended_archive_is_newc_with_every_entry() {
         let entries = vec![dir("etc", 0o755), file("etc/keel-live/config.json", 0o600, b"{}".to_vec()), symlink("init", "/usr/local/sbin/keel")];
-        let bytes = cpio(&entries).unwrap();
-        let mut r = std::io::Cursor::new(bytes);
-        let mut seen = Vec::new();
-        loop {
-            let rd = cpio::newc::Reader::new(&mut r).unwrap();
-            if rd.entry().is_trailer() {
-                break;
-            }
-            let (name, mode, size) = (rd.entry().name().to_string(), rd.entry().mode(), rd.entry().file_size());
-            let mut data = Vec::new();
-            let mut rd = rd;
-            std::io::Read::read_to_end(&mut rd, &mut data).unwrap();
-            seen.push((name, mode, size, data));
-            rd.finish().unwrap();
-        }
+        let seen = read_back(cpio(&entries).unwrap());
         assert_eq!(seen, [
             ("etc".to_string(), 0o040755, 0, vec![]),
             ("etc/keel-live/config.json".to_string(), 0o100600, 2, b"{}".to_vec()),
