@@ -98,14 +98,17 @@ if [ "${DR_ROLE:-}" = survivor ]; then
   /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
   equals "keel verify --expect-quorum after the rejoin: exit code" 0 "$?"
   grep -i "cluster\|quorum" /tmp/verify.txt
+  # node 1 powers off as soon as it sees rejoin-checked: wait for its own checks first (marking
+  # first left the survivor polling a node already going down, 60 s until it gave up)
+  wait_peer "$peer" cluster-checked 1200
   mark_done rejoin-checked
 fi
 # stay in the cluster until the other node is done with its checks (powering off first leaves
-# it alone: "1 of 2"). The survivor's wait for lab-node-01 to go down and come back is above;
-# after the rejoin checks it stays until the rebuilt node is done with its own checks, and the
-# rebuilt node stays until the survivor has checked its return.
+# it alone: "1 of 2"). The survivor's waits are above: for lab-node-01 to go down and come back,
+# then, after its rejoin checks, for the rebuilt node's own checks before it says
+# rejoin-checked; the rebuilt node stays until it sees that.
 case ${DR_ROLE:-} in
-  survivor) wait_peer "$peer" cluster-checked 1200 ;;
+  survivor) ;; # waited above, before rejoin-checked
   rejoined) wait_peer "$peer" rejoin-checked 1200 ;;
   *) wait_peer "$peer" cluster-checked ;;
 esac
