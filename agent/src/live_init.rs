@@ -123,7 +123,7 @@ fn start() -> Result<Job> {
         let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading /proc/cmdline")?;
         return match live::pxe_from_cmdline(&cmdline).map_err(anyhow::Error::msg)? {
             Some(p) => start_pxe(p),
-            None => bail!("no /{} (keel's archive, from a switch) and no keel.registry=/keel.token= on the kernel command line (a PXE boot by the registry): nothing to install", live::CONFIG_PATH),
+            None => bail!("no /{} (keel's archive, from a switch) and no keel.registry= on the kernel command line (a PXE boot by the registry): nothing to install", live::CONFIG_PATH),
         };
     }
     let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;

@@ -120,7 +120,9 @@ impl Registry {
 
     pub fn enroll(&self, token: &str, inventory: &Value) -> Result<Enrolled> {
         let url = format!("{}/v1/enroll", self.base);
-        let r = self.http.post(&url).json(&json!({ "token": token, "inventory": inventory })).send().with_context(|| format!("enrolling at {url}"))?;
+        // no token: a PXE node, which the registry finds by its MACs and checks by its binding
+        let body = if token.is_empty() { json!({ "inventory": inventory }) } else { json!({ "token": token, "inventory": inventory }) };
+        let r = self.http.post(&url).json(&body).send().with_context(|| format!("enrolling at {url}"))?;
         let r = accepted(&url, r)?;
         let v: Value = r.json().with_context(|| format!("reading the answer of {url}"))?;
         let field = |k: &str| v[k].as_str().map(String::from).ok_or_else(|| anyhow!("registry {url}: the answer has no {k}"));
@@ -300,7 +302,7 @@ pub(crate) mod tests {
         rt.block_on(async {
             store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
             let node = NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
-            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+            store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         let node = reg.enroll(&token, &inventory).unwrap();
         assert_eq!(node.hostname, "lab-node-01");
@@ -385,12 +387,12 @@ fn fetch_once(reg: &Registry, creds: &mut Credentials, creds_path: &std::path::P
     Ok(path)
 }
 
-/// Where the registry link comes from when no flag names it: `keel.registry=URL keel.token=T
-/// [keel.fingerprint=sha256:HEX]` on the kernel command line (what the registry's iPXE script
-/// puts there).
+/// Where the registry link comes from when no flag names it: `keel.registry=URL
+/// [keel.token=T] [keel.fingerprint=sha256:HEX]` on the kernel command line. The registry's
+/// iPXE script puts no token there: a PXE node enrolls by its hardware (the token is then "").
 pub fn from_cmdline(cmdline: &str) -> Option<(String, String, Option<String>)> {
     let get = |k: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(k)).filter(|v| !v.is_empty()).map(String::from);
-    Some((get("keel.registry=")?, get("keel.token=")?, get("keel.fingerprint=")))
+    Some((get("keel.registry=")?, get("keel.token=").unwrap_or_default(), get("keel.fingerprint=")))
 }
 
 /// Streams events to the registry from a background thread, through the spool, so the install
@@ -557,7 +559,7 @@ mod uplink_tests {
             let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
             store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
             let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
-            store.arm_node(&node, &keel_registry::secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+            store.arm_node(&node, Some(&keel_registry::secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         for i in 31..=40 {
             up.send(json!({ "event": "done", "step": format!("s{i}"), "journal_seq": i }));
@@ -658,7 +660,7 @@ mod fetch_tests {
             store.put_document("profile", "lab-node-02", &std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap(), "x").await.unwrap();
             store.put_document("spec", "qemu-lab", &std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap(), "x").await.unwrap();
             let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: false };
-            store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+            store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         (format!("http://127.0.0.1:{port}"), token, store)
     }
@@ -705,7 +707,7 @@ mod fetch_tests {
         let line = "BOOT_IMAGE=/vmlinuz ip=dhcp keel.registry=https://reg:8443 keel.token=abc123 keel.fingerprint=sha256:00ff quiet\n";
         assert_eq!(from_cmdline(line), Some(("https://reg:8443".into(), "abc123".into(), Some("sha256:00ff".into()))));
         assert_eq!(from_cmdline("keel.registry=http://r keel.token=t"), Some(("http://r".into(), "t".into(), None)));
-        assert_eq!(from_cmdline("keel.registry=http://r"), None, "no token: no registry");
+        assert_eq!(from_cmdline("keel.registry=http://r"), Some(("http://r".into(), String::new(), None)), "no token: a PXE enrollment by the hardware");
         assert_eq!(from_cmdline("keel.registry= keel.token=t"), None);
         assert_eq!(from_cmdline("BOOT_IMAGE=/vmlinuz quiet"), None);
     }

@@ -267,7 +267,8 @@ pub fn kernel_cmdline(rescue_cmdline: &str) -> String {
 /// the consent from the drive serials that profile pins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pxe {
-    /// The node the registry armed (`keel.node=`), for the host name while it installs.
+    /// The host name while it installs: `keel.node=` when given, else "keel-live" (the
+    /// registry's script names no node; the install sets the profile's).
     pub hostname: String,
     /// The registry (`keel.registry=`), for messages.
     pub registry: String,
@@ -279,13 +280,14 @@ pub struct Pxe {
     pub after_failure: After,
 }
 
-/// Reads a PXE boot from the kernel command line: None when it carries no `keel.registry=` and
-/// `keel.token=` (then keel-live was not booted by the registry). Optional: `keel.until=STEP`,
+/// Reads a PXE boot from the kernel command line: None when it carries no `keel.registry=`
+/// (then keel-live was not booted by the registry; its script carries no token, the node
+/// enrolls by its hardware). Optional: `keel.until=STEP`,
 /// `keel.live-after-success=` (default reboot: into the installed system) and
 /// `keel.live-after-failure=` (default stay).
 pub fn pxe_from_cmdline(cmdline: &str) -> Result<Option<Pxe>, String> {
     let arg = |key: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(key)).filter(|v| !v.is_empty());
-    let (Some(registry), Some(_token)) = (arg("keel.registry="), arg("keel.token=")) else { return Ok(None) };
+    let Some(registry) = arg("keel.registry=") else { return Ok(None) };
     let mac = match arg("BOOTIF=") {
         // pxelinux's and iPXE's form: the hardware type (01: Ethernet), then the MAC with hyphens
         Some(b) => {
@@ -389,17 +391,19 @@ mod tests {
     /// The registry's iPXE script's command line (registry/src/ipxe.rs) as keel-live reads it.
     #[test]
     fn a_pxe_boot_is_read_from_the_command_line() {
-        let line = "initrd=initrd.img keel.registry=http://10.0.2.101:8080 keel.token=0f9a keel.node=lab-node-02 console=tty0 console=ttyS0,115200 BOOTIF=01-52-54-00-A4-41-02 keel.until=datasets.datapool keel.live-after-success=poweroff";
+        let line = "initrd=initrd.img keel.registry=http://10.0.2.101:8080 console=tty0 console=ttyS0,115200 BOOTIF=01-52-54-00-A4-41-02 keel.until=datasets.datapool keel.live-after-success=poweroff";
         let p = pxe_from_cmdline(line).unwrap().unwrap();
-        assert_eq!((p.hostname.as_str(), p.registry.as_str(), p.mac.as_deref()), ("lab-node-02", "http://10.0.2.101:8080", Some("52:54:00:a4:41:02")));
+        assert_eq!((p.hostname.as_str(), p.registry.as_str(), p.mac.as_deref()), ("keel-live", "http://10.0.2.101:8080", Some("52:54:00:a4:41:02")));
+        let named = pxe_from_cmdline(&format!("{line} keel.node=lab-node-02")).unwrap().unwrap();
+        assert_eq!(named.hostname, "lab-node-02");
         assert_eq!(p.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool");
         assert_eq!((p.after_success, p.after_failure), (After::Poweroff, After::Stay));
         let bare = pxe_from_cmdline("keel.registry=https://r:8443 keel.token=t").unwrap().unwrap();
         assert_eq!((bare.hostname.as_str(), bare.mac, bare.after_success), ("keel-live", None, After::Reboot));
         assert_eq!(bare.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain");
-        // not a PXE boot: no registry link, or no token
+        // not a PXE boot: no registry link
         assert_eq!(pxe_from_cmdline("console=ttyS0 panic=10 keel.live=1").unwrap(), None);
-        assert_eq!(pxe_from_cmdline("keel.registry=https://r:8443 keel.token=").unwrap(), None);
+        assert_eq!(pxe_from_cmdline("keel.registry= keel.token=t").unwrap(), None);
         assert!(pxe_from_cmdline("keel.registry=r keel.token=t BOOTIF=01-52-54").unwrap_err().contains("BOOTIF=01-52-54"));
         assert!(pxe_from_cmdline("keel.registry=r keel.token=t keel.live-after-success=halt").unwrap_err().contains("keel.live-after-success=halt"));
     }

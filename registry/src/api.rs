@@ -3,7 +3,9 @@
 //!   nodes with their enrollment tokens, a node's events and report;
 //! - node: `POST /v1/enroll` (token + inventory -> per-node secret), then with
 //!   `Authorization: Bearer HOSTNAME:SECRET`: `GET /v1/profile`, `POST /v1/events`, `POST /v1/report`;
-//! - `GET /ipxe/{mac}`: the boot script of a PXE node, with a fresh single-use token.
+//! - `GET /ipxe/{mac}`: the boot script of an armed PXE node, which carries no secret; a PXE
+//!   node enrolls without a token, by the hardware the network cannot see (README, "Enrollment
+//!   and its threat model").
 
 use std::sync::Arc;
 
@@ -21,12 +23,36 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::secret;
-use crate::store::{NewNode, Node, Store};
+use crate::store::{NewEvent, NewNode, Node, Store, StoreError};
 
-/// Largest request body accepted (a profile, a batch of events, a report).
+/// Largest request body accepted (a batch of events, a report); other endpoints take less.
 pub const BODY_LIMIT: usize = 1 << 20;
-/// Most events accepted in one request.
+/// Largest body of an enrollment (the inventory), a first-boot report, a profile or a spec.
+pub const SMALL_BODY_LIMIT: usize = 256 << 10;
+/// Largest cluster root key upload.
+pub const KEY_BODY_LIMIT: usize = 16 << 10;
+/// Most events accepted in one request, and the largest single event.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+pub const MAX_EVENT_BYTES: usize = 64 << 10;
+/// What one install may store: events and bytes of event bodies (an install sends a few hundred
+/// events of a few hundred bytes).
+pub const EVENT_QUOTA: crate::store::Quota = crate::store::Quota { events: 20_000, bytes: 32 << 20 };
+/// Enrollments refused for a hardware mismatch before the token is spent (the PXE window closed).
+pub const MAX_REFUSALS: i64 = 3;
+/// How long a body may stall between two reads, and a handler take to answer.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub const HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The range an enrollment token's or a PXE window's lifetime may take, in seconds.
+pub const TOKEN_TTL_RANGE: std::ops::RangeInclusive<i64> = 60..=30 * 86400;
+
+/// `--token-ttl` / `ttl_seconds`: checked once, with what to give instead.
+pub fn check_token_ttl(secs: i64) -> Result<i64, String> {
+    if TOKEN_TTL_RANGE.contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("a token lifetime of {secs} s is outside {}..={} s (1 minute to 30 days)", TOKEN_TTL_RANGE.start(), TOKEN_TTL_RANGE.end()))
+    }
+}
 
 pub struct AppState {
     pub store: Store,
@@ -47,6 +73,8 @@ pub struct AppState {
     /// Folder of root images (`keel image build` output: IMAGE and IMAGE.json), served as files
     /// under /v1/images/ with range requests; none: no images.
     pub images_dir: Option<std::path::PathBuf>,
+    /// How long a request body may stall between two reads before the request ends (408).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -62,6 +90,7 @@ impl AppState {
             boot_args: None,
             tls_fingerprint: None,
             images_dir: None,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
@@ -72,37 +101,43 @@ pub fn router(state: Shared) -> Router {
     // Root images are plain files, read with range requests (a broken download resumes).
     // They hold no secrets: keel snapshots the OS before any node configuration, without SSH
     // host keys; so no token is asked for, as for the iPXE boot files.
-    let images = match &state.images_dir {
-        Some(dir) => Router::new().nest_service("/v1/images", tower_http::services::ServeDir::new(dir)),
-        None => Router::new().route("/v1/images/{*name}", get(|| async { ApiError::not_found("this registry serves no images: start it with --images DIR") })),
-    };
+    use axum::extract::DefaultBodyLimit;
+    let small = || DefaultBodyLimit::max(SMALL_BODY_LIMIT);
     Router::new()
-        .merge(images)
+        .route("/v1/images/{*name}", get(crate::images::serve))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/admin/profiles", get(list_profiles))
-        .route("/v1/admin/profiles/{name}", put(put_profile).get(get_profile))
+        .route("/v1/admin/profiles/{name}", put(put_profile).layer(small()).get(get_profile))
         .route("/v1/admin/specs", get(list_specs))
-        .route("/v1/admin/specs/{name}", put(put_spec).get(get_spec))
-        .route("/v1/admin/nodes", get(list_nodes).post(issue_token))
+        .route("/v1/admin/specs/{name}", put(put_spec).layer(small()).get(get_spec))
+        .route("/v1/admin/nodes", get(list_nodes).post(issue_token).layer(small()))
         .route("/v1/admin/nodes/{hostname}", get(show_node))
         .route("/v1/admin/nodes/{hostname}/events", get(node_events))
         .route("/v1/admin/nodes/{hostname}/report", get(node_report))
         .route("/v1/admin/nodes/{hostname}/boot", get(node_boot_report))
-        .route("/v1/admin/cluster-keys/{cluster}", put(put_cluster_key).get(get_cluster_key_meta))
+        .route("/v1/admin/cluster-keys/{cluster}", put(put_cluster_key).layer(DefaultBodyLimit::max(KEY_BODY_LIMIT)).get(get_cluster_key_meta))
         .route("/", get(crate::status_page::nodes_page))
         .route("/nodes/{hostname}", get(crate::status_page::node_page))
-        .route("/v1/enroll", post(enroll))
+        .route("/v1/enroll", post(enroll).layer(small()))
         .route("/v1/profile", get(node_profile))
         .route("/v1/spec", get(node_spec))
         .route("/v1/cluster-key", get(node_cluster_key))
         .route("/v1/cluster", get(node_cluster))
-        .route("/v1/boot", post(post_boot))
+        .route("/v1/boot", post(post_boot).layer(small()))
         .route("/v1/events", post(post_events))
         .route("/v1/report", post(post_report))
         .route("/ipxe/{mac}", get(ipxe))
         .fallback(|| async { ApiError::not_found("no such endpoint: see registry/openapi.yaml") })
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // a body that stalls, and a handler that hangs, end the request (the connection's own
+        // limits, header read and idle, are the server's: `crate::server`)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(state.body_read_timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, HANDLER_TIMEOUT))
         .with_state(state)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the body is larger than this endpoint takes (registry/openapi.yaml gives each limit)")
 }
 
 /// JSON bodies whose rejections (malformed, wrong type, too large) are JSON errors too.
@@ -114,7 +149,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {BODY_LIMIT} bytes")))
+                Err(too_large())
             }
             Err(e) => Err(ApiError::new(e.status(), "bad_json", e.body_text())),
         }
@@ -130,7 +165,7 @@ impl<S: Send + Sync> FromRequest<S> for TextBody {
         match String::from_request(req, state).await {
             Ok(s) => Ok(TextBody(s)),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {BODY_LIMIT} bytes")))
+                Err(too_large())
             }
             Err(e) => Err(ApiError::bad_request("bad_body", e.body_text())),
         }
@@ -263,18 +298,25 @@ pub fn normalize_mac(mac: &str) -> Option<String> {
     Some(hex.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join(":"))
 }
 
+/// Arms a node. With a token (the rescue path: `keel install --registry --token`), bound to
+/// its MAC and/or DMI serial. A PXE node gets no token: arming opens its enrollment window
+/// (`ttl_seconds`), which its first matching enrollment closes; since the network sees its MAC,
+/// it must be bound to something the network cannot see too: its DMI serial, or the drive
+/// serials its profile pins (`disks.serials`).
 async fn issue_token(_: Admin, State(st): State<Shared>, JsonBody(req): JsonBody<TokenRequest>) -> Result<Response, ApiError> {
     check_name(&req.hostname)?;
     let mac = match &req.mac {
         Some(m) => Some(normalize_mac(m).ok_or_else(|| ApiError::bad_request("bad_mac", format!("mac {m:?} is not a MAC address")))?),
         None => None,
     };
-    if mac.is_none() && req.dmi_serial.as_deref().is_none_or(|s| s.trim().is_empty()) {
+    let dmi_serial = req.dmi_serial.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    if mac.is_none() && dmi_serial.is_none() {
         return Err(ApiError::bad_request("unbound", "a token is bound to the node's hardware: give mac or dmi_serial (or both)"));
     }
     if req.pxe && mac.is_none() {
         return Err(ApiError::bad_request("unbound", "a PXE node is found by its MAC: give mac"));
     }
+    let ttl = check_token_ttl(req.ttl_seconds.unwrap_or(st.token_ttl_secs)).map_err(|e| ApiError::bad_request("bad_ttl", format!("ttl_seconds: {e}")))?;
     let doc = st.store.document("profile", &req.profile).await?.ok_or_else(|| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_profile", format!("no profile {:?}: upload it first (PUT /v1/admin/profiles/{{name}})", req.profile))
     })?;
@@ -286,20 +328,36 @@ async fn issue_token(_: Admin, State(st): State<Shared>, JsonBody(req): JsonBody
             format!("profile {:?} is for node {:?}, not {:?}", req.profile, p.node.hostname, req.hostname),
         ));
     }
+    if req.pxe && dmi_serial.is_none() && p.disks.serials.is_empty() {
+        return Err(ApiError::bad_request(
+            "unbound",
+            "a PXE node enrolls without a token, by hardware the network cannot see: give dmi_serial, or pin the drives' serials in its profile (disks.serials)",
+        ));
+    }
+    if req.pxe && (st.boot_kernel.is_none() || st.boot_initrd.is_empty()) {
+        return Err(ApiError::conflict("no_boot_image", "this registry was started without --boot-kernel and --boot-initrd: it has no iPXE script to serve a PXE node"));
+    }
     if let Some(m) = &mac {
         if let Some(other) = st.store.node_by_mac(m).await?.filter(|n| n.hostname != req.hostname) {
-            return Err(ApiError::conflict("mac_taken", format!("mac {m} belongs to node {:?}: a MAC finds one node only (re-arm that node, or correct the MAC)", other.hostname)));
+            return Err(mac_taken(m, Some(&other.hostname)));
         }
     }
-    let ttl = req.ttl_seconds.unwrap_or(st.token_ttl_secs);
-    if !(60..=30 * 86400).contains(&ttl) {
-        return Err(ApiError::bad_request("bad_ttl", "ttl_seconds must be between 60 and 2592000 (30 days)"));
+    let expires_at = crate::store::now().saturating_add(ttl);
+    let node = NewNode { hostname: req.hostname.clone(), profile: req.profile, mac: mac.clone(), dmi_serial, pxe: req.pxe };
+    let token = (!req.pxe).then(secret::generate);
+    match st.store.arm_node(&node, token.as_deref().map(secret::hash).as_deref(), expires_at).await {
+        Err(StoreError::MacTaken) => return Err(mac_taken(mac.as_deref().unwrap_or("?"), None)),
+        r => r?,
     }
-    let token = secret::generate();
-    let expires_at = crate::store::now() + ttl;
-    let node = NewNode { hostname: req.hostname.clone(), profile: req.profile, mac, dmi_serial: req.dmi_serial, pxe: req.pxe };
-    st.store.arm_node(&node, &secret::hash(&token), expires_at).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "hostname": req.hostname, "token": token, "expires_at": expires_at }))).into_response())
+    Ok(match token {
+        Some(t) => (StatusCode::CREATED, Json(json!({ "hostname": req.hostname, "token": t, "expires_at": expires_at }))).into_response(),
+        None => (StatusCode::CREATED, Json(json!({ "hostname": req.hostname, "pxe": true, "window_closes_at": expires_at }))).into_response(),
+    })
+}
+
+fn mac_taken(mac: &str, other: Option<&str>) -> ApiError {
+    let who = other.map(|h| format!("node {h:?}")).unwrap_or_else(|| "another node".into());
+    ApiError::conflict("mac_taken", format!("mac {mac} belongs to {who}: a MAC finds one node only (re-arm that node, or correct the MAC)"))
 }
 
 async fn list_nodes(_: Admin, State(st): State<Shared>) -> Result<Json<Value>, ApiError> {
@@ -375,44 +433,100 @@ async fn get_cluster_key_meta(_: Admin, State(st): State<Shared>, Path(cluster):
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnrollRequest {
-    token: String,
+    /// The single-use token; none: a PXE node, found by its MACs and checked by its binding.
+    #[serde(default)]
+    token: Option<String>,
     /// keel's hardware inventory (`keel detect --json`).
     inventory: Value,
 }
 
-/// The MACs and the DMI serial an inventory reports.
-fn identity(inv: &Value) -> (Vec<String>, Option<String>) {
-    let macs = inv["nics"].as_array().map(|a| a.iter().filter_map(|n| n["mac"].as_str()).filter_map(normalize_mac).collect()).unwrap_or_default();
-    let serial = inv["dmi"]["product_serial"].as_str().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
-    (macs, serial)
+/// What an inventory says the machine is: its MACs, DMI serial and drive serials.
+struct Claimed {
+    macs: Vec<String>,
+    dmi_serial: Option<String>,
+    disk_serials: Vec<String>,
 }
 
+fn identity(inv: &Value) -> Claimed {
+    let list = |key: &str, field: &str| -> Vec<String> {
+        inv[key].as_array().map(|a| a.iter().filter_map(|n| n[field].as_str()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).take(64).collect()).unwrap_or_default()
+    };
+    Claimed {
+        macs: list("nics", "mac").iter().filter_map(|m| normalize_mac(m)).collect(),
+        dmi_serial: inv["dmi"]["product_serial"].as_str().map(str::trim).filter(|s| !s.is_empty()).map(String::from),
+        disk_serials: list("disks", "serial"),
+    }
+}
+
+/// Why the machine is not the one the node is bound to (for the log only), or None.
+fn binding_mismatch(node: &Node, pinned_disks: &[String], c: &Claimed) -> Option<String> {
+    let mut why = Vec::new();
+    if let Some(m) = &node.mac {
+        if !c.macs.contains(m) {
+            why.push(format!("mac {m} not among [{}]", c.macs.join(", ")));
+        }
+    }
+    if let Some(s) = &node.dmi_serial {
+        if c.dmi_serial.as_deref() != Some(s.as_str()) {
+            why.push(format!("dmi serial {s:?}, the machine says {:?}", c.dmi_serial.as_deref().unwrap_or("")));
+        }
+    }
+    let missing: Vec<&String> = pinned_disks.iter().filter(|s| !c.disk_serials.contains(s)).collect();
+    if !missing.is_empty() {
+        why.push(format!("drive serial(s) {missing:?} of the profile not among {:?}", c.disk_serials));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// Enrollment: with a token (single-use, bound to the hardware), or a PXE node without one (an
+/// armed PXE node with one of the machine's MACs, inside its window). Either way the machine
+/// must match every binding; a refusal says no more than that (the registry's log says what
+/// differed), and the `MAX_REFUSALS`-th spends the token or closes the window.
 async fn enroll(State(st): State<Shared>, JsonBody(req): JsonBody<EnrollRequest>) -> Result<Response, ApiError> {
-    let th = secret::hash(&req.token);
-    let denied = || ApiError::unauthorized("unknown, used or expired enrollment token: ask the operator for a new one");
-    let node = st.store.node_by_token(&th).await?.ok_or_else(denied)?;
-    if node.token_used_at.is_some() {
-        return Err(ApiError::conflict("token_used", "this enrollment token was already used: tokens are single-use; ask the operator for a new one"));
-    }
-    if node.token_expires_at.is_some_and(|t| t < crate::store::now()) {
-        return Err(ApiError::unauthorized("this enrollment token has expired: ask the operator for a new one"));
-    }
-    let (macs, serial) = identity(&req.inventory);
-    let mac_ok = node.mac.as_ref().is_none_or(|m| macs.contains(m));
-    let serial_ok = node.dmi_serial.as_ref().is_none_or(|s| serial.as_deref() == Some(s.as_str()));
-    if !mac_ok || !serial_ok {
-        return Err(ApiError::forbidden(format!(
-            "the token is bound to {} (mac {}, dmi serial {}); this machine reports macs [{}], dmi serial {}",
-            node.hostname,
-            node.mac.as_deref().unwrap_or("-"),
-            node.dmi_serial.as_deref().unwrap_or("-"),
-            macs.join(", "),
-            serial.as_deref().unwrap_or("-")
-        )));
+    let claimed = identity(&req.inventory);
+    let used = || ApiError::conflict("token_used", "this enrollment token was already used: tokens are single-use; ask the operator for a new one");
+    let node = match &req.token {
+        Some(token) => {
+            let th = secret::hash(token);
+            let node = st.store.node_by_token(&th).await?.ok_or_else(|| ApiError::unauthorized("unknown, used or expired enrollment token: ask the operator for a new one"))?;
+            if node.token_used_at.is_some() {
+                return Err(used());
+            }
+            if node.token_expires_at.is_some_and(|t| t < crate::store::now()) {
+                return Err(ApiError::unauthorized("this enrollment token has expired: ask the operator for a new one"));
+            }
+            node
+        }
+        None => {
+            let mut armed = None;
+            for m in &claimed.macs {
+                if let Some(n) = st.store.node_by_mac(m).await?.filter(|n| n.pxe && n.state == "waiting" && n.token_hash.is_none()) {
+                    armed = Some(n);
+                    break;
+                }
+            }
+            armed.filter(|n| n.token_expires_at.is_some_and(|t| t >= crate::store::now())).ok_or_else(|| {
+                ApiError::unauthorized("no PXE install is armed for this machine: the operator arms it (POST /v1/admin/nodes with \"pxe\": true), or gives a token")
+            })?
+        }
+    };
+    let pinned = own_profile(&st, &node).await.map(|(_, p)| p.disks.serials).unwrap_or_default();
+    if let Some(why) = binding_mismatch(&node, &pinned, &claimed) {
+        let (n, locked) = st.store.refuse(&node.hostname, MAX_REFUSALS).await?;
+        tracing::warn!("enrollment as {} refused ({n} of {MAX_REFUSALS}{}): {why}", node.hostname, if locked { "; locked until armed again" } else { "" });
+        return Err(ApiError::forbidden(if locked {
+            "this machine is not the hardware the enrollment is bound to; that was the last try: the operator must arm the node again".to_string()
+        } else {
+            format!("this machine is not the hardware the enrollment is bound to (the registry's log says what differs); {} tries left", MAX_REFUSALS - n)
+        }));
     }
     let sec = secret::generate();
-    if !st.store.enroll(&node.hostname, &th, &secret::hash(&sec)).await? {
-        return Err(ApiError::conflict("token_used", "this enrollment token was already used: tokens are single-use; ask the operator for a new one"));
+    let won = match &req.token {
+        Some(token) => st.store.enroll(&node.hostname, &secret::hash(token), &secret::hash(&sec)).await?,
+        None => st.store.enroll_pxe(&node.hostname, &secret::hash(&sec)).await?,
+    };
+    if !won {
+        return Err(used());
     }
     Ok(Json(json!({ "hostname": node.hostname, "secret": sec, "profile": node.profile })).into_response())
 }
@@ -493,6 +607,7 @@ async fn node_cluster(EnrolledNode(node): EnrolledNode, State(st): State<Shared>
 /// The first boot's report: `phase` "booted" (with the new host keys), then "ready" (cluster
 /// step done) or "failed". Each newer report replaces the previous one.
 async fn post_boot(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, JsonBody(report): JsonBody<Value>) -> Result<Json<Value>, ApiError> {
+    let phase = report["phase"].as_str().unwrap_or("");
     let state = match report["phase"].as_str() {
         Some("booted") => "booted",
         Some("cluster-created") => "cluster-created",
@@ -500,7 +615,7 @@ async fn post_boot(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, J
         Some("failed") => "boot-failed",
         _ => return Err(ApiError::bad_request("bad_report", "the first-boot report needs \"phase\": \"booted\", \"cluster-created\", \"ready\" or \"failed\"")),
     };
-    st.store.set_boot_report(&node.hostname, &report.to_string(), state).await?;
+    st.store.set_boot_report(&node.hostname, &report.to_string(), state, phase).await?;
     Ok(Json(json!({ "stored": true, "state": state })))
 }
 
@@ -511,31 +626,40 @@ struct EventsRequest {
 }
 
 /// The node state an event moves to ("installing" with its step, "failed", ...).
-fn state_of(event: &Value) -> Option<(&'static str, Option<String>)> {
+fn state_of(event: &Value) -> (&'static str, Option<String>) {
     let step = event["step"].as_str().map(String::from);
-    match event["event"].as_str()? {
-        "failed" => Some(("failed", step)),
-        "finished" => Some(("installed", step)),
-        "booted" => Some(("booted", step)),
-        _ => Some(("installing", step)),
+    match event["event"].as_str() {
+        Some("failed") => ("failed", step),
+        Some("finished") => ("installed", step),
+        Some("booted") => ("booted", step),
+        _ => ("installing", step),
     }
+}
+
+/// Event `i` of a request as the store keeps it, or why it is refused.
+pub fn new_event(i: usize, e: &Value) -> Result<NewEvent, ApiError> {
+    let seq = e["seq"].as_i64().filter(|s| *s >= 0).ok_or_else(|| ApiError::bad_request("bad_event", format!("event {i}: needs a non-negative integer \"seq\"")))?;
+    if !e["event"].is_string() {
+        return Err(ApiError::bad_request("bad_event", format!("event {i} (seq {seq}): needs a string \"event\"")));
+    }
+    let body = e.to_string();
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("event {i} (seq {seq}) is {} bytes; one event may have {MAX_EVENT_BYTES}", body.len())));
+    }
+    let (state, step) = state_of(e);
+    let progress = match (e["n"].as_u64(), e["total"].as_u64()) {
+        (Some(n), Some(t)) => Some(format!("{n}/{t}")),
+        _ => None,
+    };
+    Ok(NewEvent { seq, body, summary: crate::status_page::describe(e), state, step, progress })
 }
 
 async fn post_events(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, JsonBody(req): JsonBody<EventsRequest>) -> Result<Json<Value>, ApiError> {
     if req.events.len() > MAX_EVENTS_PER_REQUEST {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many", format!("at most {MAX_EVENTS_PER_REQUEST} events per request")));
     }
-    let mut rows = Vec::with_capacity(req.events.len());
-    for (i, e) in req.events.iter().enumerate() {
-        let seq = e["seq"].as_i64().filter(|s| *s >= 0).ok_or_else(|| ApiError::bad_request("bad_event", format!("event {i}: needs a non-negative integer \"seq\"")))?;
-        if !e["event"].is_string() {
-            return Err(ApiError::bad_request("bad_event", format!("event {i} (seq {seq}): needs a string \"event\"")));
-        }
-        rows.push((seq, e.to_string()));
-    }
-    let last = req.events.iter().max_by_key(|e| e["seq"].as_i64());
-    let state = last.and_then(state_of);
-    let added = st.store.add_events(&node.hostname, &rows, state.as_ref().map(|(s, step)| (*s, step.as_deref()))).await?;
+    let rows = req.events.iter().enumerate().map(|(i, e)| new_event(i, e)).collect::<Result<Vec<_>, _>>()?;
+    let added = st.store.add_events(&node.hostname, &rows, EVENT_QUOTA).await?;
     Ok(Json(json!({ "accepted": added, "duplicates": rows.len() as u64 - added })))
 }
 
@@ -548,23 +672,23 @@ async fn post_report(EnrolledNode(node): EnrolledNode, State(st): State<Shared>,
         Some("failed") => "failed",
         _ => return Err(ApiError::bad_request("bad_report", "the report needs \"result\": \"ok\" or \"failed\"")),
     };
-    st.store.set_report(&node.hostname, &report.to_string(), state).await?;
+    st.store.set_report(&node.hostname, &report.to_string(), state, report["result"].as_str().unwrap_or("")).await?;
     Ok(Json(json!({ "stored": true, "state": state })))
 }
 
-/// The iPXE script of a PXE node: boots the live/rescue kernel with the registry URL and a fresh
-/// single-use enrollment token on its command line.
+/// The iPXE script for a MAC. An armed PXE node inside its window gets the live system's boot
+/// script, which carries no token, no host name and no other secret: the node enrolls by its
+/// hardware. Every other MAC (unknown, not a PXE node, installed, locked, window closed) gets
+/// the same script, which hands the boot back to the firmware's next device; a GET creates and
+/// changes nothing.
 async fn ipxe(State(st): State<Shared>, Path(mac): Path<String>) -> Result<Response, ApiError> {
     let m = normalize_mac(&mac).ok_or_else(|| ApiError::bad_request("bad_mac", format!("mac {mac:?} is not a MAC address")))?;
-    let node = st.store.node_by_mac(&m).await?.filter(|n| n.pxe).ok_or_else(|| ApiError::not_found(format!("no PXE node with mac {m}")))?;
-    if node.state != "waiting" {
-        return Err(ApiError::conflict("not_armed", format!("{} is {}: issue it a new token (POST /v1/admin/nodes) to install it again", node.hostname, node.state)));
-    }
-    let (Some(kernel), false) = (&st.boot_kernel, st.boot_initrd.is_empty()) else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_boot_image", "the registry was started without --boot-kernel and --boot-initrd"));
+    let armed = st.store.node_by_mac(&m).await?.is_some_and(|n| {
+        n.pxe && n.state == "waiting" && n.token_hash.is_none() && n.token_expires_at.is_some_and(|t| t >= crate::store::now())
+    });
+    let script = match (&st.boot_kernel, armed) {
+        (Some(kernel), true) if !st.boot_initrd.is_empty() => crate::ipxe::script(kernel, &st.boot_initrd, &st.public_url, st.tls_fingerprint.as_deref(), st.boot_args.as_deref()),
+        _ => crate::ipxe::NEXT_DEVICE.to_string(),
     };
-    let token = secret::generate();
-    st.store.set_token(&node.hostname, &secret::hash(&token), crate::store::now() + st.token_ttl_secs).await?;
-    let script = crate::ipxe::script(kernel, &st.boot_initrd, &st.public_url, &token, &node.hostname, st.tls_fingerprint.as_deref(), st.boot_args.as_deref());
     Ok(([(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], script).into_response())
 }

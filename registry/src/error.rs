@@ -37,6 +37,11 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        match &e {
+            StoreError::MacTaken => return ApiError::conflict("mac_taken", "the MAC belongs to another node: a MAC finds one node only (re-arm that node, or correct the MAC)"),
+            StoreError::Quota { .. } => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "quota", format!("{e}: the install sends far fewer; arm the node again to start a new install")),
+            _ => {}
+        }
         tracing::error!("{e}");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the registry's database failed; see the registry log")
     }

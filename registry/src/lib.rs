@@ -3,8 +3,10 @@
 
 pub mod api;
 pub mod error;
+pub mod images;
 pub mod ipxe;
 pub mod secret;
+pub mod server;
 pub mod status_page;
 pub mod store;
 pub mod tls;

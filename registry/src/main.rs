@@ -64,6 +64,17 @@ struct ServeArgs {
     /// Serve the root images in this folder (`keel image build` output) under /v1/images/.
     #[arg(long, env = "KEEL_REGISTRY_IMAGES")]
     images: Option<PathBuf>,
+    /// Open connections at most; one more is closed at once [default: 512]. Keep it below the
+    /// open-file limit (`ulimit -n`).
+    #[arg(long, env = "KEEL_REGISTRY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Open connections from one IP address at most [default: 32].
+    #[arg(long, env = "KEEL_REGISTRY_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Seconds a connection has to send a request head; also how long a kept-alive connection
+    /// may stay idle [default: 10].
+    #[arg(long, env = "KEEL_REGISTRY_HEADER_TIMEOUT")]
+    header_timeout: Option<u64>,
 }
 
 impl ServeArgs {
@@ -85,6 +96,9 @@ impl ServeArgs {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             images: self.images.or(file.images),
+            max_connections: self.max_connections.or(file.max_connections),
+            max_connections_per_ip: self.max_connections_per_ip.or(file.max_connections_per_ip),
+            header_timeout: self.header_timeout.or(file.header_timeout),
         })
     }
 }
@@ -101,6 +115,37 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if token.len() < 32 {
         bail!("the admin token in {} is shorter than 32 characters: make one with openssl rand -hex 32", token_file.display());
     }
+    let token_ttl = keel_registry::api::check_token_ttl(args.token_ttl.unwrap_or(86400)).map_err(|e| anyhow::anyhow!("--token-ttl: {e}"))?;
+    let mut limits = keel_registry::server::Limits::default();
+    if let Some(n) = args.max_connections {
+        if n == 0 {
+            bail!("--max-connections 0: give at least 1");
+        }
+        limits.max_connections = n;
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        if n == 0 {
+            bail!("--max-connections-per-ip 0: give at least 1");
+        }
+        limits.max_connections_per_ip = n;
+    }
+    if let Some(s) = args.header_timeout {
+        if !(1..=300).contains(&s) {
+            bail!("--header-timeout {s}: give 1 to 300 seconds");
+        }
+        limits.header_read_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(files) = keel_registry::server::open_files_limit() {
+        // the database, the listener and the images take some files too
+        if limits.max_connections as u64 + 64 > files {
+            bail!(
+                "--max-connections {} does not fit the open-file limit {files} (ulimit -n) with 64 files left for the database and images: lower it to {} or raise the limit",
+                limits.max_connections,
+                files.saturating_sub(64)
+            );
+        }
+    }
+    let shown_database = keel_registry::store::redact_url(&database);
     let store = Store::open(&database).await?;
     let tls_fingerprint = match &args.tls_cert {
         Some(cert) => Some(keel_registry::tls::fingerprint(&std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?)?),
@@ -108,7 +153,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let state = Arc::new(AppState {
         tls_fingerprint,
-        token_ttl_secs: args.token_ttl.unwrap_or(86400),
+        token_ttl_secs: token_ttl,
         public_url: args.public_url.unwrap_or_else(|| format!("{}://{listen}", if args.tls_cert.is_some() { "https" } else { "http" })),
         boot_kernel: args.boot_kernel,
         boot_initrd: args.boot_initrd,
@@ -116,24 +161,29 @@ async fn serve(args: ServeArgs) -> Result<()> {
         images_dir: args.images,
         ..AppState::new(store, token)
     });
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
-        eprintln!(
-            "keel-registry: listening on https://{} ({} database {database}); nodes pin it with --registry-fingerprint {}",
-            listener.local_addr()?,
-            state.store.backend,
-            state.tls_fingerprint.as_deref().unwrap_or("?")
-        );
-        return keel_registry::tls::serve(listener, router(state), cert, key).await;
-    }
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
-    tracing::info!("keel-registry on http://{} ({} database)", listener.local_addr()?, state.store.backend);
-    eprintln!("keel-registry: listening on http://{} ({} database {database})", listener.local_addr()?, state.store.backend);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            keel_registry::tls::config(cert, key).await.with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?,
+        ),
+        _ => None,
+    };
+    let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("listening on {listen}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let pin = state.tls_fingerprint.as_deref().map(|f| format!("; nodes pin it with --registry-fingerprint {f}")).unwrap_or_default();
+    eprintln!(
+        "keel-registry: listening on {scheme}://{} ({} database {shown_database}; at most {} connections, {} s to send a request head{pin})",
+        listener.local_addr()?,
+        state.store.backend,
+        limits.max_connections,
+        limits.header_read_timeout.as_secs()
+    );
+    let handle = axum_server::Handle::new();
+    let stop = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    keel_registry::server::serve(listener, router(state), limits, tls, handle).await?;
     Ok(())
 }
 

@@ -8,7 +8,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 /// Schema migrations, applied in order on start; each runs once (recorded in `schema_migrations`).
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql")), (2, include_str!("../migrations/0002_first_boot.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_first_boot.sql")),
+    (3, include_str!("../migrations/0003_hardening.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,6 +20,26 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database {url}: {why}")]
     Open { url: String, why: String },
+    /// Another node holds the MAC (the unique index on `nodes.mac` refused it).
+    #[error("the MAC belongs to another node")]
+    MacTaken,
+    /// The node's stored events would pass its quota.
+    #[error("the node's events would pass its quota of {events} events or {bytes} bytes")]
+    Quota { events: i64, bytes: i64 },
+}
+
+/// A database URL as it may be printed: the password of `postgres://user:PASSWORD@host` is
+/// replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
 }
 
 pub fn now() -> i64 {
@@ -43,12 +67,22 @@ pub struct Node {
     pub last_event_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub booted_at: Option<i64>,
+    /// Events stored for the current install, and their bytes (the quota counts these).
     pub events: i64,
+    pub event_bytes: i64,
+    /// Enrollments refused for a hardware mismatch since the node was armed.
+    pub refusals: i64,
+    /// The newest stored event as one line, the progress "n/total", the install's result and
+    /// the first boot's phase: what the status page shows, without reading an event body.
+    pub last_event: Option<String>,
+    pub progress: Option<String>,
+    pub install_result: Option<String>,
+    pub boot_phase: Option<String>,
 }
 
 const NODE_COLUMNS: &str = "hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, token_used_at, \
-    secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, booted_at, \
-    (SELECT COUNT(*) FROM events e WHERE e.hostname = nodes.hostname) AS events";
+    secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, booted_at, event_count, event_bytes, \
+    refusals, last_event, progress, install_result, boot_phase";
 
 fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
     Ok(Node {
@@ -68,7 +102,13 @@ fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
         last_event_at: r.try_get("last_event_at")?,
         finished_at: r.try_get("finished_at")?,
         booted_at: r.try_get("booted_at")?,
-        events: r.try_get("events")?,
+        events: r.try_get("event_count")?,
+        event_bytes: r.try_get("event_bytes")?,
+        refusals: r.try_get("refusals")?,
+        last_event: r.try_get("last_event")?,
+        progress: r.try_get("progress")?,
+        install_result: r.try_get("install_result")?,
+        boot_phase: r.try_get("boot_phase")?,
     })
 }
 
@@ -81,6 +121,52 @@ pub struct Document {
     pub body: String,
     pub sha256: String,
     pub uploaded_at: i64,
+}
+
+/// An event as `add_events` stores it: its body, its one-line summary, and what it moves the
+/// node to when it is the newest stored ("installing" with its step, "failed", ...).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub seq: i64,
+    pub body: String,
+    pub summary: String,
+    pub state: &'static str,
+    pub step: Option<String>,
+    /// "n/total" when the event carries them.
+    pub progress: Option<String>,
+}
+
+/// How many events, and bytes of event bodies, one install may store.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub events: i64,
+    pub bytes: i64,
+}
+
+/// The SQLite database and its WAL and shared-memory files readable by their owner only: they
+/// hold every cluster's root key. SQLite creates `-wal` and `-shm` with the database file's
+/// permissions, so the file is created 0600 before SQLite opens it; files an older registry
+/// left wider are narrowed.
+fn private_sqlite_files(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(m) = std::fs::metadata(&f) {
+            if m.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("making {} private (0600): {e}", f.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a new node is bound to when its enrollment token is issued.
@@ -106,11 +192,12 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (url, backend) = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
+            private_sqlite_files(std::path::Path::new(path)).map_err(|why| StoreError::Open { url: url.into(), why })?;
             (format!("sqlite://{path}?mode=rwc"), "sqlite")
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (url.to_string(), "postgres")
         } else {
-            return Err(StoreError::Open { url: url.into(), why: "expected sqlite:PATH or postgres://...".into() });
+            return Err(StoreError::Open { url: redact_url(url), why: "expected sqlite:PATH or postgres://...".into() });
         };
         let max = if backend == "sqlite" { 4 } else { 16 };
         let pool = AnyPoolOptions::new()
@@ -127,7 +214,7 @@ impl Store {
             })
             .connect(&url)
             .await
-            .map_err(|e| StoreError::Open { url: url.clone(), why: e.to_string() })?;
+            .map_err(|e| StoreError::Open { url: redact_url(&url), why: e.to_string().replace(url.as_str(), &redact_url(&url)) })?;
         if backend == "sqlite" {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
@@ -187,18 +274,22 @@ impl Store {
         rows.iter().map(doc_from).collect::<Result<_, _>>().map_err(Into::into)
     }
 
-    /// Creates the node or re-arms it (a rebuild): a new token, state "waiting"; the previous
-    /// install's events and report are dropped (the new install numbers its events from 1).
-    pub async fn arm_node(&self, n: &NewNode, token_hash: &str, expires_at: i64) -> Result<(), StoreError> {
+    /// Creates the node or re-arms it (a rebuild): state "waiting" with a new token (or, for a
+    /// PXE node, none: `token_hash` None, the enrollment window closing at `expires_at`); the
+    /// previous install's events, reports and refusals are dropped (the new install numbers its
+    /// events from 1). A MAC another node holds is refused by the unique index, atomically:
+    /// [`StoreError::MacTaken`].
+    pub async fn arm_node(&self, n: &NewNode, token_hash: Option<&str>, expires_at: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM events WHERE hostname = $1").bind(&n.hostname).execute(&mut *tx).await?;
-        sqlx::query(
+        let r = sqlx::query(
             "INSERT INTO nodes (hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
              ON CONFLICT (hostname) DO UPDATE SET profile = excluded.profile, mac = excluded.mac, dmi_serial = excluded.dmi_serial, \
              pxe = excluded.pxe, token_hash = excluded.token_hash, token_expires_at = excluded.token_expires_at, \
              token_used_at = NULL, secret_hash = NULL, state = 'waiting', step = NULL, finished_at = NULL, report = NULL, \
-             boot_report = NULL, booted_at = NULL",
+             boot_report = NULL, booted_at = NULL, enrolled_at = NULL, refusals = 0, event_count = 0, event_bytes = 0, \
+             last_event = NULL, progress = NULL, install_result = NULL, boot_phase = NULL",
         )
         .bind(&n.hostname)
         .bind(&n.profile)
@@ -209,20 +300,32 @@ impl Store {
         .bind(expires_at)
         .bind(now())
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match r {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(StoreError::MacTaken),
+            r => r?,
+        };
         tx.commit().await?;
         Ok(())
     }
 
-    /// A fresh token for a node (the PXE path issues one per boot script).
-    pub async fn set_token(&self, hostname: &str, token_hash: &str, expires_at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE nodes SET token_hash = $1, token_expires_at = $2, token_used_at = NULL WHERE hostname = $3")
-            .bind(token_hash)
-            .bind(expires_at)
-            .bind(hostname)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Counts an enrollment refused for a hardware mismatch; the `max`-th spends the token and
+    /// closes a PXE window (state "locked": the operator arms the node again). Returns the
+    /// refusals so far and whether the node is now locked.
+    pub async fn refuse(&self, hostname: &str, max: i64) -> Result<(i64, bool), StoreError> {
+        sqlx::query(
+            "UPDATE nodes SET refusals = refusals + 1, \
+             token_hash = CASE WHEN refusals + 1 >= $1 THEN NULL ELSE token_hash END, \
+             state = CASE WHEN refusals + 1 >= $1 THEN 'locked' ELSE state END \
+             WHERE hostname = $2 AND state = 'waiting'",
+        )
+        .bind(max)
+        .bind(hostname)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT refusals, state FROM nodes WHERE hostname = $1").bind(hostname).fetch_one(&self.pool).await?;
+        let state: String = row.try_get("state")?;
+        Ok((row.try_get("refusals")?, state == "locked"))
     }
 
     /// The node whose `column` equals `value` (the first one found: only the hostname is unique).
@@ -265,37 +368,76 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores events; a sequence number already stored is left alone. Returns how many were new.
-    pub async fn add_events(&self, hostname: &str, events: &[(i64, String)], state: Option<(&str, Option<&str>)>) -> Result<u64, StoreError> {
+    /// A PXE node's enrollment, without a token: only while it is armed as a PXE node and its
+    /// window is open, in one statement (two racing enrollments cannot both win).
+    pub async fn enroll_pxe(&self, hostname: &str, secret_hash: &str) -> Result<bool, StoreError> {
+        let at = now();
+        let done = sqlx::query(
+            "UPDATE nodes SET token_used_at = $1, secret_hash = $2, state = 'enrolled', enrolled_at = $1, last_event_at = $1 \
+             WHERE hostname = $3 AND pxe = 1 AND state = 'waiting' AND token_hash IS NULL AND token_used_at IS NULL AND token_expires_at >= $1",
+        )
+        .bind(at)
+        .bind(secret_hash)
+        .bind(hostname)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a batch of events; a sequence number already stored is left alone. The batch is
+    /// refused whole ([`StoreError::Quota`]) when the node's stored events would pass `quota`.
+    /// The node's state, step, last event and progress follow the newest *stored* event, and
+    /// only when this batch stored it. Returns how many were new.
+    pub async fn add_events(&self, hostname: &str, events: &[NewEvent], quota: Quota) -> Result<u64, StoreError> {
         let at = now();
         let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        for (seq, body) in events {
-            let r = sqlx::query("INSERT INTO events (hostname, seq, received_at, body) VALUES ($1, $2, $3, $4) ON CONFLICT (hostname, seq) DO NOTHING")
+        let mut stored: Vec<&NewEvent> = Vec::new();
+        for e in events {
+            let r = sqlx::query("INSERT INTO events (hostname, seq, received_at, body, summary) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hostname, seq) DO NOTHING")
                 .bind(hostname)
-                .bind(*seq)
+                .bind(e.seq)
                 .bind(at)
-                .bind(body.as_str())
+                .bind(e.body.as_str())
+                .bind(e.summary.as_str())
                 .execute(&mut *tx)
                 .await?;
-            added += r.rows_affected();
+            if r.rows_affected() == 1 {
+                stored.push(e);
+            }
         }
-        match state {
-            Some((state, step)) => {
-                sqlx::query("UPDATE nodes SET state = $1, step = COALESCE($2, step), last_event_at = $3 WHERE hostname = $4")
-                    .bind(state)
-                    .bind(step)
-                    .bind(at)
+        let bytes: i64 = stored.iter().map(|e| e.body.len() as i64).sum();
+        let counted = sqlx::query(
+            "UPDATE nodes SET event_count = event_count + $1, event_bytes = event_bytes + $2, last_event_at = $3 \
+             WHERE hostname = $4 AND event_count + $1 <= $5 AND event_bytes + $2 <= $6",
+        )
+        .bind(stored.len() as i64)
+        .bind(bytes)
+        .bind(at)
+        .bind(hostname)
+        .bind(quota.events)
+        .bind(quota.bytes)
+        .execute(&mut *tx)
+        .await?;
+        if counted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Quota { events: quota.events, bytes: quota.bytes });
+        }
+        if let Some(newest) = stored.iter().max_by_key(|e| e.seq) {
+            let top: Option<i64> = sqlx::query("SELECT MAX(seq) AS m FROM events WHERE hostname = $1").bind(hostname).fetch_one(&mut *tx).await?.try_get("m")?;
+            if top == Some(newest.seq) {
+                let progress = stored.iter().filter(|e| e.progress.is_some()).max_by_key(|e| e.seq).and_then(|e| e.progress.as_deref());
+                sqlx::query("UPDATE nodes SET state = $1, step = COALESCE($2, step), last_event = $3, progress = COALESCE($4, progress) WHERE hostname = $5")
+                    .bind(newest.state)
+                    .bind(newest.step.as_deref())
+                    .bind(newest.summary.as_str())
+                    .bind(progress)
                     .bind(hostname)
                     .execute(&mut *tx)
                     .await?;
             }
-            None => {
-                sqlx::query("UPDATE nodes SET last_event_at = $1 WHERE hostname = $2").bind(at).bind(hostname).execute(&mut *tx).await?;
-            }
         }
         tx.commit().await?;
-        Ok(added)
+        Ok(stored.len() as u64)
     }
 
     /// Events of a node in sequence order, from `after` (exclusive).
@@ -309,23 +451,33 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("body")?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
-    /// The newest `limit` events of a node, newest first.
-    pub async fn last_events(&self, hostname: &str, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = sqlx::query("SELECT seq, body FROM events WHERE hostname = $1 ORDER BY seq DESC LIMIT $2").bind(hostname).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("body")?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
+    /// A page of a node's events as the status page shows them: sequence number, time received
+    /// and the one-line summary (never the body; an event stored before schema 3 shows the
+    /// first 240 characters of its body).
+    pub async fn event_lines(&self, hostname: &str, offset: i64, limit: i64) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, received_at, COALESCE(summary, SUBSTR(body, 1, 240)) AS line FROM events WHERE hostname = $1 ORDER BY seq LIMIT $2 OFFSET $3",
+        )
+        .bind(hostname)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("seq")?, r.try_get("received_at")?, r.try_get("line")?))).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
     pub async fn event_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM events").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
-    pub async fn set_report(&self, hostname: &str, report: &str, state: &str) -> Result<(), StoreError> {
+    pub async fn set_report(&self, hostname: &str, report: &str, state: &str, result: &str) -> Result<(), StoreError> {
         let at = now();
-        sqlx::query("UPDATE nodes SET report = $1, state = $2, finished_at = $3, last_event_at = $3 WHERE hostname = $4")
+        sqlx::query("UPDATE nodes SET report = $1, state = $2, finished_at = $3, last_event_at = $3, install_result = $5 WHERE hostname = $4")
             .bind(report)
             .bind(state)
             .bind(at)
             .bind(hostname)
+            .bind(result)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -336,13 +488,14 @@ impl Store {
     }
 
     /// The first boot's report (replaced by each newer one) and the state it moves the node to.
-    pub async fn set_boot_report(&self, hostname: &str, report: &str, state: &str) -> Result<(), StoreError> {
+    pub async fn set_boot_report(&self, hostname: &str, report: &str, state: &str, phase: &str) -> Result<(), StoreError> {
         let at = now();
-        sqlx::query("UPDATE nodes SET boot_report = $1, state = $2, booted_at = COALESCE(booted_at, $3), last_event_at = $3 WHERE hostname = $4")
+        sqlx::query("UPDATE nodes SET boot_report = $1, state = $2, booted_at = COALESCE(booted_at, $3), last_event_at = $3, boot_phase = $5 WHERE hostname = $4")
             .bind(report)
             .bind(state)
             .bind(at)
             .bind(hostname)
+            .bind(phase)
             .execute(&self.pool)
             .await?;
         Ok(())

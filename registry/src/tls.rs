@@ -2,11 +2,9 @@
 //! Nodes pin the certificate by its SHA-256 (`keel install --registry-fingerprint`), which
 //! `fingerprint` prints for a given certificate file.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
 
 /// The SHA-256 of the first certificate in a PEM file, as `sha256:HEX`.
@@ -19,11 +17,16 @@ pub fn fingerprint(cert_pem: &[u8]) -> Result<String> {
     Ok(format!("sha256:{}", crate::secret::sha256_hex(der.as_ref())))
 }
 
-/// Serves `app` over HTTPS on `listener` until the process ends.
-pub async fn serve(listener: std::net::TcpListener, app: Router, cert: &Path, key: &Path) -> Result<()> {
+/// The server's TLS settings from the operator's certificate and key (PEM).
+pub async fn config(cert: &Path, key: &Path) -> std::io::Result<RustlsConfig> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = RustlsConfig::from_pem_file(cert, key).await.with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
-    listener.set_nonblocking(true)?;
-    axum_server::from_tcp_rustls(listener, config).serve(app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    RustlsConfig::from_pem_file(cert, key).await
+}
+
+/// Serves `app` over HTTPS on `listener` with the default connection limits, until the process
+/// ends (`keel-registry serve` itself goes through `server::serve`).
+pub async fn serve(listener: std::net::TcpListener, app: axum::Router, cert: &Path, key: &Path) -> Result<()> {
+    let tls = config(cert, key).await.with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
+    crate::server::serve(listener, app, crate::server::Limits::default(), Some(tls), axum_server::Handle::new()).await?;
     Ok(())
 }

@@ -152,7 +152,12 @@ suite!(
     events_are_idempotent_by_sequence_number,
     bad_bodies_get_json_errors,
     the_report_finishes_the_node,
-    ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node,
+    ipxe_scripts_hold_no_secret_and_a_get_changes_nothing,
+    a_stranger_with_the_mac_cannot_enroll_as_a_pxe_node,
+    token_lifetimes_are_checked,
+    racing_arms_with_one_mac_cannot_both_win,
+    node_state_follows_stored_events_only,
+    event_quotas_and_a_status_page_that_reads_no_bodies,
     a_node_fetches_its_spec_and_its_clusters_root_key,
     a_node_sees_its_cluster_and_who_created_it,
     a_mac_belongs_to_one_node,
@@ -224,10 +229,12 @@ async fn tokens_are_bound_to_a_profile_of_that_node_and_to_hardware(r: Reg) {
 async fn enrollment_token_is_single_use_and_checks_the_hardware(r: Reg) {
     let r = r.with_profiles().await;
     let token = r.token("pve-node-01", MAC1).await;
-    // other hardware: refused, and the token stays usable for the right machine
+    // other hardware: refused without a word of what the token is bound to, and the token
+    // stays usable for the right machine (the third refusal would spend it)
     let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC2, "SER-1") })).await;
     is_error(&a, StatusCode::FORBIDDEN, "forbidden");
-    assert!(a.body["message"].as_str().unwrap().contains(MAC2), "{}", a.text);
+    let m = a.body["message"].as_str().unwrap();
+    assert!(!m.contains(MAC1) && !m.contains(MAC2) && !m.contains("pve-node-01") && m.contains("2 tries left"), "{}", a.text);
     let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "SER-1") })).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["hostname"], "pve-node-01");
@@ -249,7 +256,7 @@ async fn expired_and_unknown_tokens_are_refused(r: Reg) {
     let r = r.with_profiles().await;
     let token = secret::generate();
     let node = NewNode { hostname: "pve-node-01".into(), profile: "pve-node-01".into(), mac: Some(MAC1.into()), dmi_serial: None, pxe: false };
-    r.store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() - 1).await.unwrap();
+    r.store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() - 1).await.unwrap();
     let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
     is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
     assert!(a.body["message"].as_str().unwrap().contains("expired"), "{}", a.text);
@@ -349,24 +356,210 @@ async fn the_report_finishes_the_node(r: Reg) {
     assert!(node.body["finished_at"].as_i64().is_some());
 }
 
-async fn ipxe_hands_out_a_fresh_token_to_an_armed_pxe_node(r: Reg) {
+/// A seed profile with its drives' serials pinned: what a PXE node is bound to besides its MAC.
+fn pinned_profile(host: &str) -> String {
+    ws(&format!("profiles/{host}.toml")).replacen("serials = []", "serials = [\"NVME-A1\", \"NVME-A2\"]", 1)
+}
+
+/// An inventory with MAC, DMI serial and drive serials.
+fn machine(mac: &str, dmi: &str, disks: &[&str]) -> Value {
+    let disks: Vec<Value> = disks.iter().map(|s| json!({ "name": "nvme0n1", "serial": s })).collect();
+    json!({ "schema": "keel.inventory/1", "nics": [{ "name": "eth0", "mac": mac }], "dmi": { "product_serial": dmi }, "disks": disks })
+}
+
+const NEXT_DEVICE: &str = "#!ipxe\n# keel: no install is armed for this machine; booting the next device\nexit\n";
+
+/// Findings 1 and 3: the iPXE script holds no token and no host name; a GET creates and changes
+/// nothing; every MAC without an armed install gets the same answer (no 404/409 oracle).
+async fn ipxe_scripts_hold_no_secret_and_a_get_changes_nothing(r: Reg) {
     let r = r.with_profiles().await;
     let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "pxe": true })).await;
     is_error(&a, StatusCode::BAD_REQUEST, "unbound");
+    // the MAC alone is not enough for a PXE node: the network sees it
     let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "pxe": true })).await;
-    assert_eq!(a.status, StatusCode::CREATED);
+    is_error(&a, StatusCode::BAD_REQUEST, "unbound");
+    assert!(a.text.contains("disks.serials") && a.text.contains("dmi_serial"), "{}", a.text);
+    assert_eq!(r.put_text("/v1/admin/profiles/pve-node-01", Some(ADMIN), &pinned_profile("pve-node-01")).await.status, StatusCode::CREATED);
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "pxe": true })).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert!(a.body.get("token").is_none() && a.body["window_closes_at"].as_i64().is_some(), "a PXE node gets no token: {}", a.text);
+    let before = r.store.node("pve-node-01").await.unwrap().unwrap();
+    assert_eq!(before.token_hash, None);
     r.token("pve-node-02", MAC2).await; // not a PXE node
-    is_error(&r.get("/ipxe/52:54:00:a4:41:02", None).await, StatusCode::NOT_FOUND, "not_found");
     is_error(&r.get("/ipxe/not-a-mac", None).await, StatusCode::BAD_REQUEST, "bad_mac");
     let s = r.get("/ipxe/52-54-00-A4-41-01", None).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
     assert!(s.text.starts_with("#!ipxe\n") && s.text.contains("kernel http://boot.test/vmlinuz ") && s.text.contains("keel.registry=http://registry.test:8440 "), "{}", s.text);
     assert!(s.text.contains(&format!(" keel.fingerprint=sha256:{} ", "ab".repeat(32))), "the node pins the registry's certificate: {}", s.text);
-    let token = s.text.split("keel.token=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-    let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
-    assert_eq!(a.status, StatusCode::OK, "the script's token enrolls: {}", a.text);
-    // enrolled: no more scripts until the operator arms it again
-    is_error(&r.get("/ipxe/52:54:00:a4:41:01", None).await, StatusCode::CONFLICT, "not_armed");
+    assert!(!s.text.contains("keel.token") && !s.text.contains("pve-node-01"), "no token, no host name: {}", s.text);
+    // fetched again and again: the same script, and the node unchanged
+    for _ in 0..5 {
+        assert_eq!(r.get("/ipxe/52:54:00:a4:41:01", None).await.text, s.text);
+    }
+    let after = r.store.node("pve-node-01").await.unwrap().unwrap();
+    assert_eq!((after.token_hash, after.token_expires_at, after.state.as_str()), (None, before.token_expires_at, "waiting"));
+    // unknown, not PXE: the same answer, which boots the next device
+    for mac in ["02:00:00:00:00:99", MAC2] {
+        let a = r.get(&format!("/ipxe/{mac}"), None).await;
+        assert_eq!((a.status, a.text.as_str()), (StatusCode::OK, NEXT_DEVICE), "{mac}");
+    }
+    // the real machine enrolls without a token; then its MAC boots the disk like any other
+    let a = r.json("POST", "/v1/enroll", None, json!({ "inventory": machine(MAC1, "HZ-1", &["NVME-A2", "NVME-A1"]) })).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["hostname"], "pve-node-01");
+    assert_eq!(r.get("/ipxe/52:54:00:a4:41:01", None).await.text, NEXT_DEVICE);
+    // a second enrollment (the same window) loses
+    let a = r.json("POST", "/v1/enroll", None, json!({ "inventory": machine(MAC1, "HZ-1", &["NVME-A2", "NVME-A1"]) })).await;
+    is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// Finding 1: a stranger who knows the MAC (and reads the script) cannot enroll as the node,
+/// read its profile or cluster key, or report for it; finding 2: a refusal names nothing, and
+/// the third one closes the window, which only the operator opens again.
+async fn a_stranger_with_the_mac_cannot_enroll_as_a_pxe_node(r: Reg) {
+    let r = r.with_profiles().await;
+    assert_eq!(r.put_text("/v1/admin/profiles/pve-node-01", Some(ADMIN), &pinned_profile("pve-node-01")).await.status, StatusCode::CREATED);
+    let arm = json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "dmi_serial": "HZ-1", "pxe": true });
+    assert_eq!(r.json("POST", "/v1/admin/nodes", Some(ADMIN), arm.clone()).await.status, StatusCode::CREATED);
+    let script = r.get(&format!("/ipxe/{MAC1}"), None).await.text;
+    let guesses = [machine(MAC1, "", &[]), machine(MAC1, "HZ-1", &["NVME-A1"]), machine(MAC1, "HZ-2", &["NVME-A1", "NVME-A2"])];
+    for (i, g) in guesses.iter().enumerate() {
+        let a = r.json("POST", "/v1/enroll", None, json!({ "inventory": g })).await;
+        is_error(&a, StatusCode::FORBIDDEN, "forbidden");
+        assert!(a.body.get("secret").is_none());
+        for leak in [MAC1, "HZ-1", "NVME-A1", "NVME-A2", "pve-node-01"] {
+            assert!(!a.text.contains(leak), "refusal {i} names {leak}: {}", a.text);
+        }
+        assert!(!script.contains("HZ-1") && !script.contains("NVME-A"), "{script}");
+    }
+    let n = r.store.node("pve-node-01").await.unwrap().unwrap();
+    assert_eq!((n.state.as_str(), n.refusals, n.secret_hash), ("locked", 3, None));
+    // locked: now even the right machine is refused, and the script boots the disk
+    let right = machine(MAC1, "HZ-1", &["NVME-A1", "NVME-A2"]);
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "inventory": right })).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(r.get(&format!("/ipxe/{MAC1}"), None).await.text, NEXT_DEVICE);
+    // what a node reads or posts needs the node's secret, which no stranger got
+    for (m, path) in [("GET", "/v1/profile"), ("GET", "/v1/cluster-key"), ("GET", "/v1/spec"), ("POST", "/v1/report"), ("POST", "/v1/boot")] {
+        let a = r.call(m, path, Some("pve-node-01:"), Some(Body::from("{\"result\":\"ok\",\"phase\":\"ready\"}")), "application/json").await;
+        is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    // the operator arms it again: the refusals start over and the right machine enrolls
+    assert_eq!(r.json("POST", "/v1/admin/nodes", Some(ADMIN), arm).await.status, StatusCode::CREATED);
+    assert_eq!(r.store.node("pve-node-01").await.unwrap().unwrap().refusals, 0);
+    let a = r.json("POST", "/v1/enroll", None, json!({ "inventory": right })).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // a token path node: three mismatches spend the token
+    let token = r.token("pve-node-02", MAC2).await;
+    for _ in 0..3 {
+        is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "X") })).await, StatusCode::FORBIDDEN, "forbidden");
+    }
+    is_error(&r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC2, "X") })).await, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+/// Finding 10: a token lifetime outside 1 minute .. 30 days is refused, never born expired.
+async fn token_lifetimes_are_checked(r: Reg) {
+    let r = r.with_profiles().await;
+    for ttl in [json!(2), json!(-5), json!(i64::MAX), json!(30 * 86400 + 1)] {
+        let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "ttl_seconds": ttl })).await;
+        is_error(&a, StatusCode::BAD_REQUEST, "bad_ttl");
+    }
+    let a = r.json("POST", "/v1/admin/nodes", Some(ADMIN), json!({ "hostname": "pve-node-01", "profile": "pve-node-01", "mac": MAC1, "ttl_seconds": 30 * 86400 })).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert!(a.body["expires_at"].as_i64().unwrap() > keel_registry::store::now() + 29 * 86400);
+    for bad in [2, -5, i64::MAX, 0] {
+        assert!(keel_registry::api::check_token_ttl(bad).is_err(), "{bad}");
+    }
+    assert_eq!(keel_registry::api::check_token_ttl(86400), Ok(86400));
+}
+
+/// Finding 11: two arms racing for one MAC: one wins, the other is refused, every time; the
+/// store itself refuses a second node with a MAC (the unique index, not the API's check).
+async fn racing_arms_with_one_mac_cannot_both_win(r: Reg) {
+    let r = r.with_profiles().await;
+    let node2 = NewNode { hostname: "pve-node-02".into(), profile: "pve-node-02".into(), mac: Some(MAC1.into()), dmi_serial: None, pxe: false };
+    r.token("pve-node-01", MAC1).await;
+    assert!(matches!(r.store.arm_node(&node2, Some("h"), keel_registry::store::now() + 60).await, Err(keel_registry::store::StoreError::MacTaken)));
+    for round in 0..10 {
+        let mac = format!("02:00:00:00:01:{round:02x}");
+        let arm = |host: &'static str| {
+            let (app, mac) = (r.app.clone(), mac.clone());
+            tokio::spawn(async move {
+                let body = json!({ "hostname": host, "profile": host, "mac": mac }).to_string();
+                let req = Request::post("/v1/admin/nodes").header("authorization", format!("Bearer {ADMIN}")).header("content-type", "application/json");
+                app.oneshot(req.body(Body::from(body)).unwrap()).await.unwrap().status()
+            })
+        };
+        let (a, b) = (arm("pve-node-01"), arm("pve-node-02"));
+        let mut got = [a.await.unwrap(), b.await.unwrap()];
+        got.sort();
+        // the loser may lose to the API's check or to the index: 409 either way
+        assert_eq!(got, [StatusCode::CREATED, StatusCode::CONFLICT], "round {round}");
+        let holders = [r.store.node("pve-node-01").await.unwrap(), r.store.node("pve-node-02").await.unwrap()]
+            .into_iter()
+            .flatten()
+            .filter(|n| n.mac.as_deref() == Some(mac.as_str()))
+            .count();
+        assert_eq!(holders, 1, "round {round}");
+    }
+}
+
+/// Finding 9: the node's state follows the newest stored event, not a duplicate that was not
+/// stored, nor an older event that arrived late.
+async fn node_state_follows_stored_events_only(r: Reg) {
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    let state = || async { r.store.node("pve-node-01").await.unwrap().unwrap() };
+    r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(1, "started", "wipe"), ev(2, "failed", "wipe")] })).await;
+    assert_eq!(state().await.state, "failed");
+    // a duplicate seq 2 saying something else is not stored, and moves nothing
+    let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(2, "started", "partition")] })).await;
+    assert_eq!(a.body, json!({ "accepted": 0, "duplicates": 1 }));
+    let n = state().await;
+    assert_eq!((n.state.as_str(), n.step.as_deref()), ("failed", Some("wipe")));
+    // a late event older than the newest stored one is stored, and moves nothing either
+    r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(7, "failed", "os.packages")] })).await;
+    let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(5, "started", "os.packages")] })).await;
+    assert_eq!(a.body["accepted"], 1);
+    let n = state().await;
+    assert_eq!((n.state.as_str(), n.step.as_deref(), n.events), ("failed", Some("os.packages"), 4));
+    assert_eq!(n.last_event.as_deref(), Some("failed os.packages"));
+}
+
+/// Finding 6: one event, and one install's events, have a ceiling; the status page shows an
+/// event's summary line, never its body, a page at a time.
+async fn event_quotas_and_a_status_page_that_reads_no_bodies(r: Reg) {
+    use base64::Engine;
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    let pad = "p".repeat(keel_registry::api::MAX_EVENT_BYTES);
+    let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": [{ "seq": 1, "event": "x", "pad": pad }] })).await;
+    is_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    // near the per-event limit, many times: the byte quota ends it, and nothing of the refused batch stays
+    let pad = "q".repeat(keel_registry::api::MAX_EVENT_BYTES - 200);
+    let quota = keel_registry::api::EVENT_QUOTA;
+    let per_batch = 10usize;
+    let mut seq = 0i64;
+    let mut refused = None;
+    for batch in 0..((quota.bytes as usize) / (pad.len() * per_batch) + 2) {
+        let events: Vec<Value> = (0..per_batch).map(|_| { seq += 1; json!({ "seq": seq, "event": "log", "step": "os.packages", "title": "big", "pad": pad }) }).collect();
+        let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": events })).await;
+        if a.status != StatusCode::OK {
+            is_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "quota");
+            refused = Some(batch);
+            break;
+        }
+    }
+    assert!(refused.is_some(), "the byte quota never refused a batch");
+    let n = r.store.node("pve-node-01").await.unwrap().unwrap();
+    assert!(n.event_bytes <= quota.bytes && n.events as usize % per_batch == 0, "{} bytes, {} events", n.event_bytes, n.events);
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN}")));
+    for path in ["/", "/nodes/pve-node-01", "/nodes/pve-node-01?page=1", "/nodes/pve-node-01?page=999"] {
+        let res = r.app.clone().oneshot(Request::get(path).header("authorization", basic.clone()).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let html = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(html.len() < 200_000, "{path}: {} bytes (a body leaked into the page?)", html.len());
+        assert!(!String::from_utf8_lossy(&html).contains("qqqqqqqq"), "{path}");
+    }
 }
 
 /// An OpenSSH private key standing in for `ssh-keygen -t rsa -b 4096 -N '' -f FILE` output.
@@ -496,7 +689,7 @@ async fn the_status_page_lists_nodes_for_the_admin_only(r: Reg) {
     assert!(html.contains("create &lt;rpool&gt; &amp; &quot;friends&quot;") && !html.contains("<rpool>"), "{html}");
     let (status, html) = page("/nodes/pve-node-01", basic(ADMIN)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("events (1)") && html.contains("start zfs.rpool"), "{html}");
+    assert!(html.contains("events (1; page 1 of 1)") && html.contains("start zfs.rpool"), "{html}");
     assert_eq!(page("/nodes/nobody", basic(ADMIN)).await.0, StatusCode::NOT_FOUND);
 }
 

@@ -20,17 +20,21 @@ async fn fleet(store: &Store) {
     for (i, host) in ["pve-node-01", "pve-node-02", "pve-node-03"].iter().enumerate() {
         let node = NewNode { hostname: host.to_string(), profile: "pve-node-01".into(), mac: Some(format!("52:54:00:a4:41:0{}", i + 1)), dmi_serial: None, pxe: false };
         let token = secret::generate();
-        store.arm_node(&node, &secret::hash(&token), keel_registry::store::now() + 600).await.unwrap();
+        store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         assert!(store.enroll(host, &secret::hash(&token), &secret::hash("s")).await.unwrap());
     }
-    let ev = |seq: i64, event: &str, step: &str, n: u64| (seq, json!({ "seq": seq, "event": event, "step": step, "n": n, "total": 27, "title": format!("{step} title"), "ts": "2026-11-27T21:00:00Z" }).to_string());
+    let ev = |seq: i64, event: &str, step: &str, n: u64| json!({ "seq": seq, "event": event, "step": step, "n": n, "total": 27, "title": format!("{step} title"), "ts": "2026-11-27T21:00:00Z" });
+    let add = |host: &'static str, events: Vec<serde_json::Value>| async move {
+        let rows: Vec<_> = events.iter().enumerate().map(|(i, e)| keel_registry::api::new_event(i, e).unwrap()).collect();
+        store.add_events(host, &rows, keel_registry::api::EVENT_QUOTA).await.unwrap();
+    };
     let installing = vec![ev(1, "start", "partition.disk-1", 5), ev(2, "done", "partition.disk-1", 5), ev(3, "start", "os.debootstrap", 12)];
-    store.add_events("pve-node-01", &installing, Some(("installing", Some("os.debootstrap")))).await.unwrap();
-    store.add_events("pve-node-02", &[ev(1, "start", "finish.export", 27), (2, json!({ "seq": 2, "event": "finished", "seconds": 1693.0 }).to_string())], Some(("installed", None))).await.unwrap();
-    store.set_report("pve-node-02", &json!({ "result": "ok" }).to_string(), "installed").await.unwrap();
-    store.set_boot_report("pve-node-02", &json!({ "phase": "ready", "cluster": { "action": "join", "ok": true } }).to_string(), "ready").await.unwrap();
-    store.add_events("pve-node-03", &[ev(1, "start", "os.pve-key", 9), (2, json!({ "seq": 2, "event": "failed", "step": "os.pve-key", "error": "SHA-512 mismatch" }).to_string())], Some(("failed", Some("os.pve-key")))).await.unwrap();
-    store.set_report("pve-node-03", &json!({ "result": "failed" }).to_string(), "failed").await.unwrap();
+    add("pve-node-01", installing).await;
+    add("pve-node-02", vec![ev(1, "start", "finish.export", 27), json!({ "seq": 2, "event": "finished", "seconds": 1693.0 })]).await;
+    store.set_report("pve-node-02", &json!({ "result": "ok" }).to_string(), "installed", "ok").await.unwrap();
+    store.set_boot_report("pve-node-02", &json!({ "phase": "ready", "cluster": { "action": "join", "ok": true } }).to_string(), "ready", "ready").await.unwrap();
+    add("pve-node-03", vec![ev(1, "start", "os.pve-key", 9), json!({ "seq": 2, "event": "failed", "step": "os.pve-key", "error": "SHA-512 mismatch" })]).await;
+    store.set_report("pve-node-03", &json!({ "result": "failed" }).to_string(), "failed", "failed").await.unwrap();
 }
 
 #[test]
