@@ -150,7 +150,7 @@ fn start() -> Result<Job> {
 /// handed over: the install reports to the registry instead).
 fn start_pxe(p: live::Pxe) -> Result<Job> {
     base(&p.hostname)?;
-    say(&format!("PXE boot of {} by the registry {}", p.hostname, p.registry));
+    say(&format!("PXE boot by the registry {} (no token: the registry knows this machine by its hardware)", p.registry));
     run(&["ip", "link", "set", "lo", "up"])?;
     let devs: Vec<String> = match &p.mac {
         Some(m) => vec![nic_with_mac(m)?],

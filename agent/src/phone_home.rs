@@ -693,6 +693,31 @@ mod fetch_tests {
         assert!(t.elapsed() < Duration::from_secs(5), "a refusal is not retried");
     }
 
+    /// A PXE boot: no token on the command line; keel enrolls with its inventory alone, and
+    /// the registry takes it for the armed node only when the drives its profile pins are
+    /// there (a machine with the MAC but other drives is refused, and told nothing).
+    #[test]
+    fn a_pxe_node_enrolls_without_a_token_by_its_drives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, _token, store) = lab_registry(dir.path());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let pinned = std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap().replacen("serials = []", "serials = [\"LABNVME0001\", \"LABNVME0002\"]", 1);
+            store.put_document("profile", "lab-node-02", &pinned, "x").await.unwrap();
+            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: true };
+            store.arm_node(&node, None, keel_registry::store::now() + 600).await.unwrap();
+        });
+        let (reg_url, token, _) = from_cmdline(&format!("initrd=initrd.img keel.registry={url} BOOTIF=01-52-54-00-a4-41-02")).unwrap();
+        assert_eq!(token, "");
+        let reg = Registry::new(&reg_url, None).unwrap();
+        let disks = |a: &str, b: &str| json!({ "nics": [{ "mac": "52:54:00:A4:41:02" }], "disks": [{ "serial": a }, { "serial": b }] });
+        let err = format!("{:#}", reg.enroll(&token, &disks("LABNVME0001", "OTHER")).unwrap_err());
+        assert!(err.contains("403") && !err.contains("LABNVME") && !err.contains("lab-node-02"), "{err}");
+        let node = reg.enroll(&token, &disks("LABNVME0002", "LABNVME0001")).unwrap();
+        assert_eq!((node.hostname.as_str(), node.profile.as_str()), ("lab-node-02", "lab-node-02"));
+        assert!(reg.profile(&node).unwrap().contains("LABNVME0001"));
+    }
+
     #[test]
     fn an_unreachable_registry_is_waited_for_then_given_up() {
         let dir = tempfile::tempdir().unwrap();

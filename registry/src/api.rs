@@ -136,6 +136,22 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Whether a body read failed because the body stalled (`RequestBodyTimeoutLayer`).
+fn stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if x.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+fn stalled_error() -> ApiError {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", format!("the request body stalled for more than {} s", BODY_READ_TIMEOUT.as_secs()))
+}
+
 fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the body is larger than this endpoint takes (registry/openapi.yaml gives each limit)")
 }
@@ -151,6 +167,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
             Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(too_large())
             }
+            Err(e) if stalled(&e) => Err(stalled_error()),
             Err(e) => Err(ApiError::new(e.status(), "bad_json", e.body_text())),
         }
     }
@@ -167,6 +184,7 @@ impl<S: Send + Sync> FromRequest<S> for TextBody {
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(too_large())
             }
+            Err(e) if stalled(&e) => Err(stalled_error()),
             Err(e) => Err(ApiError::bad_request("bad_body", e.body_text())),
         }
     }

@@ -5,7 +5,7 @@
 //! request. The limits of a request itself (body size, body stall, handler time) are the
 //! router's (`api::router`).
 
-use std::future::{ready, Ready};
+use std::future::Future;
 use std::io;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +48,7 @@ pub async fn serve(listener: std::net::TcpListener, app: Router, limits: Limits,
         max: limits.max_connections,
         per_ip: Arc::new(Mutex::new(HashMap::new())),
         max_per_ip: limits.max_connections_per_ip,
+        first_byte: limits.header_read_timeout,
     };
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
@@ -78,33 +79,56 @@ struct Capped {
     /// Open connections per peer address.
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     max_per_ip: usize,
+    /// How long a new connection may stay silent.
+    first_byte: Duration,
 }
 
-impl<S> Accept<TcpStream, S> for Capped {
+impl<S: Send + 'static> Accept<TcpStream, S> for Capped {
     type Stream = Permitted;
     type Service = S;
-    type Future = Ready<io::Result<(Permitted, S)>>;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Permitted, S)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let Ok(peer) = stream.peer_addr() else { return ready(Err(io::Error::other("the peer went away"))) };
+        let taken = self.take(&stream);
+        let first_byte = self.first_byte;
+        Box::pin(async move {
+            let (permit, slot) = taken?;
+            // hyper first reads to tell HTTP/1 from HTTP/2, without a timeout of its own: a
+            // connection that sends nothing is closed here (then hyper's header timeout runs).
+            // A peek, not `readable()`, which may report a socket readable with nothing in it.
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(first_byte, stream.peek(&mut first)).await {
+                Ok(Ok(0)) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a request")),
+                Ok(r) => drop(r?),
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no request within the header timeout")),
+            }
+            Ok((Permitted { stream, _permit: permit, _slot: slot }, service))
+        })
+    }
+}
+
+impl Capped {
+    /// A slot of the peer's address and a permit of the cap, or why the connection is closed.
+    fn take(&self, stream: &TcpStream) -> io::Result<(OwnedSemaphorePermit, IpSlot)> {
+        let peer = stream.peer_addr()?;
         let ip = peer.ip();
         {
             let mut open = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
             let n = open.entry(ip).or_insert(0);
             if *n >= self.max_per_ip {
                 tracing::warn!("connection from {peer} closed: {n} connections from {ip} are open, the cap per address");
-                return ready(Err(io::Error::other("connection cap per address reached")));
+                return Err(io::Error::other("connection cap per address reached"));
             }
             *n += 1;
         }
         let slot = IpSlot { ip, open: self.per_ip.clone() };
-        ready(match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Ok((Permitted { stream, _permit: permit, _slot: slot }, service)),
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok((permit, slot)),
             Err(_) => {
                 tracing::warn!("connection from {peer} closed: {} connections are open, the cap (--max-connections)", self.max);
                 Err(io::Error::other("connection cap reached"))
             }
-        })
+        }
     }
 }
 

@@ -37,7 +37,8 @@ PXE_MAC = "52:54:00:a4:41:02"
 
 def call(url, token, method, path, body=None, content_type="application/json"):
     req = urllib.request.Request(url + path, data=body, method=method)
-    req.add_header("Authorization", "Bearer " + token)
+    if token is not None:
+        req.add_header("Authorization", "Bearer " + token)
     if body is not None:
         req.add_header("Content-Type", content_type)
     try:
@@ -109,12 +110,25 @@ def main():
             return failed(f"profiles/{PXE_NODE}.toml has no 'serials = []' line to pin the lab drives in")
         text = text.replace("\nserials = []\n", '\nserials = ["LABNVME0001", "LABNVME0002"]\n')
         must(url, token, "PUT", f"/v1/admin/profiles/{PXE_NODE}", text.encode(), "application/toml")
-        must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "pxe": True, "ttl_seconds": 6 * 3600}).encode())
+        armed = json.loads(must(url, token, "POST", "/v1/admin/nodes", json.dumps({"hostname": PXE_NODE, "profile": PXE_NODE, "mac": PXE_MAC, "pxe": True, "ttl_seconds": 6 * 3600}).encode()))
+        if "token" in armed or "window_closes_at" not in armed:
+            return failed(f"arming a PXE node should open a window and hand out no token: {armed}")
+        # what anyone on the network gets: no token, no host name; an unknown MAC boots on
+        status, script = call(url, None, "GET", f"/ipxe/{PXE_MAC}")
+        status2, other = call(url, None, "GET", "/ipxe/52:54:00:a4:41:99")
+        script, other = script.decode(errors="replace"), other.decode(errors="replace")
+        print(f"registry: /ipxe/{PXE_MAC} ({status}): {' '.join(script.split()[:12])} ...")
+        if status != 200 or "keel.token" in script or PXE_NODE in script or "keel.registry=" not in script:
+            return failed("the iPXE script of an armed PXE node must boot keel-live and carry no token and no host name")
+        if status2 != 200 or not other.rstrip().endswith("exit"):
+            return failed(f"an unknown MAC should get the script that boots the next device, got {status2}: {other}")
         return 0
     if cmd == "pxe-installed":
         node = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{PXE_NODE}"))
         events = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{PXE_NODE}/events?limit=10000"))["events"]
-        print(f"registry: {PXE_NODE} state {node['state']}, {len(events)} events, last {events[-1].get('event') if events else None}")
+        print(f"registry: {PXE_NODE} state {node['state']}, {len(events)} events, last {events[-1].get('event') if events else None}, {node.get('refusals')} refused enrollments")
+        if node.get("refusals") != 0 or node.get("enrolled_at") is None:
+            return failed("the netbooted node should have enrolled by its hardware at the first try")
         if not events or events[-1].get("event") != "paused":
             return failed("the netbooted install's events should end with its pause after the disk phase")
         return 0

@@ -288,7 +288,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
       rp=$?
       # what keel-live said on the console (the guest ran no lab script)
       local out="$work/pxe2/results-pxe-install/output.txt" want
-      for want in 'keel-live: PXE boot of lab-node-02 by the registry http://10.0.2.101:8080' \
+      for want in 'keel-live: PXE boot by the registry http://10.0.2.101:8080 (no token' \
         'keel-live: ready (up [0-9.]* s): 10.0.2.15/24 on [a-z0-9]* (DHCP)' \
         'keel-live: keel install --unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool' \
         'from-registry/profiles/lab-node-02.toml from the registry' \
