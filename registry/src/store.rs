@@ -179,9 +179,14 @@ pub struct NewNode {
     pub pxe: bool,
 }
 
+/// Reads go through `pool`; writes through `writer`. On SQLite, which takes one writer at a
+/// time, `writer` is one connection: writers queue for it in order (an async wait) instead of
+/// colliding on the database lock and sleeping in SQLite's busy handler. On PostgreSQL both are
+/// the same pool.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
     pub backend: &'static str,
 }
 
@@ -199,36 +204,45 @@ impl Store {
         } else {
             return Err(StoreError::Open { url: redact_url(url), why: "expected sqlite:PATH or postgres://...".into() });
         };
-        let max = if backend == "sqlite" { 4 } else { 16 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == "sqlite" {
-                        // one writer at a time: wait for it instead of failing
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| StoreError::Open { url: redact_url(&url), why: e.to_string().replace(url.as_str(), &redact_url(&url)) })?;
-        if backend == "sqlite" {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-        }
-        let store = Store { pool, backend };
+        let connect = |max: u32| {
+            let url = url.clone();
+            async move {
+                AnyPoolOptions::new()
+                    .max_connections(max)
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            if backend == "sqlite" {
+                                // a reader meeting a checkpoint waits instead of failing
+                                sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(|e| StoreError::Open { url: redact_url(&url), why: e.to_string().replace(url.as_str(), &redact_url(&url)) })
+            }
+        };
+        let (pool, writer) = if backend == "sqlite" {
+            let writer = connect(1).await?;
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&writer).await?;
+            (connect(4).await?, writer)
+        } else {
+            let pool = connect(16).await?;
+            (pool.clone(), pool)
+        };
+        let store = Store { pool, writer, backend };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1").bind(*version).fetch_optional(&mut *tx).await?;
             if done.is_some() {
                 continue;
@@ -252,7 +266,7 @@ impl Store {
         .bind(body)
         .bind(sha256)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -280,7 +294,7 @@ impl Store {
     /// events from 1). A MAC another node holds is refused by the unique index, atomically:
     /// [`StoreError::MacTaken`].
     pub async fn arm_node(&self, n: &NewNode, token_hash: Option<&str>, expires_at: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM events WHERE hostname = $1").bind(&n.hostname).execute(&mut *tx).await?;
         let r = sqlx::query(
             "INSERT INTO nodes (hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, state, created_at) \
@@ -289,7 +303,7 @@ impl Store {
              pxe = excluded.pxe, token_hash = excluded.token_hash, token_expires_at = excluded.token_expires_at, \
              token_used_at = NULL, secret_hash = NULL, state = 'waiting', step = NULL, finished_at = NULL, report = NULL, \
              boot_report = NULL, booted_at = NULL, enrolled_at = NULL, refusals = 0, event_count = 0, event_bytes = 0, \
-             last_event = NULL, progress = NULL, install_result = NULL, boot_phase = NULL",
+             last_event = NULL, progress = NULL, install_result = NULL, boot_phase = NULL, max_seq = -1",
         )
         .bind(&n.hostname)
         .bind(&n.profile)
@@ -321,7 +335,7 @@ impl Store {
         )
         .bind(max)
         .bind(hostname)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let row = sqlx::query("SELECT refusals, state FROM nodes WHERE hostname = $1").bind(hostname).fetch_one(&self.pool).await?;
         let state: String = row.try_get("state")?;
@@ -363,7 +377,7 @@ impl Store {
         .bind(secret_hash)
         .bind(hostname)
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -379,7 +393,7 @@ impl Store {
         .bind(at)
         .bind(secret_hash)
         .bind(hostname)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -390,7 +404,7 @@ impl Store {
     /// only when this batch stored it. Returns how many were new.
     pub async fn add_events(&self, hostname: &str, events: &[NewEvent], quota: Quota) -> Result<u64, StoreError> {
         let at = now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut stored: Vec<&NewEvent> = Vec::new();
         for e in events {
             let r = sqlx::query("INSERT INTO events (hostname, seq, received_at, body, summary) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hostname, seq) DO NOTHING")
@@ -406,8 +420,17 @@ impl Store {
             }
         }
         let bytes: i64 = stored.iter().map(|e| e.body.len() as i64).sum();
+        // one statement: the counters within the quota, and the state of the newest stored
+        // event when this batch stored one newer than any before (max_seq)
+        let newest = stored.iter().max_by_key(|e| e.seq);
+        let progress = stored.iter().filter(|e| e.progress.is_some()).max_by_key(|e| e.seq).and_then(|e| e.progress.as_deref());
         let counted = sqlx::query(
-            "UPDATE nodes SET event_count = event_count + $1, event_bytes = event_bytes + $2, last_event_at = $3 \
+            "UPDATE nodes SET event_count = event_count + $1, event_bytes = event_bytes + $2, last_event_at = $3, \
+             state = CASE WHEN $7 > max_seq THEN $8 ELSE state END, \
+             step = CASE WHEN $7 > max_seq THEN COALESCE($9, step) ELSE step END, \
+             last_event = CASE WHEN $7 > max_seq THEN $10 ELSE last_event END, \
+             progress = CASE WHEN $7 > max_seq THEN COALESCE($11, progress) ELSE progress END, \
+             max_seq = CASE WHEN $7 > max_seq THEN $7 ELSE max_seq END \
              WHERE hostname = $4 AND event_count + $1 <= $5 AND event_bytes + $2 <= $6",
         )
         .bind(stored.len() as i64)
@@ -416,25 +439,16 @@ impl Store {
         .bind(hostname)
         .bind(quota.events)
         .bind(quota.bytes)
+        .bind(newest.map(|e| e.seq).unwrap_or(-1))
+        .bind(newest.map(|e| e.state).unwrap_or("installing"))
+        .bind(newest.and_then(|e| e.step.as_deref()))
+        .bind(newest.map(|e| e.summary.as_str()))
+        .bind(progress)
         .execute(&mut *tx)
         .await?;
         if counted.rows_affected() == 0 {
             tx.rollback().await?;
             return Err(StoreError::Quota { events: quota.events, bytes: quota.bytes });
-        }
-        if let Some(newest) = stored.iter().max_by_key(|e| e.seq) {
-            let top: Option<i64> = sqlx::query("SELECT MAX(seq) AS m FROM events WHERE hostname = $1").bind(hostname).fetch_one(&mut *tx).await?.try_get("m")?;
-            if top == Some(newest.seq) {
-                let progress = stored.iter().filter(|e| e.progress.is_some()).max_by_key(|e| e.seq).and_then(|e| e.progress.as_deref());
-                sqlx::query("UPDATE nodes SET state = $1, step = COALESCE($2, step), last_event = $3, progress = COALESCE($4, progress) WHERE hostname = $5")
-                    .bind(newest.state)
-                    .bind(newest.step.as_deref())
-                    .bind(newest.summary.as_str())
-                    .bind(progress)
-                    .bind(hostname)
-                    .execute(&mut *tx)
-                    .await?;
-            }
         }
         tx.commit().await?;
         Ok(stored.len() as u64)
@@ -478,7 +492,7 @@ impl Store {
             .bind(at)
             .bind(hostname)
             .bind(result)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -496,7 +510,7 @@ impl Store {
             .bind(at)
             .bind(hostname)
             .bind(phase)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
