@@ -9,7 +9,9 @@
 //!   of a fleet installing at once. Latency is measured from each event's scheduled time (a late
 //!   send counts as late), so queueing shows; every answer must be 200 and every event stored.
 //! Prints throughput, p50/p99 latency per request kind, and checks the stored event count.
-//!   cargo bench -p keel-registry --bench load [-- NODES EVENTS SECONDS]
+//! The saturation run goes twice: one event per request, then BATCH per request (default 10:
+//! the agent sends what waits in its spool, up to 100, in one request).
+//!   cargo bench -p keel-registry --bench load [-- NODES EVENTS SECONDS BATCH]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,8 +85,18 @@ async fn enroll(http: &reqwest::Client, url: &str, host: &str, mac: &str, token:
     format!("{host}:{}", sec["secret"].as_str().unwrap())
 }
 
+fn one(seq: usize) -> Value {
+    json!({ "seq": seq, "event": if seq % 2 == 1 { "started" } else { "done" }, "step": format!("step-{}", seq / 2), "at": "2026-11-27T10:00:00Z" })
+}
+
 fn event(seq: usize) -> Value {
-    json!({ "events": [{ "seq": seq, "event": if seq % 2 == 1 { "started" } else { "done" }, "step": format!("step-{}", seq / 2), "at": "2026-11-27T10:00:00Z" }] })
+    json!({ "events": [one(seq)] })
+}
+
+/// Events `first..first+n` in one request: what the agent sends when events wait in its spool
+/// (`Spool::flush`, up to 100 per request).
+fn batch(first: usize, n: usize) -> Value {
+    json!({ "events": (first..first + n).map(one).collect::<Vec<_>>() })
 }
 
 /// Open loop: every node enrolls at t=0, then sends event k at t = 1 s + k s + (its offset in
@@ -142,8 +154,8 @@ async fn open_loop(label: &str, db_url: &str, nodes: usize, seconds: usize) {
     assert_eq!((stored, bad), (expected, 0), "stored event count, refused requests");
 }
 
-/// Saturation: every node enrolls, then posts its events back to back.
-async fn run(label: &str, db_url: &str, nodes: usize, events: usize) {
+/// Saturation: every node enrolls, then posts its events back to back, `per_request` at a time.
+async fn run(label: &str, db_url: &str, nodes: usize, events: usize, per_request: usize) {
     let (srv, http, tokens) = setup(db_url, nodes).await;
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -156,9 +168,10 @@ async fn run(label: &str, db_url: &str, nodes: usize, events: usize) {
             let t = Instant::now();
             let cred = enroll(&http, &url, &host, &mac, &token).await;
             enroll_lat.push(t.elapsed());
-            for seq in 1..=events {
+            for first in (1..=events).step_by(per_request) {
                 let t = Instant::now();
-                let r = http.post(format!("{url}/v1/events")).bearer_auth(&cred).json(&event(seq)).send().await.unwrap();
+                let body = batch(first, per_request.min(events + 1 - first));
+                let r = http.post(format!("{url}/v1/events")).bearer_auth(&cred).json(&body).send().await.unwrap();
                 assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
                 let _ = r.bytes().await;
                 event_lat.push(t.elapsed());
@@ -180,10 +193,10 @@ async fn run(label: &str, db_url: &str, nodes: usize, events: usize) {
     let expected = (nodes * events) as i64;
     let requests = enroll.len() + ev.len();
     println!(
-        "saturation {label}: {nodes} nodes x {events} events: {requests} requests in {wall:.1} s = {:.0} req/s ({:.0} events/s); \
+        "saturation {label}: {nodes} nodes x {events} events, {per_request} per request: {requests} requests in {wall:.1} s = {:.0} req/s ({:.0} events/s); \
          enroll p50 {:.1} ms p99 {:.1} ms; event p50 {:.1} ms p99 {:.1} ms; stored events {stored} (expected {expected}) {}",
         requests as f64 / wall,
-        ev.len() as f64 / wall,
+        expected as f64 / wall,
         percentile(&enroll, 0.5),
         percentile(&enroll, 0.99),
         percentile(&ev, 0.5),
@@ -198,27 +211,35 @@ fn main() {
     let nodes = args.first().and_then(|a| a.parse().ok()).unwrap_or(500);
     let events = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let seconds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30);
+    let per_request: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut dbs = vec![("sqlite", format!("sqlite:{}", dir.path().join("load.db").display()), format!("sqlite:{}", dir.path().join("open.db").display()))];
+        let mut dbs = vec![(
+            "sqlite",
+            [format!("sqlite:{}", dir.path().join("load.db").display()), format!("sqlite:{}", dir.path().join("batched.db").display())],
+            format!("sqlite:{}", dir.path().join("open.db").display()),
+        )];
         if let Ok(base) = std::env::var("KEEL_TEST_POSTGRES_URL") {
             use sqlx::Connection;
             let mut urls = Vec::new();
-            for _ in 0..2 {
+            for _ in 0..3 {
                 let name = format!("keel_load_{}", &secret::generate()[..12]);
                 let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
                 sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
                 urls.push(format!("{}/{name}", base.rsplit_once('/').unwrap().0));
             }
-            dbs.push(("postgres", urls[0].clone(), urls[1].clone()));
+            dbs.push(("postgres", [urls[0].clone(), urls[2].clone()], urls[1].clone()));
         }
         for (label, saturation_db, open_db) in dbs {
             if seconds > 0 {
                 open_loop(label, &open_db, nodes, seconds).await;
             }
             if events > 0 {
-                run(label, &saturation_db, nodes, events).await;
+                run(label, &saturation_db[0], nodes, events, 1).await;
+                if per_request > 1 {
+                    run(label, &saturation_db[1], nodes, events, per_request).await;
+                }
             }
         }
     });

@@ -18,7 +18,8 @@
 #                  vSwitch VLAN 4000 with MTU 1400; each pings the other over vmbr1
 #   pxe-install    (with the registry; KEEL_LAB_PXE=0 leaves it out) lab-node-02 netboots: the
 #                  NIC's iPXE runs the registry's /ipxe/MAC script, which boots keel-live over
-#                  HTTP with the registry, a fresh token and the boot NIC; keel-live takes that
+#                  HTTP with the registry and the boot NIC (no token: it enrolls by its MAC and
+#                  the drive serials its profile pins); keel-live takes that
 #                  NIC up by DHCP and runs keel install --unattended: lab-node-02's profile from
 #                  the registry, the consent its pinned drive serials, the disk phase; its events
 #                  reach the registry
