@@ -218,7 +218,7 @@ mod tests {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
                 store.put_document("profile", n, &std::fs::read_to_string(ws(&format!("profiles/{n}.toml"))).unwrap(), "x").await.unwrap();
                 store.put_document("cluster-key", "lab-cluster", key, "x").await.unwrap();
-                let node = NewNode { hostname: n.into(), profile: n.into(), mac: Some(mac.into()), dmi_serial: None, pxe: false };
+                let node = NewNode { hostname: n.into(), profile: n.into(), mac: Some(mac.into()), dmi_serial: None, disk_serials: vec![], pxe: false };
                 store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
             });
             let mut c = Credentials::load_or_new(&dir.join(format!("{n}.json")), &url, None, &token);

@@ -301,7 +301,7 @@ pub(crate) mod tests {
         let token = secret::generate();
         rt.block_on(async {
             store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
-            let node = NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            let node = NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, disk_serials: vec![], pxe: false };
             store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         let node = reg.enroll(&token, &inventory).unwrap();
@@ -558,7 +558,7 @@ mod uplink_tests {
         rt.block_on(async {
             let profile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/lab-node-01.toml")).unwrap();
             store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
-            let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+            let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, disk_serials: vec![], pxe: false };
             store.arm_node(&node, Some(&keel_registry::secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         for i in 31..=40 {
@@ -659,7 +659,7 @@ mod fetch_tests {
         rt.block_on(async {
             store.put_document("profile", "lab-node-02", &std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap(), "x").await.unwrap();
             store.put_document("spec", "qemu-lab", &std::fs::read_to_string(ws("hardware-specs/qemu-lab.toml")).unwrap(), "x").await.unwrap();
-            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: false };
+            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, disk_serials: vec![], pxe: false };
             store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         });
         (format!("http://127.0.0.1:{port}"), token, store)
@@ -704,7 +704,7 @@ mod fetch_tests {
         rt.block_on(async {
             let pinned = std::fs::read_to_string(ws("profiles/lab-node-02.toml")).unwrap().replacen("serials = []", "serials = [\"LABNVME0001\", \"LABNVME0002\"]", 1);
             store.put_document("profile", "lab-node-02", &pinned, "x").await.unwrap();
-            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, pxe: true };
+            let node = NewNode { hostname: "lab-node-02".into(), profile: "lab-node-02".into(), mac: Some("52:54:00:a4:41:02".into()), dmi_serial: None, disk_serials: vec!["LABNVME0001".into(), "LABNVME0002".into()], pxe: true };
             store.arm_node(&node, None, keel_registry::store::now() + 600).await.unwrap();
         });
         let (reg_url, token, _) = from_cmdline(&format!("initrd=initrd.img keel.registry={url} BOOTIF=01-52-54-00-a4-41-02")).unwrap();

@@ -173,7 +173,7 @@ fn an_install_phones_home_every_event_then_its_report() {
     rt.block_on(async {
         let profile = std::fs::read_to_string(rig.profile()).unwrap();
         store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
-        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, disk_serials: vec![], pxe: false };
         store.arm_node(&node, Some(&keel_registry::secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
     });
     let run = rig.install(&["--registry", &url, "--token", &token]);
@@ -215,7 +215,7 @@ fn an_install_without_a_profile_takes_it_from_the_registry_named_on_the_kernel_c
     rt.block_on(async {
         let profile = std::fs::read_to_string(rig.profile()).unwrap();
         store.put_document("profile", "lab-node-01", &profile, "x").await.unwrap();
-        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, pxe: false };
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "lab-node-01".into(), mac: Some("52:54:00:a4:41:01".into()), dmi_serial: None, disk_serials: vec![], pxe: false };
         store.arm_node(&node, Some(&keel_registry::secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
     });
     let cmdline = rig.dir.path().join("cmdline");

@@ -94,7 +94,7 @@ fn a_rebuild_killed_after_each_phase_continues_and_resets_once() {
     // (the lab proves the real first boot; here the node's report is stored directly)
     let (reg_url, store, rt) = registry();
     rt.block_on(async {
-        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "x".into(), mac: None, dmi_serial: Some("S".into()), pxe: false };
+        let node = keel_registry::store::NewNode { hostname: "lab-node-01".into(), profile: "x".into(), mac: None, dmi_serial: Some("S".into()), disk_serials: vec![], pxe: false };
         store.arm_node(&node, Some("h"), keel_registry::store::now() + 600).await.unwrap();
         let boot = serde_json::json!({ "phase": "ready", "ssh_host_keys": ["ssh-ed25519 SHA256:abc"], "cluster": { "action": "join", "ok": true } });
         store.set_boot_report("lab-node-01", &boot.to_string(), "ready", "ready").await.unwrap();

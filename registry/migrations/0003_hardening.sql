@@ -8,6 +8,7 @@ ALTER TABLE nodes ADD COLUMN progress TEXT;       -- "n/total" of the newest ste
 ALTER TABLE nodes ADD COLUMN install_result TEXT; -- the report's "result"
 ALTER TABLE nodes ADD COLUMN boot_phase TEXT;     -- the first-boot report's "phase"
 ALTER TABLE nodes ADD COLUMN max_seq BIGINT NOT NULL DEFAULT -1; -- the newest stored event's seq
+ALTER TABLE nodes ADD COLUMN disk_serials TEXT;   -- the drive serials the profile pinned when armed (comma-separated)
 ALTER TABLE events ADD COLUMN summary TEXT;       -- the event as one line (at most 240 characters)
 UPDATE nodes SET event_count = (SELECT COUNT(*) FROM events e WHERE e.hostname = nodes.hostname),
     event_bytes = (SELECT COALESCE(SUM(LENGTH(e.body)), 0) FROM events e WHERE e.hostname = nodes.hostname),

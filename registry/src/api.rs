@@ -361,7 +361,7 @@ async fn issue_token(_: Admin, State(st): State<Shared>, JsonBody(req): JsonBody
         }
     }
     let expires_at = crate::store::now().saturating_add(ttl);
-    let node = NewNode { hostname: req.hostname.clone(), profile: req.profile, mac: mac.clone(), dmi_serial, pxe: req.pxe };
+    let node = NewNode { hostname: req.hostname.clone(), profile: req.profile, mac: mac.clone(), dmi_serial, disk_serials: p.disks.serials.clone(), pxe: req.pxe };
     let token = (!req.pxe).then(secret::generate);
     match st.store.arm_node(&node, token.as_deref().map(secret::hash).as_deref(), expires_at).await {
         Err(StoreError::MacTaken) => return Err(mac_taken(mac.as_deref().unwrap_or("?"), None)),
@@ -477,7 +477,7 @@ fn identity(inv: &Value) -> Claimed {
 }
 
 /// Why the machine is not the one the node is bound to (for the log only), or None.
-fn binding_mismatch(node: &Node, pinned_disks: &[String], c: &Claimed) -> Option<String> {
+fn binding_mismatch(node: &Node, c: &Claimed) -> Option<String> {
     let mut why = Vec::new();
     if let Some(m) = &node.mac {
         if !c.macs.contains(m) {
@@ -489,7 +489,7 @@ fn binding_mismatch(node: &Node, pinned_disks: &[String], c: &Claimed) -> Option
             why.push(format!("dmi serial {s:?}, the machine says {:?}", c.dmi_serial.as_deref().unwrap_or("")));
         }
     }
-    let missing: Vec<&String> = pinned_disks.iter().filter(|s| !c.disk_serials.contains(s)).collect();
+    let missing: Vec<&String> = node.disk_serials.iter().filter(|s| !c.disk_serials.contains(s)).collect();
     if !missing.is_empty() {
         why.push(format!("drive serial(s) {missing:?} of the profile not among {:?}", c.disk_serials));
     }
@@ -528,8 +528,7 @@ async fn enroll(State(st): State<Shared>, JsonBody(req): JsonBody<EnrollRequest>
             })?
         }
     };
-    let pinned = own_profile(&st, &node).await.map(|(_, p)| p.disks.serials).unwrap_or_default();
-    if let Some(why) = binding_mismatch(&node, &pinned, &claimed) {
+    if let Some(why) = binding_mismatch(&node, &claimed) {
         let (n, locked) = st.store.refuse(&node.hostname, MAX_REFUSALS).await?;
         tracing::warn!("enrollment as {} refused ({n} of {MAX_REFUSALS}{}): {why}", node.hostname, if locked { "; locked until armed again" } else { "" });
         return Err(ApiError::forbidden(if locked {

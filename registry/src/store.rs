@@ -53,6 +53,8 @@ pub struct Node {
     pub profile: String,
     pub mac: Option<String>,
     pub dmi_serial: Option<String>,
+    /// The drive serials its profile pinned when it was armed: part of what it is bound to.
+    pub disk_serials: Vec<String>,
     pub pxe: bool,
     #[serde(skip)]
     pub token_hash: Option<String>,
@@ -80,7 +82,7 @@ pub struct Node {
     pub boot_phase: Option<String>,
 }
 
-const NODE_COLUMNS: &str = "hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, token_used_at, \
+const NODE_COLUMNS: &str = "hostname, profile, mac, dmi_serial, disk_serials, pxe, token_hash, token_expires_at, token_used_at, \
     secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, booted_at, event_count, event_bytes, \
     refusals, last_event, progress, install_result, boot_phase";
 
@@ -90,6 +92,7 @@ fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
         profile: r.try_get("profile")?,
         mac: r.try_get("mac")?,
         dmi_serial: r.try_get("dmi_serial")?,
+        disk_serials: r.try_get::<Option<String>, _>("disk_serials")?.map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect()).unwrap_or_default(),
         pxe: r.try_get::<i64, _>("pxe")? != 0,
         token_hash: r.try_get("token_hash")?,
         token_expires_at: r.try_get("token_expires_at")?,
@@ -176,6 +179,9 @@ pub struct NewNode {
     pub profile: String,
     pub mac: Option<String>,
     pub dmi_serial: Option<String>,
+    /// The drive serials the profile pins (`disks.serials`), kept with the node when it is
+    /// armed, so that an enrollment checks them without reading the profile.
+    pub disk_serials: Vec<String>,
     pub pxe: bool,
 }
 
@@ -298,9 +304,10 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM events WHERE hostname = $1").bind(&n.hostname).execute(&mut *tx).await?;
         let r = sqlx::query(
-            "INSERT INTO nodes (hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8) \
+            "INSERT INTO nodes (hostname, profile, mac, dmi_serial, pxe, token_hash, token_expires_at, state, created_at, disk_serials) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'waiting', $8, $9) \
              ON CONFLICT (hostname) DO UPDATE SET profile = excluded.profile, mac = excluded.mac, dmi_serial = excluded.dmi_serial, \
+             disk_serials = excluded.disk_serials, \
              pxe = excluded.pxe, token_hash = excluded.token_hash, token_expires_at = excluded.token_expires_at, \
              token_used_at = NULL, secret_hash = NULL, state = 'waiting', step = NULL, finished_at = NULL, report = NULL, \
              boot_report = NULL, booted_at = NULL, enrolled_at = NULL, refusals = 0, event_count = 0, event_bytes = 0, \
@@ -314,6 +321,7 @@ impl Store {
         .bind(token_hash)
         .bind(expires_at)
         .bind(now())
+        .bind(n.disk_serials.join(","))
         .execute(&mut *tx)
         .await;
         match r {

@@ -255,7 +255,7 @@ async fn enrollment_token_is_single_use_and_checks_the_hardware(r: Reg) {
 async fn expired_and_unknown_tokens_are_refused(r: Reg) {
     let r = r.with_profiles().await;
     let token = secret::generate();
-    let node = NewNode { hostname: "pve-node-01".into(), profile: "pve-node-01".into(), mac: Some(MAC1.into()), dmi_serial: None, pxe: false };
+    let node = NewNode { hostname: "pve-node-01".into(), profile: "pve-node-01".into(), mac: Some(MAC1.into()), dmi_serial: None, disk_serials: vec![], pxe: false };
     r.store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() - 1).await.unwrap();
     let a = r.json("POST", "/v1/enroll", None, json!({ "token": token, "inventory": inventory(MAC1, "S") })).await;
     is_error(&a, StatusCode::UNAUTHORIZED, "unauthorized");
@@ -476,7 +476,7 @@ async fn token_lifetimes_are_checked(r: Reg) {
 /// store itself refuses a second node with a MAC (the unique index, not the API's check).
 async fn racing_arms_with_one_mac_cannot_both_win(r: Reg) {
     let r = r.with_profiles().await;
-    let node2 = NewNode { hostname: "pve-node-02".into(), profile: "pve-node-02".into(), mac: Some(MAC1.into()), dmi_serial: None, pxe: false };
+    let node2 = NewNode { hostname: "pve-node-02".into(), profile: "pve-node-02".into(), mac: Some(MAC1.into()), dmi_serial: None, disk_serials: vec![], pxe: false };
     r.token("pve-node-01", MAC1).await;
     assert!(matches!(r.store.arm_node(&node2, Some("h"), keel_registry::store::now() + 60).await, Err(keel_registry::store::StoreError::MacTaken)));
     for round in 0..10 {

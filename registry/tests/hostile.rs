@@ -185,3 +185,27 @@ fn a_bad_token_lifetime_stops_the_server_at_start() {
         assert!(!out.status.success() && text.contains("--token-ttl") && text.contains("30 days"), "{ttl}: {text}");
     }
 }
+
+/// Finding 4's low file limit: a cap that does not fit `ulimit -n` stops the server at start,
+/// saying what to do; one that fits starts.
+#[test]
+fn a_connection_cap_over_the_file_limit_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin");
+    std::fs::write(&token, ADMIN).unwrap();
+    let run = |cap: &str| {
+        let script = format!(
+            "ulimit -n 200 && exec timeout 3 {} serve --listen 127.0.0.1:0 --max-connections {cap} --admin-token-file {} --database sqlite:{}/r.db",
+            env!("CARGO_BIN_EXE_keel-registry"),
+            token.display(),
+            dir.path().display()
+        );
+        std::process::Command::new("sh").arg("-c").arg(script).output().unwrap()
+    };
+    let out = run("512");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("open-file limit 200") && text.contains("lower it to 136"), "{text}");
+    let out = run("100");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("listening on http://127.0.0.1:") && text.contains("at most 100 connections"), "{text}");
+}

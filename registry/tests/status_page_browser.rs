@@ -18,7 +18,7 @@ fn chromium() -> Option<String> {
 /// Three nodes: one installing (step 12 of 27), one installed whose first boot is ready, one failed.
 async fn fleet(store: &Store) {
     for (i, host) in ["pve-node-01", "pve-node-02", "pve-node-03"].iter().enumerate() {
-        let node = NewNode { hostname: host.to_string(), profile: "pve-node-01".into(), mac: Some(format!("52:54:00:a4:41:0{}", i + 1)), dmi_serial: None, pxe: false };
+        let node = NewNode { hostname: host.to_string(), profile: "pve-node-01".into(), mac: Some(format!("52:54:00:a4:41:0{}", i + 1)), dmi_serial: None, disk_serials: vec![], pxe: false };
         let token = secret::generate();
         store.arm_node(&node, Some(&secret::hash(&token)), keel_registry::store::now() + 600).await.unwrap();
         assert!(store.enroll(host, &secret::hash(&token), &secret::hash("s")).await.unwrap());
