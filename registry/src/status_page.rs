@@ -94,10 +94,10 @@ pub async fn node_page(admin: Result<Admin, ApiError>, State(st): State<Shared>,
     let link = |p: i64, label: &str| format!("<a href=\"/nodes/{}?page={p}\">{label}</a>", esc(&n.hostname));
     let mut nav = Vec::new();
     if page_no > 0 {
-        nav.push(link(page_no - 1, "newer pages: previous"));
+        nav.push(link(page_no - 1, "older"));
     }
     if page_no + 1 < pages {
-        nav.push(link(page_no + 1, "next"));
+        nav.push(link(page_no + 1, "newer"));
     }
     if !nav.is_empty() {
         body.push_str(&format!("<p>{}</p>\n", nav.join(" · ")));
