@@ -518,12 +518,12 @@ async fn enroll(State(st): State<Shared>, JsonBody(req): JsonBody<EnrollRequest>
         None => {
             let mut armed = None;
             for m in &claimed.macs {
-                if let Some(n) = st.store.node_by_mac(m).await?.filter(|n| n.pxe && n.state == "waiting" && n.token_hash.is_none()) {
+                if let Some(n) = st.store.node_by_mac(m).await?.filter(|n| n.pxe_window_open(crate::store::now())) {
                     armed = Some(n);
                     break;
                 }
             }
-            armed.filter(|n| n.token_expires_at.is_some_and(|t| t >= crate::store::now())).ok_or_else(|| {
+            armed.ok_or_else(|| {
                 ApiError::unauthorized("no PXE install is armed for this machine: the operator arms it (POST /v1/admin/nodes with \"pxe\": true), or gives a token")
             })?
         }
@@ -700,9 +700,7 @@ async fn post_report(EnrolledNode(node): EnrolledNode, State(st): State<Shared>,
 /// changes nothing.
 async fn ipxe(State(st): State<Shared>, Path(mac): Path<String>) -> Result<Response, ApiError> {
     let m = normalize_mac(&mac).ok_or_else(|| ApiError::bad_request("bad_mac", format!("mac {mac:?} is not a MAC address")))?;
-    let armed = st.store.node_by_mac(&m).await?.is_some_and(|n| {
-        n.pxe && n.state == "waiting" && n.token_hash.is_none() && n.token_expires_at.is_some_and(|t| t >= crate::store::now())
-    });
+    let armed = st.store.node_by_mac(&m).await?.is_some_and(|n| n.pxe_window_open(crate::store::now()));
     let script = match (&st.boot_kernel, armed) {
         (Some(kernel), true) if !st.boot_initrd.is_empty() => crate::ipxe::script(kernel, &st.boot_initrd, &st.public_url, st.tls_fingerprint.as_deref(), st.boot_args.as_deref()),
         _ => crate::ipxe::NEXT_DEVICE.to_string(),

@@ -86,6 +86,13 @@ const NODE_COLUMNS: &str = "hostname, profile, mac, dmi_serial, disk_serials, px
     secret_hash, state, step, created_at, enrolled_at, last_event_at, finished_at, booted_at, event_count, event_bytes, \
     refusals, last_event, progress, install_result, boot_phase";
 
+impl Node {
+    /// Armed as a PXE node (no token) and inside its enrollment window at `now`.
+    pub fn pxe_window_open(&self, now: i64) -> bool {
+        self.pxe && self.state == "waiting" && self.token_hash.is_none() && self.token_expires_at.is_some_and(|t| t >= now)
+    }
+}
+
 fn node_from(r: &AnyRow) -> Result<Node, sqlx::Error> {
     Ok(Node {
         hostname: r.try_get("hostname")?,
