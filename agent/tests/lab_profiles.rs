@@ -17,6 +17,8 @@ const MAY_DIFFER: &[(&str, &str)] = &[
     ("disks.rpool-size", "size"),
     ("disks.swap-size", "size"),
     ("disks.datapool-min-size", "size"),
+    ("zfs.arc-max", "size: the lab guest's memory"),
+    ("fail2ban.jails[].bantime", "time: the lab waits for a ban to lift (the seed bans SSH for a day)"),
     ("os.debian-mirror", "package source"),
     ("os.debian-security-mirror", "package source"),
     ("os.debian-keyring", "package source"),

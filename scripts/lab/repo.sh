@@ -7,7 +7,7 @@
 #                     which keeps the install short under TCG)
 #   debian-security/  an empty bookworm-security suite (the node's sources.list names it)
 #   pve/              STAND-INS for Proxmox VE, clearly named: proxmox-ve (depends on pve-cluster,
-#                     corosync, ifupdown2, iptables, openssh-server), pve-cluster (pvecm and pmxcfs
+#                     corosync, ifupdown2, iptables, openssh-server, nfs-common), pve-cluster (pvecm and pmxcfs
 #                     as scripts/lab/standin describes), proxmox-default-kernel, and
 #                     proxmox-kernel-<kver>-keel-lab-standin, the lab image's own Debian kernel
 #                     with the OpenZFS module built in (as Proxmox's kernel has it: no DKMS,
@@ -119,7 +119,9 @@ Description: LAB STAND-IN for Proxmox's $1 (keel lab, not Proxmox)
 CTL
 }
 meta proxmox-default-kernel "$kpkg"
-meta proxmox-ve "proxmox-default-kernel, pve-cluster, corosync, ifupdown2, iptables, openssh-server"
+# nfs-common (and with it rpcbind, which keel masks) as upstream's libpve-storage-perl pulls it
+# in (proxmox/pve-storage debian/control, Depends: nfs-common)
+meta proxmox-ve "proxmox-default-kernel, pve-cluster, corosync, ifupdown2, iptables, openssh-server, nfs-common"
 # the cluster tools (scripts/lab/standin, README there: which upstream lines each follows)
 meta pve-cluster "corosync, rsync, openssh-client, openssh-server"
 sd="$here/standin"

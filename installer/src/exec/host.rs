@@ -363,6 +363,8 @@ pub struct FakeHost {
     pub root: bool,
     /// (command-line prefix, file, content): running such a command creates the file.
     pub effects: Vec<(String, PathBuf, Vec<u8>)>,
+    /// (command-line prefix, link, target): running such a command makes the symbolic link.
+    pub link_effects: Vec<(String, PathBuf, PathBuf)>,
     /// What each `run_with_input` read from its input, in order.
     pub inputs: Vec<Vec<u8>>,
     /// (text in a command line, answer prefix, answer): running such a command changes how
@@ -407,6 +409,11 @@ impl Host for FakeHost {
         for (prefix, path, content) in &self.effects {
             if line.starts_with(prefix.as_str()) {
                 self.files.insert(path.clone(), content.clone());
+            }
+        }
+        for (prefix, link, target) in &self.link_effects {
+            if line.starts_with(prefix.as_str()) {
+                self.links.insert(link.clone(), target.clone());
             }
         }
         let fired: Vec<(String, Output)> = self.triggers.iter().filter(|(p, _, _)| line.contains(p.as_str())).map(|(_, a, o)| (a.clone(), o.clone())).collect();

@@ -100,6 +100,9 @@ fn host_for(plan: &Plan) -> FakeHost {
     h.files.insert(ws("profiles/pve-node-01.toml"), std::fs::read(ws("profiles/pve-node-01.toml")).unwrap());
     // the target's sshd (openssh-server) for verify's `sshd -t`
     h.effects.push(("mmdebstrap ".into(), "/mnt/keel/usr/sbin/sshd".into(), b"sshd".to_vec()));
+    for unit in crate::render::RPCBIND_UNITS {
+        h.link_effects.push(("chroot /mnt/keel systemctl mask ".into(), format!("/mnt/keel/etc/systemd/system/{unit}").into(), "/dev/null".into()));
+    }
     h.answer("mountpoint -q", Output::failed(32, ""));
     h.answer("chroot /mnt/keel dpkg-query", Output::failed(1, "no packages found"));
     h.answer("chroot /mnt/keel id -u", Output::failed(1, "no such user"));

@@ -67,6 +67,17 @@ pub fn packages(p: &Profile, firmware: FirmwareMode) -> Vec<&'static str> {
         (Bootloader::ProxmoxBootTool, FirmwareMode::Bios) => v.push("grub-pc"),
         (Bootloader::ProxmoxBootTool, FirmwareMode::Uefi) => v.extend(["systemd-boot", "efibootmgr"]),
     }
+    // the day-one sections: the firewall's nft, fail2ban with its journal reader (a Recommends
+    // of fail2ban; backend = systemd needs it), the node exporter
+    if p.firewall.is_some() {
+        v.push("nftables");
+    }
+    if p.fail2ban.is_some() {
+        v.extend(["fail2ban", "python3-systemd"]);
+    }
+    if p.metrics.is_some() {
+        v.push("prometheus-node-exporter");
+    }
     v
 }
 
@@ -80,7 +91,7 @@ fn for_apt(path: &str) -> bool {
 /// Files an initramfs copies (the udev hook takes /etc/systemd/network/*.link): written before
 /// the packages, so the initramfs the kernel package builds is already the node's.
 fn for_initramfs(path: &str) -> bool {
-    (path.starts_with("/etc/systemd/network/") && path.ends_with(".link")) || path == render::RESUME_CONF
+    path.starts_with("/etc/modprobe.d/") || (path.starts_with("/etc/systemd/network/") && path.ends_with(".link")) || path == render::RESUME_CONF
 }
 
 
@@ -389,13 +400,24 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
         s.commands.push(c);
     }
     let s = b.step("config.files", Group::Config,
-        "network, corosync, hosts, sshd, SSH keys, name pinning, boot sync, the profile", "every file matches its digest");
+        "network, corosync, hosts, sshd, SSH keys, name pinning, boot sync, firewall, fail2ban, metrics, the profile; rpcbind masked", "every file matches its digest");
     s.files = render::node_files(p).into_iter().filter(|f| !for_apt(&f.path) && !for_initramfs(&f.path)).collect();
     s.files.extend(render::boot::files(p, &targets.iter().map(|t| t.by_id.clone()).collect::<Vec<_>>()));
     s.files.push(render::file("/etc/timezone", 0o644, format!("{}\n", p.node.timezone)));
     s.copies.push(FileCopy { from: p.path.clone(), to: INSTALLED_PROFILE.into(), mode: 0o600 });
     s.copies.push(FileCopy { from: SELF_EXE.into(), to: "/usr/local/sbin/keel".into(), mode: 0o755 });
     s.commands.push(chroot(&["systemctl", "enable", render::FIRST_BOOT_UNIT]));
+    let units = render::units_enabled(p);
+    if !units.is_empty() {
+        let mut c = chroot(&["systemctl", "enable"]);
+        c.extend(units.iter().map(|u| u.to_string()));
+        s.commands.push(c);
+    }
+    if !p.services.rpcbind {
+        let mut c = chroot(&["systemctl", "mask"]);
+        c.extend(render::RPCBIND_UNITS.iter().map(|u| u.to_string()));
+        s.commands.push(c);
+    }
     for u in &p.users {
         s.commands.push(chroot(&["chown", "-R", &format!("{0}:{0}", u.name), &format!("/home/{}/.ssh", u.name)]));
     }

@@ -3,6 +3,7 @@
 //! `raw` is the TOML shape; `validate` checks it and builds [`Profile`], in which every address
 //! is parsed, every id is in range and cross-references hold. A [`Profile`] cannot be invalid.
 
+pub mod host;
 pub mod openssh;
 pub mod raw;
 mod validate;
@@ -12,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
+pub use host::{Fail2ban, Firewall, Metrics, Services};
 pub use raw::{Bootloader, PveRepository};
 pub use validate::hex as hex_digest;
 
@@ -36,6 +38,10 @@ pub struct Profile {
     pub root_ssh_keys: Vec<String>,
     pub registry: Option<Registry>,
     pub robot: Option<Robot>,
+    pub firewall: Option<Firewall>,
+    pub fail2ban: Option<Fail2ban>,
+    pub metrics: Option<Metrics>,
+    pub services: Services,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +87,10 @@ pub struct Zfs {
     pub dnodesize: String,
     pub normalization: String,
     pub datapool_datasets: Vec<String>,
+    /// The ARC's upper limit (`zfs_arc_max`), a size; absent: OpenZFS's own default (half the
+    /// memory on Linux), which the Proxmox installer never leaves on a ZFS install.
+    #[serde(default)]
+    pub arc_max: Option<String>,
 }
 
 /// Proxmox VE 8 ships OpenZFS 2.2 and later: its pools may use every 2.2 feature, no newer one.
@@ -91,6 +101,11 @@ fn default_compatibility() -> String {
 }
 
 impl Zfs {
+    /// `arc-max` in bytes (validation guarantees it parses).
+    pub fn arc_max_bytes(&self) -> Option<u64> {
+        self.arc_max.as_deref().and_then(|t| ByteSize::parse(t).ok()).map(|b| b.bytes())
+    }
+
     /// File-system properties every pool gets at creation (`-O`), in the seed's order.
     pub fn fs_properties(&self) -> Vec<(&'static str, String)> {
         vec![

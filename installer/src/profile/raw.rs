@@ -26,6 +26,14 @@ pub struct RawProfile {
     pub registry: Option<RawRegistry>,
     #[serde(default)]
     pub robot: Option<RawRobot>,
+    #[serde(default)]
+    pub firewall: Option<super::host::RawFirewall>,
+    #[serde(default)]
+    pub fail2ban: Option<super::host::RawFail2ban>,
+    #[serde(default)]
+    pub metrics: Option<super::host::RawMetrics>,
+    #[serde(default)]
+    pub services: super::host::RawServices,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,13 +11,13 @@ use super::*;
 
 /// Collects problems as (field path, message, help).
 #[derive(Default)]
-struct Problems {
+pub(super) struct Problems {
     errors: Vec<(String, String, String)>,
     warnings: Vec<(String, String, String)>,
 }
 
 impl Problems {
-    fn err(&mut self, field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn err(&mut self, field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
         self.errors.push((field.into(), message.into(), help.into()));
     }
 
@@ -233,6 +233,12 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
     one_of(&mut p, "zfs.xattr", &z.xattr, &["on", "off", "sa", "dir"]);
     one_of(&mut p, "zfs.dnodesize", &z.dnodesize, &["legacy", "auto", "1k", "2k", "4k", "8k", "16k"]);
     one_of(&mut p, "zfs.normalization", &z.normalization, &["none", "formC", "formD", "formKC", "formKD"]);
+    if let Some(a) = &z.arc_max {
+        let b = p.size("zfs.arc-max", a);
+        if b.0 != 0 && b.0 < 64 * crate::size::MIB {
+            p.err("zfs.arc-max", format!("{a} is below OpenZFS's minimum of 64 MiB"), "OpenZFS ignores a smaller zfs_arc_max; the Proxmox installer's default is 10% of the memory, at most 16 GiB");
+        }
+    }
     let mut seen = BTreeSet::new();
     for (i, ds) in z.datapool_datasets.iter().enumerate() {
         let ok = !ds.is_empty() && ds.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
@@ -564,6 +570,17 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         Robot { server: r.server.trim().to_string(), key_fingerprint: r.key_fingerprint.to_ascii_lowercase() }
     });
 
+    // the day-one sections (profile::host)
+    let mut addresses = own.clone();
+    addresses.extend(vlans.iter().map(|v| IpAddr::V4(v.address.addr())));
+    let own = host::OwnAddresses { addresses, vlans: vlans.iter().map(|v| v.id).collect(), has_guest_bridge: true, cluster_net: cluster_addr.trunc() };
+    let firewall = raw.firewall.as_ref().map(|f| host::firewall(&mut p, f, &own));
+    let fail2ban = raw.fail2ban.as_ref().map(|f| host::fail2ban(&mut p, f));
+    if fail2ban.is_some() && firewall.is_none() {
+        p.err("fail2ban", "fail2ban bans through keel's firewall, and the profile has no [firewall]", "add [firewall] (the seed's rules are in profiles/pve-node-01.toml)");
+    }
+    let metrics = raw.metrics.as_ref().map(|m| host::metrics(&mut p, m, &own));
+
     if !p.errors.is_empty() {
         return Err(src.errors(p.errors));
     }
@@ -601,6 +618,10 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         root_ssh_keys: raw.root_ssh_keys,
         registry,
         robot,
+        firewall,
+        fail2ban,
+        metrics,
+        services: Services { rpcbind: raw.services.rpcbind },
     };
     Ok(Loaded { profile, warnings })
 }

@@ -47,6 +47,11 @@ pub fn render(p: &Profile) -> String {
     }
     out.push_str("\tpost-up   sysctl -qw net.ipv4.ip_forward=1\n");
     if g.masquerade {
+        // Proxmox VE's admin guide (masquerading with the firewall on): guest traffic entering
+        // through the firewall bridges (fwbr*) gets a conntrack zone of its own, or the
+        // firewall's bridge pass and the routed pass share one entry and replies are dropped
+        out.push_str("\tpost-up   iptables -t raw -I PREROUTING -i fwbr+ -j CT --zone 1\n");
+        out.push_str("\tpost-down iptables -t raw -D PREROUTING -i fwbr+ -j CT --zone 1\n");
         masquerade(&mut out, &g.address);
     }
     for v in &g.vlans {

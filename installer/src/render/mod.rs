@@ -5,8 +5,11 @@
 mod apt;
 pub mod boot;
 pub mod corosync;
+pub mod fail2ban;
+pub mod firewall;
 mod hosts;
 mod interfaces;
+pub mod metrics;
 mod sshd;
 
 use serde::Serialize;
@@ -55,6 +58,12 @@ pub fn kernel_cmdline(p: &Profile) -> String {
     // (initramfs-tools' `noresume`): an initramfs built on another node (the root image's)
     // then imports the pools as this node and does not wait for a resume device
     let mut c = format!("{ROOT_CMDLINE} spl.spl_hostid=0x{:08x} noresume", host_id(p));
+    // the ARC cap as well as in /etc/modprobe.d/zfs.conf: the module loads in the initramfs,
+    // and an image's initramfs carries the zfs.conf of the node it was built on (modprobe
+    // applies the command line's options after the files')
+    if let Some(arc) = p.zfs.arc_max_bytes() {
+        c.push_str(&format!(" zfs.zfs_arc_max={arc}"));
+    }
     for a in &p.os.kernel_args {
         c.push(' ');
         c.push_str(a);
@@ -105,6 +114,7 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
         files.push(RenderedFile::new("/etc/apt/apt.conf.d/90keel-proxy", 0o644, proxy));
     }
     files.extend(swap_files(profile));
+    files.extend(host_files(profile));
     files.push(RenderedFile::new(FIRST_BOOT_UNIT_PATH, 0o644, first_boot_unit(profile)));
     // proxmox-boot-tool and keel-boot-sync (GRUB) both read the command line from here
     files.push(RenderedFile::new("/etc/kernel/cmdline", 0o644, format!("{}\n", kernel_cmdline(profile))));
@@ -116,6 +126,62 @@ pub fn node_files(profile: &Profile) -> Vec<RenderedFile> {
     }
     files
 }
+
+/// The ZFS module's options (in every initramfs built after it is written).
+pub const ZFS_MODPROBE_CONF: &str = "/etc/modprobe.d/zfs.conf";
+
+/// The day-one node's protection and services, as far as the profile has them: the firewall
+/// and its unit, fail2ban's jails, the metrics units, the ARC cap.
+fn host_files(profile: &Profile) -> Vec<RenderedFile> {
+    let mut files = Vec::new();
+    if let Some(arc) = profile.zfs.arc_max_bytes() {
+        files.push(RenderedFile::new(ZFS_MODPROBE_CONF, 0o644, format!(
+            "{}options zfs zfs_arc_max={arc}\n",
+            header(profile, &format!("ZFS module options: the ARC's upper limit (zfs.arc-max = {})", profile.zfs.arc_max.as_deref().unwrap_or_default()))
+        )));
+    }
+    if let Some(f) = &profile.firewall {
+        files.push(RenderedFile::new(firewall::RULES_PATH, 0o644, firewall::render(profile, f)));
+        files.push(RenderedFile::new(firewall::UNIT_PATH, 0o644, firewall::unit(profile)));
+    }
+    if let Some(f) = &profile.fail2ban {
+        files.push(RenderedFile::new(fail2ban::JAIL_LOCAL, 0o644, fail2ban::jail_local(profile, f)));
+        for j in &f.jails {
+            if let Some(text) = fail2ban::filter(profile, j) {
+                files.push(RenderedFile::new(&fail2ban::filter_path(j), 0o644, text));
+            }
+        }
+    }
+    if let Some(m) = &profile.metrics {
+        files.push(RenderedFile::new(metrics::NODE_EXPORTER_DROPIN, 0o644, metrics::node_exporter_dropin(profile, m)));
+        if let Some(z) = m.zfs_exporter {
+            files.push(RenderedFile::new(metrics::ZFS_EXPORTER_PATH, 0o644, metrics::zfs_exporter_unit(profile, z)));
+        }
+    }
+    files
+}
+
+/// The units the configuration enables (the packages' own are enabled by their packages; keel
+/// enables them again, which changes nothing when they are) and masks: rpcbind answers on port
+/// 111 to every network unless the profile needs it for NFS.
+pub fn units_enabled(profile: &Profile) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if profile.firewall.is_some() {
+        v.push(firewall::UNIT);
+    }
+    if profile.fail2ban.is_some() {
+        v.push("fail2ban.service");
+    }
+    if let Some(m) = &profile.metrics {
+        v.push(metrics::NODE_EXPORTER_UNIT);
+        if m.zfs_exporter.is_some() {
+            v.push(metrics::ZFS_EXPORTER_UNIT);
+        }
+    }
+    v
+}
+
+pub const RPCBIND_UNITS: [&str; 2] = ["rpcbind.service", "rpcbind.socket"];
 
 /// The swap zvol (made by `datasets.swap`, with the properties OpenZFS's FAQ gives for swap on
 /// a zvol) is switched on at boot through fstab. Swapping is kept for real memory pressure

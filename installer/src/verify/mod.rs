@@ -1,7 +1,7 @@
 //! `keel verify`: checks an installed node (root `/`) or a mounted target (`/mnt/keel`) against
 //! its profile: pools healthy and mirrored, the seed's properties, the datasets, a boot loader
 //! and identical boot files on every drive, every rendered file unchanged, and on a running
-//! node the bridges, VLANs and corosync quorum. Every check is a row: ok, WARN or FAIL.
+//! node the bridges, VLANs, corosync quorum and the day-one services (`day_one`). Every check is a row: ok, WARN or FAIL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::exec::host::Host;
 use crate::profile::{Bootloader, Profile};
 use crate::render;
+
+mod day_one;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -102,6 +104,7 @@ pub fn run(host: &mut dyn Host, p: &Profile, opts: &Options) -> Vec<Check> {
     boot(&mut c, p, &opts.root, &disks);
     parsers(&mut c, &opts.root);
     host_id(&mut c, p, &opts.root);
+    day_one::run(&mut c, p, &opts.root, opts.root == Path::new("/"));
     if opts.root == Path::new("/") {
         swap(&mut c);
         network(&mut c, p);
