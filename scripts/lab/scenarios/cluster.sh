@@ -8,8 +8,11 @@
 # is rebuilt from the image, stays quorate alone, and checks the rebuilt node's return) and by
 # rejoin.sh (DR_ROLE=rejoined: the rebuilt lab-node-01's first boot joined the running cluster).
 . ./scenarios/lib.sh
+. ./scenarios/day-one.sh
 wait_booted
 host=$(hostname)
+# lab-node-02 plays the gateway of lab-node-01's uplink for the day-one checks (day-one.sh)
+[ "$host" = lab-node-02 ] && [ "${DR_ROLE:-}" != rejoined ] && upstream_gateway
 # what a boot from the drives must show (as booted.sh): the ZFS root, the installed host id
 equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
 equals "host id in use is the installed one" "$(od -An -tx4 /etc/hostid | tr -d ' ')" "$(hostid)"
@@ -55,6 +58,11 @@ if [ "$host" = lab-node-02 ]; then
   equals "pvecm add without the trust: exit code" 0 "$rc"
   check "pvecm add without the trust: the failure is only in its words" grep -q 'TASK ERROR: unable to copy ssh ID' /tmp/pvecm-untrusted.txt
 fi
+if [ "$host" = lab-node-02 ]; then
+  # Prometheus scrapes every node over the cluster network (the seed's scrape config)
+  check "lab-node-01's node exporter answers over the cluster network (192.168.100.1:9100)" sh -c 'for i in $(seq 60); do curl -fsS -m 5 http://192.168.100.1:9100/metrics 2>/dev/null | grep -q "^node_uname_info" && exit 0; sleep 3; done; exit 1'
+fi
+[ "$host" = lab-node-01 ] && [ -z "${DR_ROLE:-}" ] && day_one_checks
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
 equals "keel verify --expect-quorum exit code" 0 "$?"
 cat /tmp/verify.txt

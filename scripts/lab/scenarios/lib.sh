@@ -135,6 +135,10 @@ wait_booted() {
   state=$(timeout 300 systemctl is-system-running --wait 2>/dev/null)
   echo "system state: $state"
   systemctl --failed --no-legend --plain | sed 's/^/  failed unit: /'
+  # fail2ban's server is "started" before its jails are up (python under emulation: seconds)
+  if command -v fail2ban-client >/dev/null; then
+    for _ in $(seq 1 90); do fail2ban-client status 2>/dev/null | grep -q 'Jail list:.*[a-z]' && break; sleep 2; done
+  fi
 }
 
 # What a correct disk phase leaves (the plan of the profile given, lab-node-01's by default): tables as planned, both pools mirrored on the by-id p2/p3

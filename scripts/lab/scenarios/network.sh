@@ -41,6 +41,7 @@ equals "nic0.4000 MTU" 1400 "$(cat /sys/class/net/nic0.4000/mtu)"
 equals "vmbr1 MTU" 1400 "$(cat /sys/class/net/vmbr1/mtu)"
 check "vmbr1 has 192.168.100.$node/24" sh -c "ip -4 addr show vmbr1 | grep -q 'inet 192.168.100.$node/24'"
 check "guests are masqueraded out of nic0" sh -c "iptables -t nat -S POSTROUTING | grep -q -- '-s 10.0.10.0/24 -o nic0 -j MASQUERADE'"
+check "guests behind Proxmox's firewall bridges get their own conntrack zone" sh -c "iptables -t raw -S PREROUTING | grep -q -- '-i fwbr+ -j CT --zone 1'"
 check "forwarding on" test "$(cat /proc/sys/net/ipv4/ip_forward)" = 1
 peer=192.168.100.$((3 - node))
 for _ in $(seq 1 240); do ping -c 1 -W 1 "$peer" >/dev/null 2>&1 && break; sleep 0.5; done
