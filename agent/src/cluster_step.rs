@@ -100,7 +100,7 @@ impl Tools {
     }
 
     /// Runs a program (found in `search`, else by PATH): (success, exit code, stdout+stderr).
-    fn run(&self, name: &str, args: &[String]) -> (bool, i32, String) {
+    pub(crate) fn run(&self, name: &str, args: &[String]) -> (bool, i32, String) {
         self.run_for(name, args, Duration::from_secs(120))
     }
 
@@ -146,7 +146,7 @@ impl Tools {
 }
 
 /// The last lines of a program's output, for the report.
-fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
@@ -451,7 +451,16 @@ pub(crate) mod tests {
         let keyscan = format!("#!/bin/sh\naddr=$(eval echo \\${{$#}})\necho \"# $addr:22 SSH-2.0-OpenSSH_9.2p1\"\necho \"$addr {peer_key}\"\n");
         // ssh: each call's arguments, one per line, then a blank line
         let ssh = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" '' >>{}\n", dir.join("ssh.log").display());
-        for (name, text) in [("pvecm", pvecm), ("corosync-quorumtool", quorumtool), ("ssh-keyscan", keyscan), ("ssh", ssh)] {
+        // pvesm add / pvesh create /cluster/backup: a section appended to storage.cfg / jobs.cfg
+        // (each call logged to DIR/pve-config.log)
+        let section = |file: &str| format!(
+            "printf '%s: %s\\n' \"$kind\" \"$id\" >>{pve}/{file}\nwhile [ $# -gt 1 ]; do printf '\\t%s %s\\n' \"${{1#--}}\" \"$2\" >>{pve}/{file}; shift 2; done\necho >>{pve}/{file}\n",
+            pve = conf.parent().unwrap().display()
+        );
+        let log = dir.join("pve-config.log");
+        let pvesm = format!("#!/bin/sh\necho \"pvesm $*\" >>{log}\n[ \"$1\" = add ] || exit 2\nkind=$2 id=$3\nshift 3\n{}", section("storage.cfg"), log = log.display());
+        let pvesh = format!("#!/bin/sh\necho \"pvesh $*\" >>{log}\n[ \"$1 $2 $3\" = 'create /cluster/backup --id' ] || exit 2\nkind=vzdump id=$4\nshift 4\n{}", section("jobs.cfg"), log = log.display());
+        for (name, text) in [("pvecm", pvecm), ("corosync-quorumtool", quorumtool), ("ssh-keyscan", keyscan), ("ssh", ssh), ("pvesm", pvesm), ("pvesh", pvesh)] {
             std::fs::write(bin.join(name), text).unwrap();
             std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
         }

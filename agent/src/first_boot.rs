@@ -3,7 +3,8 @@
 //! 1. report "booted" to the registry, with the new SSH host key fingerprints;
 //! 2. the cluster step (`cluster_step`): the cluster formed with `pvecm` as Proxmox VE forms it,
 //!    judged by membership and quorum, never by pvecm's exit code;
-//! 3. report "ready" (or "failed" with the step's output), then mark itself done and disable
+//! 3. the storage step (`storage_step`): the profile's Proxmox VE storages and backup job;
+//! 4. report "ready" (or "failed" with the steps' output), then mark itself done and disable
 //!    the unit. A failure exits 1: systemd starts it again a minute later.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::cluster_step::{ClusterResult, Directory, Member, Step, Tools};
 use crate::phone_home::{Credentials, Enrolled, Refused, Registry};
+use crate::storage_step;
 
 /// How long membership and quorum may take to show after a pvecm run
 /// (`KEEL_CLUSTER_SETTLE_SECS`, default 180; pvecm's own join waits for quorum without limit).
@@ -129,8 +131,14 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
     let cluster = step.run(directory.as_ref().map(|d| d as &dyn Directory), deadline);
     let command = cluster.command.as_deref().map(|c| format!(" `{c}`")).unwrap_or_default();
     eprintln!("first boot: cluster step {}{command}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
-    report(if cluster.ok { "ready" } else { "failed" }, json!({ "cluster": cluster }), deadline);
-    if cluster.ok {
+    // the storages need the cluster's /etc/pve: only after a cluster step that succeeded
+    let storage = cluster.ok.then(|| storage_step::run(&profile, root, &Tools { search: search.to_vec() }));
+    if let Some(s) = &storage {
+        eprintln!("first boot: storage step: {} ({})", if s.ok { "ok" } else { "FAILED" }, s.detail);
+    }
+    let ok = cluster.ok && storage.as_ref().is_none_or(|s| s.ok);
+    report(if ok { "ready" } else { "failed" }, json!({ "cluster": cluster, "storage": storage }), deadline);
+    if ok {
         let done = root.join(FIRST_BOOT_DONE.trim_start_matches('/'));
         if let Some(d) = done.parent() {
             std::fs::create_dir_all(d).ok();
@@ -141,7 +149,7 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
             let _ = std::process::Command::new("systemctl").args(["disable", FIRST_BOOT_UNIT]).status();
         }
     }
-    Ok(cluster.ok)
+    Ok(ok)
 }
 
 /// The node's enrollment: saved by the install, or made now with the token when the
@@ -257,6 +265,23 @@ mod tests {
         assert_eq!(known, format!("192.168.100.1 {peer_key}\n"));
         let auth = std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap();
         assert!(auth.lines().any(|l| l.starts_with("from=\"192.168.100.0/24\" ssh-ed25519 ")), "{auth}");
+        // the storage step: the profile's four storages and its backup job, added with pvesm
+        // and pvesh, and in the report
+        let calls = std::fs::read_to_string(dir.path().join("pve-config.log")).unwrap();
+        assert_eq!(calls.lines().map(|l| l.split(' ').take(4).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(),
+            ["pvesm add zfspool datapool", "pvesm add dir backups", "pvesm add dir templates", "pvesm add pbs pbs-local", "pvesh create /cluster/backup --id"]);
+        assert_eq!((report["storage"]["ok"].as_bool(), report["storage"]["detail"].as_str()), (Some(true), Some("5 storages and jobs as the profile says (5 changed)")), "{report}");
+        let cfg = std::fs::read_to_string(root.join("etc/pve/storage.cfg")).unwrap();
+        assert!(cfg.starts_with("zfspool: datapool\n\tcontent images,rootdir\n\tpool datapool\n\tsparse 1\n\n"), "{cfg}");
+        // run again (the other node registered them, or a restart): found, nothing run
+        std::fs::remove_file(root.join("var/lib/keel/first-boot.done")).unwrap();
+        let s = crate::storage_step::run(&profile_of(&root), &root, &crate::cluster_step::Tools { search: vec![dir.path().join("bin")] });
+        assert_eq!((s.ok, s.detail.as_str(), s.commands.len()), (true, "5 storages and jobs as the profile says, nothing changed", 0));
+        assert_eq!(std::fs::read_to_string(dir.path().join("pve-config.log")).unwrap(), calls);
+    }
+
+    fn profile_of(root: &Path) -> Profile {
+        Profile::load(&root.join("etc/keel/profile.toml")).unwrap().profile
     }
 
     /// pvecm exits 0 but its worker failed (no trust on the peer): keel reports "failed" with

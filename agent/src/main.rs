@@ -16,6 +16,7 @@ mod progress;
 mod rebuild;
 mod remote;
 mod robot;
+mod storage_step;
 mod inventory_view;
 
 use std::process::ExitCode;

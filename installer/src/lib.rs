@@ -9,6 +9,7 @@ pub mod image;
 pub mod live;
 pub mod plan;
 pub mod profile;
+pub mod pve_storage;
 pub mod render;
 pub mod size;
 pub mod source;

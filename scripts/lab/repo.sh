@@ -7,8 +7,10 @@
 #                     which keeps the install short under TCG)
 #   debian-security/  an empty bookworm-security suite (the node's sources.list names it)
 #   pve/              STAND-INS for Proxmox VE, clearly named: proxmox-ve (depends on pve-cluster,
-#                     corosync, ifupdown2, iptables, openssh-server, nfs-common), pve-cluster (pvecm and pmxcfs
-#                     as scripts/lab/standin describes), proxmox-default-kernel, and
+#                     pve-manager, libpve-storage-perl, corosync, ifupdown2, iptables,
+#                     openssh-server), pve-cluster (pvecm and pmxcfs
+#                     as scripts/lab/standin describes), libpve-storage-perl (pvesm; it pulls in
+#                     nfs-common) and pve-manager (pvesh), proxmox-default-kernel, and
 #                     proxmox-kernel-<kver>-keel-lab-standin, the lab image's own Debian kernel
 #                     with the OpenZFS module built in (as Proxmox's kernel has it: no DKMS,
 #                     nothing compiled in the guest); and the lab key as the "release key"
@@ -119,9 +121,14 @@ Description: LAB STAND-IN for Proxmox's $1 (keel lab, not Proxmox)
 CTL
 }
 meta proxmox-default-kernel "$kpkg"
-# nfs-common (and with it rpcbind, which keel masks) as upstream's libpve-storage-perl pulls it
-# in (proxmox/pve-storage debian/control, Depends: nfs-common)
-meta proxmox-ve "proxmox-default-kernel, pve-cluster, corosync, ifupdown2, iptables, openssh-server, nfs-common"
+meta proxmox-ve "proxmox-default-kernel, pve-cluster, pve-manager, libpve-storage-perl, corosync, ifupdown2, iptables, openssh-server"
+# pvesm and pvesh (standin/pve-config, acting by the name it runs as); the storage package pulls
+# in nfs-common (and with it rpcbind, which keel masks) as upstream's does (proxmox/pve-storage
+# debian/control, Depends: nfs-common)
+meta libpve-storage-perl "nfs-common, python3"
+meta pve-manager "libpve-storage-perl, python3"
+install -D -m 0755 "$here/standin/pve-config" "$std/libpve-storage-perl/usr/sbin/pvesm"
+install -D -m 0755 "$here/standin/pve-config" "$std/pve-manager/usr/bin/pvesh"
 # the cluster tools (scripts/lab/standin, README there: which upstream lines each follows)
 meta pve-cluster "corosync, rsync, openssh-client, openssh-server"
 sd="$here/standin"
@@ -133,7 +140,7 @@ done
 install -D -m 0644 "$sd/corosync-standin.conf" "$std/pve-cluster/lib/systemd/system/corosync.service.d/keel-lab-standin.conf"
 install -m 0755 "$sd/postinst" "$std/pve-cluster/DEBIAN/postinst"
 mkdir -p "$out.tmp/pve/pool"
-for d in kernel proxmox-default-kernel proxmox-ve pve-cluster; do
+for d in kernel proxmox-default-kernel proxmox-ve pve-cluster libpve-storage-perl pve-manager; do
   dpkg-deb --root-owner-group -Zgzip --build "$std/$d" "$out.tmp/pve/pool/" >/dev/null
 done
 echo "lab repo: stand-ins built after $(( $(date +%s) - start ))s ($(du -sh "$out.tmp/pve/pool" | cut -f1))" >&2

@@ -5,6 +5,7 @@
 
 pub mod host;
 pub mod openssh;
+pub mod storage;
 pub mod raw;
 mod validate;
 
@@ -42,6 +43,7 @@ pub struct Profile {
     pub fail2ban: Option<Fail2ban>,
     pub metrics: Option<Metrics>,
     pub services: Services,
+    pub storage: Option<storage::Storage>,
 }
 
 #[derive(Debug, Clone, Serialize)]

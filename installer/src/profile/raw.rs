@@ -34,6 +34,8 @@ pub struct RawProfile {
     pub metrics: Option<super::host::RawMetrics>,
     #[serde(default)]
     pub services: super::host::RawServices,
+    #[serde(default)]
+    pub storage: Option<super::storage::RawStorage>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

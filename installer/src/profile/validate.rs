@@ -21,7 +21,7 @@ impl Problems {
         self.errors.push((field.into(), message.into(), help.into()));
     }
 
-    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn warn(&mut self, field: impl Into<String>, message: impl Into<String>, help: impl Into<String>) {
         self.warnings.push((field.into(), message.into(), help.into()));
     }
 
@@ -580,6 +580,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         p.err("fail2ban", "fail2ban bans through keel's firewall, and the profile has no [firewall]", "add [firewall] (the seed's rules are in profiles/pve-node-01.toml)");
     }
     let metrics = raw.metrics.as_ref().map(|m| host::metrics(&mut p, m, &own));
+    let storage = raw.storage.as_ref().map(|s| storage::storage(&mut p, s, &z.datapool_datasets));
 
     if !p.errors.is_empty() {
         return Err(src.errors(p.errors));
@@ -622,6 +623,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         fail2ban,
         metrics,
         services: Services { rpcbind: raw.services.rpcbind },
+        storage,
     };
     Ok(Loaded { profile, warnings })
 }

@@ -9,7 +9,7 @@ use crate::profile::Profile;
 use crate::render;
 
 /// On a mounted target only what is on disk: rpcbind masked.
-pub(super) fn run(c: &mut Checks, p: &Profile, root: &Path, on_node: bool) {
+pub(super) fn run(c: &mut Checks, p: &Profile, root: &Path, on_node: bool, expect_cluster: bool) {
     if !p.services.rpcbind {
         for unit in render::RPCBIND_UNITS {
             let link = under(root, &format!("/etc/systemd/system/{unit}"));
@@ -53,6 +53,18 @@ pub(super) fn run(c: &mut Checks, p: &Profile, root: &Path, on_node: bool) {
                 }
             }
             Err(e) => c.add("fail2ban jails", Status::Fail, e),
+        }
+    }
+    if let Some(want) = &p.storage {
+        // /etc/pve exists once the cluster formed: before that a WARN, unless it is expected
+        let read = |c: &mut Checks, path: &str| c.host.read_file(Path::new(path)).unwrap_or_default();
+        let (storage_cfg, jobs_cfg) = (read(c, crate::pve_storage::STORAGE_CFG), read(c, crate::pve_storage::JOBS_CFG));
+        let names: Vec<&str> = want.entries.iter().map(|e| e.id.as_str()).chain(want.backup_jobs.iter().map(|j| j.id.as_str())).collect();
+        match crate::pve_storage::changes(want, &storage_cfg, &jobs_cfg) {
+            Ok(todo) if todo.is_empty() => c.add("Proxmox VE storage", Status::Ok, names.join(", ")),
+            Ok(todo) => c.add("Proxmox VE storage", if expect_cluster { Status::Fail } else { Status::Warn },
+                format!("{} (keel-first-boot registers them once the cluster formed)", todo.iter().map(|t| t.what.as_str()).collect::<Vec<_>>().join("; "))),
+            Err(e) => c.add("Proxmox VE storage", Status::Fail, e.join("; ")),
         }
     }
     if let Some(m) = &p.metrics {

@@ -104,7 +104,7 @@ pub fn run(host: &mut dyn Host, p: &Profile, opts: &Options) -> Vec<Check> {
     boot(&mut c, p, &opts.root, &disks);
     parsers(&mut c, &opts.root);
     host_id(&mut c, p, &opts.root);
-    day_one::run(&mut c, p, &opts.root, opts.root == Path::new("/"));
+    day_one::run(&mut c, p, &opts.root, opts.root == Path::new("/"), opts.expect_quorum);
     if opts.root == Path::new("/") {
         swap(&mut c);
         network(&mut c, p);

@@ -62,6 +62,15 @@ if [ "$host" = lab-node-02 ]; then
   # Prometheus scrapes every node over the cluster network (the seed's scrape config)
   check "lab-node-01's node exporter answers over the cluster network (192.168.100.1:9100)" sh -c 'for i in $(seq 60); do curl -fsS -m 5 http://192.168.100.1:9100/metrics 2>/dev/null | grep -q "^node_uname_info" && exit 0; sleep 3; done; exit 1'
 fi
+# the profile's Proxmox VE storages and backup job, registered by the first boot with pvesm and
+# pvesh (the lab's stand-ins write storage.cfg and jobs.cfg as pve-common's SectionConfig does)
+check "first boot: the storage step passed" sh -c "journalctl -u keel-first-boot --no-pager -o cat | grep -q '^first boot: storage step: ok'"
+section() { awk -v h="$2" '$0 == h {on=1; next} /^[^ \t]/ {on=0} on && NF' "$1" | sed 's/^[ \t]*//' | sort | tr '\n' ';'; }
+equals "storage.cfg: datapool" "content images,rootdir;pool datapool;sparse 1;" "$(section /etc/pve/storage.cfg 'zfspool: datapool')"
+equals "storage.cfg: backups" "content backup;is_mountpoint 1;path /datapool/backups;" "$(section /etc/pve/storage.cfg 'dir: backups')"
+equals "storage.cfg: templates" "content iso,vztmpl;is_mountpoint 1;path /datapool/templates;" "$(section /etc/pve/storage.cfg 'dir: templates')"
+equals "storage.cfg: pbs-local" "content backup;datastore datastore1;fingerprint $(printf '00:%.0s' $(seq 31))00;server 192.168.100.1;username root@pam;" "$(section /etc/pve/storage.cfg 'pbs: pbs-local')"
+equals "jobs.cfg: daily-backup" "all 1;compress zstd;enabled 1;mailnotification always;mailto admin@neurodatalab.ai;mode snapshot;prune-backups keep-daily=7,keep-weekly=4,keep-monthly=6;schedule 02:00;storage pbs-local;" "$(section /etc/pve/jobs.cfg 'vzdump: daily-backup')"
 [ "$host" = lab-node-01 ] && [ -z "${DR_ROLE:-}" ] && day_one_checks
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
 equals "keel verify --expect-quorum exit code" 0 "$?"
