@@ -22,6 +22,17 @@ struct RawSpec {
     firmware: RawFirmware,
     #[serde(default)]
     dmi: Option<RawDmi>,
+    #[serde(default)]
+    uplink: Option<RawUplink>,
+}
+
+/// How the provider routes the server's main address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawUplink {
+    /// Hetzner: the main IPv4 is routed to the server alone; neighbours in the same subnet are
+    /// reached through the gateway, so the address is a /32 with the gateway as its peer.
+    point_to_point: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +91,8 @@ pub struct Spec {
     pub min_nics: u32,
     pub firmware_modes: Vec<FirmwareMode>,
     pub dmi_product_pattern: Option<String>,
+    /// The uplink must be a /32 with the gateway as point-to-point peer (Hetzner's routing).
+    pub uplink_point_to_point: bool,
     #[serde(skip)]
     dmi_product: Option<regex_lite::Regex>,
 }
@@ -129,6 +142,7 @@ impl Spec {
             min_nics: raw.nics.min_count,
             firmware_modes: raw.firmware.modes,
             dmi_product_pattern: raw.dmi.map(|d| d.product_pattern),
+            uplink_point_to_point: raw.uplink.is_some_and(|u| u.point_to_point),
             dmi_product: dmi_product.flatten(),
         })
     }

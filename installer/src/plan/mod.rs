@@ -291,6 +291,18 @@ pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>,
             return Err(PlanError::Spec(r.clone()));
         }
     }
+    // Hetzner routes the main IP point-to-point: a subnet prefix copied from Robot is accepted
+    // by ifupdown2 and renders no pointopoint, and traffic to the neighbours in that subnet then
+    // goes to the wire instead of the gateway and is lost
+    if let Some(s) = spec.filter(|s| s.uplink_point_to_point) {
+        let u = &profile.network.uplink;
+        if u.ipv4.prefix_len() != 32 {
+            return Err(PlanError::Uplink(format!(
+                "network.uplink.ipv4-address is {}: on this provider's servers (hardware spec {}) the main IP is routed point-to-point; write ipv4-address = \"{}/32\" (keel then renders the gateway {} as its pointopoint peer)",
+                u.ipv4, s.name, u.ipv4.addr(), u.ipv4_gateway
+            )));
+        }
+    }
     let mut warnings = Vec::new();
     let chosen = select_targets(inv, profile)?;
 

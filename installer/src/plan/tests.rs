@@ -128,3 +128,17 @@ fn proxmox_boot_tool_gets_what_it_runs_on_each_firmware() {
         assert!(seed.content.contains("grub-pc/install_devices_empty boolean true"));
     }
 }
+
+/// A subnet prefix copied from Robot into the uplink is refused on a Hetzner spec, with the /32
+/// to write; without the spec's point-to-point routing the same profile plans.
+#[test]
+fn a_subnet_uplink_is_refused_where_the_provider_routes_point_to_point() {
+    let inv = probe(&root("tests/fixtures/ax41-nvme")).unwrap();
+    let mut p = load("profiles/pve-node-01.toml");
+    p.network.uplink.ipv4 = "203.0.113.10/26".parse().unwrap();
+    let mut s = spec("hardware-specs/ax41-nvme.toml");
+    let e = build(&inv, &p, Some(&s)).unwrap_err().to_string();
+    assert!(e.contains("network.uplink.ipv4-address is 203.0.113.10/26") && e.contains("write ipv4-address = \"203.0.113.10/32\""), "{e}");
+    s.uplink_point_to_point = false;
+    assert!(build(&inv, &p, Some(&s)).is_ok());
+}
