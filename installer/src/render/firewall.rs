@@ -129,10 +129,11 @@ pub fn render(p: &Profile, f: &Firewall) -> String {
 }
 
 /// Loads the table before any interface comes up (as Debian's nftables.service orders itself),
-/// again on `systemctl reload`; stopping it removes the table.
+/// again on `systemctl reload`; stopping it removes the table. After nftables.service, should
+/// an operator enable it: Debian's /etc/nftables.conf starts with `flush ruleset`.
 pub fn unit(p: &Profile) -> String {
     format!(
-        "{}\n[Unit]\nDescription=keel host firewall (nftables table inet {TABLE} from {RULES_PATH})\nDocumentation=file:{RULES_PATH}\nWants=network-pre.target\nBefore=network-pre.target shutdown.target\nConflicts=shutdown.target\nDefaultDependencies=no\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/sbin/nft -f {RULES_PATH}\nExecReload=/usr/sbin/nft -f {RULES_PATH}\nExecStop=/usr/sbin/nft delete table inet {TABLE}\n\n[Install]\nWantedBy=sysinit.target\n",
+        "{}\n[Unit]\nDescription=keel host firewall (nftables table inet {TABLE} from {RULES_PATH})\nDocumentation=file:{RULES_PATH}\nWants=network-pre.target\nBefore=network-pre.target shutdown.target\nAfter=nftables.service\nConflicts=shutdown.target\nDefaultDependencies=no\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/usr/sbin/nft -f {RULES_PATH}\nExecReload=/usr/sbin/nft -f {RULES_PATH}\nExecStop=/usr/sbin/nft delete table inet {TABLE}\n\n[Install]\nWantedBy=sysinit.target\n",
         super::header(p, "keel's host firewall")
     )
 }
