@@ -415,15 +415,10 @@ pub(super) fn metrics(p: &mut Problems, raw: &RawMetrics, own: &OwnAddresses) ->
 
 #[cfg(test)]
 mod tests {
+    use crate::profile::tests::seed_with;
     use crate::profile::Profile;
     use crate::source::SourceFile;
 
-    fn seed_with(from: &str, to: &str) -> Result<Profile, String> {
-        let mut src = SourceFile::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/pve-node-01.toml")).unwrap();
-        assert!(src.text.contains(from), "{from}");
-        src.text = src.text.replacen(from, to, 1);
-        Profile::from_source(&src).map(|l| l.profile).map_err(|e| e.to_string())
-    }
 
     /// Each mistake is refused at its field, with what to do.
     #[test]

@@ -325,9 +325,17 @@ impl Profile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::SourceFile;
+
+    /// The seed profile with one text replaced, loaded: the profile or the errors' text.
+    pub(crate) fn seed_with(from: &str, to: &str) -> Result<Profile, String> {
+        let mut src = seed();
+        assert!(src.text.contains(from), "{from}");
+        src.text = src.text.replacen(from, to, 1);
+        Profile::from_source(&src).map(|l| l.profile).map_err(|e| e.to_string())
+    }
 
     fn seed() -> SourceFile {
         SourceFile::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/pve-node-01.toml")).unwrap()

@@ -254,15 +254,8 @@ pub(super) fn storage(p: &mut Problems, raw: &RawStorage, datasets: &[String]) -
 
 #[cfg(test)]
 mod tests {
-    use crate::profile::Profile;
-    use crate::source::SourceFile;
+    use crate::profile::tests::seed_with;
 
-    fn seed_with(from: &str, to: &str) -> Result<Profile, String> {
-        let mut src = SourceFile::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/pve-node-01.toml")).unwrap();
-        assert!(src.text.contains(from), "{from}");
-        src.text = src.text.replacen(from, to, 1);
-        Profile::from_source(&src).map(|l| l.profile).map_err(|e| e.to_string())
-    }
 
     #[test]
     fn storage_entries_and_jobs_are_checked_at_their_fields() {
