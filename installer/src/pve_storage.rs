@@ -80,7 +80,15 @@ fn entry_change(e: &Entry, have: Option<&Section>) -> Result<Option<Change>, Str
         None => {
             let mut argv = vec!["pvesm".to_string(), "add".into(), e.kind.clone(), e.id.clone()];
             argv.extend(flags(&e.options));
-            Ok(Some(Change { what: format!("storage {} ({}) is missing", e.id, e.kind), argv }))
+            // pvesm activates a storage it adds and refuses it when that fails (pve-storage
+            // API2/Storage/Config.pm create); a PBS storage needs its password for that, which
+            // no profile holds: added disabled, enabled by the operator with the password
+            let mut what = format!("storage {} ({}) is missing", e.id, e.kind);
+            if e.kind == "pbs" {
+                argv.extend(["--disable".to_string(), "1".into()]);
+                what.push_str(&format!("; added disabled: enable it with `pvesm set {} --password --disable 0`", e.id));
+            }
+            Ok(Some(Change { what, argv }))
         }
         Some(s) if s.kind != e.kind => Err(format!(
             "storage {} exists as type {}, the profile says {}: keel does not remove a storage; remove it (`pvesm remove {}`) if nothing uses it, then run `keel first-boot` again",
@@ -164,7 +172,7 @@ mod tests {
             "pvesm add zfspool datapool --content images,rootdir --pool datapool --sparse 1",
             "pvesm add dir backups --content backup --is_mountpoint 1 --path /datapool/backups",
             "pvesm add dir templates --content iso,vztmpl --is_mountpoint 1 --path /datapool/templates",
-            "pvesm add pbs pbs-local --content backup --datastore datastore1 --fingerprint 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00 --server 192.168.100.1 --username root@pam",
+            "pvesm add pbs pbs-local --content backup --datastore datastore1 --fingerprint 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00 --server 192.168.100.1 --username root@pam --disable 1",
             "pvesh create /cluster/backup --id daily-backup --all 1 --compress zstd --enabled 1 --mailnotification always --mailto admin@neurodatalab.ai --mode snapshot --prune-backups keep-daily=7,keep-weekly=4,keep-monthly=6 --schedule 02:00 --storage pbs-local",
         ]);
     }
@@ -175,6 +183,7 @@ mod tests {
     #[test]
     fn what_is_there_is_detected_not_redone() {
         let storage_cfg = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\nzfspool: datapool\n\tpool datapool\n\tcontent rootdir,images\n\tsparse\n\tnodes pve-node-01,pve-node-02\n\ndir: backups\n\tpath /datapool/backups\n\tcontent backup\n\tis_mountpoint 1\n\ndir: templates\n\tpath /datapool/templates\n\tcontent vztmpl,iso\n\tis_mountpoint 1\n\npbs: pbs-local\n\tdatastore datastore1\n\tserver 192.168.100.1\n\tcontent backup\n\tfingerprint 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\n\tprune-backups keep-all=1\n\tusername root@pam\n\n";
+        // (the PBS storage as the operator left it: enabled, no `disable` line)
         let jobs_cfg = "vzdump: daily-backup\n\tschedule 02:00\n\tall 1\n\tcompress zstd\n\tenabled 1\n\tmailnotification always\n\tmailto admin@neurodatalab.ai\n\tmode snapshot\n\tprune-backups keep-daily=7,keep-weekly=4,keep-monthly=6\n\tstorage pbs-local\n\n";
         assert_eq!(changes(&seed(), storage_cfg, jobs_cfg).unwrap(), []);
         let c = changes(&seed(), &storage_cfg.replace("\tpool datapool\n", "\tpool datapool/vm\n"), &jobs_cfg.replace("mode snapshot", "mode stop")).unwrap();

@@ -69,7 +69,7 @@ section() { awk -v h="$2" '$0 == h {on=1; next} /^[^ \t]/ {on=0} on && NF' "$1" 
 equals "storage.cfg: datapool" "content images,rootdir;pool datapool;sparse 1;" "$(section /etc/pve/storage.cfg 'zfspool: datapool')"
 equals "storage.cfg: backups" "content backup;is_mountpoint 1;path /datapool/backups;" "$(section /etc/pve/storage.cfg 'dir: backups')"
 equals "storage.cfg: templates" "content iso,vztmpl;is_mountpoint 1;path /datapool/templates;" "$(section /etc/pve/storage.cfg 'dir: templates')"
-equals "storage.cfg: pbs-local" "content backup;datastore datastore1;fingerprint $(printf '00:%.0s' $(seq 31))00;server 192.168.100.1;username root@pam;" "$(section /etc/pve/storage.cfg 'pbs: pbs-local')"
+equals "storage.cfg: pbs-local (added disabled: no password in a profile)" "content backup;datastore datastore1;disable;fingerprint $(printf '00:%.0s' $(seq 31))00;server 192.168.100.1;username root@pam;" "$(section /etc/pve/storage.cfg 'pbs: pbs-local')"
 equals "jobs.cfg: daily-backup" "all 1;compress zstd;enabled 1;mailnotification always;mailto admin@neurodatalab.ai;mode snapshot;prune-backups keep-daily=7,keep-weekly=4,keep-monthly=6;schedule 02:00;storage pbs-local;" "$(section /etc/pve/jobs.cfg 'vzdump: daily-backup')"
 [ "$host" = lab-node-01 ] && [ -z "${DR_ROLE:-}" ] && day_one_checks
 /usr/local/sbin/keel verify --expect-quorum >/tmp/verify.txt 2>&1
