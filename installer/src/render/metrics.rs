@@ -11,10 +11,15 @@ pub const ZFS_EXPORTER_UNIT: &str = "keel-zfs-exporter.service";
 pub const ZFS_EXPORTER_PATH: &str = "/etc/systemd/system/keel-zfs-exporter.service";
 const BINARY: &str = "/usr/bin/prometheus-node-exporter";
 
-/// The listen address needs the cluster bridge up (network-online: ifupdown2 is done).
+/// The listen address needs the cluster bridge's address: after networking.service (Debian's
+/// ifupdown2 unit orders itself before nothing but shutdown, not before network-online.target:
+/// the lab's first boot saw both exporters fail to bind), and retried 5 s apart, not 100 ms
+/// (systemd's default, which uses up the start limit in half a second).
+const AFTER_NETWORK: &str = "Wants=network-online.target\nAfter=network-online.target networking.service";
+
 pub fn node_exporter_dropin(p: &Profile, m: &Metrics) -> String {
     format!(
-        "{}\n[Unit]\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\nExecStart=\nExecStart={BINARY} --web.listen-address={} $ARGS\n",
+        "{}\n[Unit]\n{AFTER_NETWORK}\n\n[Service]\nExecStart=\nExecStart={BINARY} --web.listen-address={} $ARGS\nRestartSec=5\n",
         super::header(p, "node exporter on the profile's address only"),
         m.node_exporter
     )
@@ -22,7 +27,7 @@ pub fn node_exporter_dropin(p: &Profile, m: &Metrics) -> String {
 
 pub fn zfs_exporter_unit(p: &Profile, addr: std::net::SocketAddr) -> String {
     format!(
-        "{}\n[Unit]\nDescription=ZFS metrics for Prometheus (node exporter, ZFS collector only)\nWants=network-online.target\nAfter=network-online.target zfs.target\n\n[Service]\nUser=prometheus\nExecStart={BINARY} --web.listen-address={addr} --collector.disable-defaults --collector.zfs\nRestart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n",
+        "{}\n[Unit]\nDescription=ZFS metrics for Prometheus (node exporter, ZFS collector only)\n{AFTER_NETWORK} zfs.target\n\n[Service]\nUser=prometheus\nExecStart={BINARY} --web.listen-address={addr} --collector.disable-defaults --collector.zfs\nRestart=on-failure\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n",
         super::header(p, "ZFS metrics (the seed's :9134 target)")
     )
 }

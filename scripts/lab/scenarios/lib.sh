@@ -135,6 +135,9 @@ wait_booted() {
   state=$(timeout 300 systemctl is-system-running --wait 2>/dev/null)
   echo "system state: $state"
   systemctl --failed --no-legend --plain | sed 's/^/  failed unit: /'
+  for u in $(systemctl --failed --no-legend --plain | awk '{print $1}'); do
+    journalctl -u "$u" --no-pager -o cat -n 4 2>/dev/null | sed "s/^/    $u: /"
+  done
   # fail2ban's server is "started" before its jails are up (python under emulation: seconds)
   if command -v fail2ban-client >/dev/null; then
     for _ in $(seq 1 90); do fail2ban-client status 2>/dev/null | grep -q 'Jail list:.*[a-z]' && break; sleep 2; done
