@@ -60,7 +60,7 @@ if [ "$host" = lab-node-02 ]; then
 fi
 if [ "$host" = lab-node-02 ]; then
   # Prometheus scrapes every node over the cluster network (the seed's scrape config)
-  check "lab-node-01's node exporter answers over the cluster network (192.168.100.1:9100)" sh -c 'for i in $(seq 60); do curl -fsS -m 5 http://192.168.100.1:9100/metrics 2>/dev/null | grep -q "^node_uname_info" && exit 0; sleep 3; done; exit 1'
+  check "lab-node-01's node exporter answers over the cluster network (192.168.100.1:9100)" sh -c 'for i in $(seq 60); do python3 /run/lab-http-get.py http://192.168.100.1:9100/metrics 5 2>/dev/null | grep -q "^node_uname_info" && exit 0; sleep 3; done; exit 1'
 fi
 # the profile's Proxmox VE storages and backup job, registered by the first boot with pvesm and
 # pvesh (the lab's stand-ins write storage.cfg and jobs.cfg as pve-common's SectionConfig does)

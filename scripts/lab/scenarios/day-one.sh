@@ -45,6 +45,25 @@ lab_guest() { # name vlan address/prefix gateway
   ip -n "$1" route add default via "$4"
 }
 in_ns() { ip netns exec "$@"; }
+# The node has no curl: an HTTP GET in python3 (fail2ban's), with curl's exit codes for what is
+# checked: 0 and the body for 200, 28 for a timeout (dropped), 7 for a refused connection.
+cat >/run/lab-http-get.py <<'PY'
+import socket, sys, urllib.error, urllib.request
+try:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(sys.argv[1], timeout=float(sys.argv[2]) if len(sys.argv) > 2 else 10) as r:
+        sys.stdout.write(r.read().decode(errors="replace"))
+except urllib.error.HTTPError:
+    sys.exit(22)
+except (urllib.error.URLError, OSError) as e:
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        sys.exit(28)
+    if isinstance(reason, ConnectionRefusedError):
+        sys.exit(7)
+    sys.exit(1)
+PY
+hget() { python3 /run/lab-http-get.py "$@"; } # url [timeout]
 tcp_open() { # namespace address port: a TCP connection within 5 s
   in_ns "$1" timeout 5 bash -c "</dev/tcp/$2/$3" 2>/dev/null
 }
@@ -73,11 +92,12 @@ day_one_checks() {
   equals "rpcbind.socket" masked "$(systemctl is-enabled rpcbind.socket 2>&1)"
   check "nothing listens on port 111" sh -c "! ss -Hltun | awk '{print \$5}' | grep -q ':111\$'"
   # metrics: on the cluster address only; the ZFS exporter reports the ARC cap
-  for _ in $(seq 1 60); do curl -fsS -m 5 -o /dev/null http://192.168.100.1:9100/metrics 2>/dev/null && break; sleep 2; done
-  check "node exporter answers on 192.168.100.1:9100" sh -c "curl -fsS -m 10 http://192.168.100.1:9100/metrics | grep -q '^node_uname_info'"
+  for _ in $(seq 1 60); do hget http://192.168.100.1:9100/metrics 5 >/dev/null 2>&1 && break; sleep 2; done
+  check "node exporter answers on 192.168.100.1:9100" sh -c "python3 /run/lab-http-get.py http://192.168.100.1:9100/metrics | grep -q '^node_uname_info'"
   equals "port 9100: listening addresses" 192.168.100.1:9100 "$(ss -Hltn | awk '{print $4}' | grep ':9100$' | tr '\n' ' ' | sed 's/ $//')"
-  check "nothing on the uplink's 10.0.2.15:9100" sh -c "! curl -fsS -m 5 -o /dev/null http://10.0.2.15:9100/metrics"
-  check "ZFS metrics on 192.168.100.1:9134 report the ARC cap" sh -c "curl -fsS -m 10 http://192.168.100.1:9134/metrics | awk '/^node_zfs_arc_c_max / {v=\$2+0} END {exit !(v == 268435456)}'"
+  hget http://10.0.2.15:9100/metrics 5 >/dev/null 2>&1
+  equals "the uplink's 10.0.2.15:9100: connection refused (exit 7)" 7 "$?"
+  check "ZFS metrics on 192.168.100.1:9134 report the ARC cap" sh -c "python3 /run/lab-http-get.py http://192.168.100.1:9134/metrics | awk '/^node_zfs_arc_c_max / {v=\$2+0} END {exit !(v == 268435456)}'"
   # the firewall: keel's table loaded before the network (and the conntrack zone for
   # masquerading behind Proxmox's firewall bridges)
   check "keel-firewall.service active" systemctl is-active keel-firewall.service
@@ -94,26 +114,29 @@ day_one_checks() {
   check "a listener on VLAN 10 (10.0.10.50:8080)" http_server v10 10.0.10.50 8080
   check "a listener on VLAN 20 (10.0.20.50:8080)" http_server v20 10.0.20.50 8080
   check "SSH reachable from a guest (VLAN 20 to 10.0.20.1:22)" tcp_open v20 10.0.20.1 22
-  check "VLAN 10 cannot open a connection to VLAN 20" sh -c "! ip netns exec v10 curl -sS -m 5 -o /dev/null http://10.0.20.50:8080/"
+  in_ns v10 python3 /run/lab-http-get.py http://10.0.20.50:8080/ 5 >/dev/null 2>&1
+  equals "VLAN 10 cannot open a connection to VLAN 20 (10.0.20.50:8080): dropped, timed out (exit 28)" 28 "$?"
   check "VLAN 10 cannot reach the cluster network (lab-node-02's 192.168.100.2:22)" sh -c "! ip netns exec v10 timeout 5 bash -c '</dev/tcp/192.168.100.2/22'"
-  check "VLAN 30 reaches VLAN 10's :8080 (the profile's guest-allow)" in_ns v30 curl -fsS -m 10 -o /dev/null http://10.0.10.50:8080/
+  check "VLAN 30 reaches VLAN 10's :8080 (the profile's guest-allow)" in_ns v30 python3 /run/lab-http-get.py http://10.0.10.50:8080/
   # negative control: the same connection works without keel's table, so the drop above is it
   systemctl stop keel-firewall.service
-  check "control: without keel's table VLAN 10 reaches VLAN 20" in_ns v10 curl -fsS -m 10 -o /dev/null http://10.0.20.50:8080/
+  check "control: without keel's table VLAN 10 reaches VLAN 20" in_ns v10 python3 /run/lab-http-get.py http://10.0.20.50:8080/
   systemctl start keel-firewall.service
-  check "and with it again it does not" sh -c "! ip netns exec v10 curl -sS -m 5 -o /dev/null http://10.0.20.50:8080/"
+  in_ns v10 python3 /run/lab-http-get.py http://10.0.20.50:8080/ 5 >/dev/null 2>&1
+  equals "and with it again it does not (exit 28)" 28 "$?"
   # the outside: through the uplink, masqueraded (the gateway sees the node's address)
   seen=""
-  for _ in $(seq 1 60); do seen=$(in_ns v10 curl -fsS -m 5 http://10.0.2.2:8081/ 2>/dev/null) && break; sleep 3; done
+  for _ in $(seq 1 60); do seen=$(in_ns v10 python3 /run/lab-http-get.py http://10.0.2.2:8081/ 5 2>/dev/null) && break; sleep 3; done
   equals "VLAN 10 reaches the outside (10.0.2.2:8081 beyond the uplink), masqueraded as" 10.0.2.15 "$seen"
   # Proxmox's web UI port (a listener stands in for pveproxy): the admin VPN only
   check "a listener on the node's :8006, every address (stands in for pveproxy)" http_server - 0.0.0.0 8006
-  check "8006 from the admin VPN (10.10.0.5)" in_ns adm curl -fsS -m 10 -o /dev/null http://10.10.0.1:8006/
-  in_ns v10 curl -sS -m 5 -o /dev/null http://10.0.10.1:8006/ 2>/dev/null
-  equals "8006 from VLAN 10 (not an admin source): curl exit code (28: dropped, timed out)" 28 "$?"
+  check "8006 from the admin VPN (10.10.0.5)" in_ns adm python3 /run/lab-http-get.py http://10.10.0.1:8006/
+  in_ns v10 python3 /run/lab-http-get.py http://10.0.10.1:8006/ 5 >/dev/null 2>&1
+  equals "8006 from VLAN 10 (not an admin source): dropped, timed out (exit 28)" 28 "$?"
   # metrics from the monitoring VLAN (allowed) and from VLAN 10 (not)
-  check "metrics from VLAN 30 (Prometheus's VLAN): 192.168.100.1:9100" in_ns v30 curl -fsS -m 10 -o /dev/null http://192.168.100.1:9100/metrics
-  check "no metrics from VLAN 10" sh -c "! ip netns exec v10 curl -fsS -m 5 -o /dev/null http://192.168.100.1:9100/metrics"
+  check "metrics from VLAN 30 (Prometheus's VLAN): 192.168.100.1:9100" in_ns v30 python3 /run/lab-http-get.py http://192.168.100.1:9100/metrics
+  in_ns v10 python3 /run/lab-http-get.py http://192.168.100.1:9100/metrics 5 >/dev/null 2>&1
+  equals "no metrics from VLAN 10: dropped (exit 28)" 28 "$?"
 
   # fail2ban: three refused logins from VLAN 10 ban its address (sshd jail, nftables), VLAN 20
   # still gets in, and the ban lifts after the jail's bantime (45 s in the lab profile)
