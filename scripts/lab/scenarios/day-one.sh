@@ -1,6 +1,7 @@
 # The day-one node (profile sections firewall, fail2ban, metrics, services, zfs.arc-max) on a
 # booted cluster node, from the other node and from network namespaces that play guests on
-# vmbr0's VLANs (the lab harness makes them; keel makes none). Sourced by cluster.sh.
+# vmbr0's VLANs (the lab harness makes them; keel makes none). Sourced by cluster.sh (sh: dash,
+# no bash syntax; bash only where a command names it, for its /dev/tcp).
 
 # lab-node-02's part, at the start of its cluster scenario: the "Hetzner gateway" of
 # lab-node-01's uplink. A namespace on a macvlan of its uplink (the link between the guests)
@@ -67,11 +68,14 @@ hget() { python3 /run/lab-http-get.py "$@"; } # url [timeout]
 tcp_open() { # namespace address port: a TCP connection within 5 s
   in_ns "$1" timeout 5 bash -c "</dev/tcp/$2/$3" 2>/dev/null
 }
+in_ns_or_node() { # namespace ("-": the node itself) command...
+  ns=$1
+  shift
+  if [ "$ns" = - ]; then "$@"; else ip netns exec "$ns" "$@"; fi
+}
 http_server() { # namespace address port ("-": the node itself)
-  local run=(ip netns exec "$1")
-  [ "$1" = - ] && run=()
-  "${run[@]}" setsid python3 -m http.server "$3" --bind "$2" --directory /var/empty </dev/null >/dev/null 2>&1 &
-  for _ in $(seq 1 30); do "${run[@]}" timeout 2 bash -c "</dev/tcp/$2/$3" 2>/dev/null && return 0; sleep 1; done
+  in_ns_or_node "$1" setsid python3 -m http.server "$3" --bind "$2" --directory /var/empty </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 1 30); do in_ns_or_node "$1" timeout 2 bash -c "</dev/tcp/$2/$3" 2>/dev/null && return 0; sleep 1; done
   return 1
 }
 # ssh as root from a namespace: refused (root may log in from the cluster network only)
