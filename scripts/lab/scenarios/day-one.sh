@@ -73,8 +73,9 @@ in_ns_or_node() { # namespace ("-": the node itself) command...
   shift
   if [ "$ns" = - ]; then "$@"; else ip netns exec "$ns" "$@"; fi
 }
-http_server() { # namespace address port ("-": the node itself)
-  in_ns_or_node "$1" setsid python3 -m http.server "$3" --bind "$2" --directory /var/empty </dev/null >/dev/null 2>&1 &
+http_server() { # namespace address port ("-": the node itself): serves a page saying "ok"
+  mkdir -p /run/lab-www && echo ok >/run/lab-www/index.html
+  in_ns_or_node "$1" setsid python3 -m http.server "$3" --bind "$2" --directory /run/lab-www </dev/null >/dev/null 2>&1 &
   for _ in $(seq 1 30); do in_ns_or_node "$1" timeout 2 bash -c "</dev/tcp/$2/$3" 2>/dev/null && return 0; sleep 1; done
   return 1
 }
