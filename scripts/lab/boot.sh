@@ -116,7 +116,8 @@ results="$work/results-$scenario"
 start=$(date +%s)
 # QEMU's TCG has been seen to abort on its own assertion (iotlb_to_section) while booting, before
 # the guest ran anything: such a crash of the emulator (SIGABRT/SIGSEGV, no result) gets one
-# more boot, said in the log. A scenario's own failure or a timeout is never retried.
+# more boot, said in the log; so does a boot that stalled before the scenario started (lab-init's
+# "boot stalled" marker). A scenario's own failure or a timeout is never retried.
 for attempt in 1 2; do
   rm -f "$work/results.img"
   truncate -s 64M "$work/results.img"
@@ -154,6 +155,11 @@ for attempt in 1 2; do
   if { [ $qrc = 134 ] || [ $qrc = 139 ]; } && [ ! -f "$results/rc" ] && [ $attempt = 1 ]; then
     echo "lab: $scenario: QEMU itself crashed (exit $qrc: $(grep -m1 -a 'Assertion\|Segmentation' "$console" || echo no message)); booting once more" >&2
     cp "$console" "$console.crashed"
+    continue
+  fi
+  if grep -aq '^=== lab: boot stalled' "$console" && [ ! -f "$results/rc" ] && [ $attempt = 1 ]; then
+    echo "lab: $scenario: the guest's boot stalled before the scenario started (udev never settled; console kept as $console.stalled); booting once more" >&2
+    cp "$console" "$console.stalled"
     continue
   fi
   break
