@@ -11,6 +11,7 @@ pub mod plan;
 pub mod profile;
 pub mod pve_storage;
 pub mod render;
+pub mod replace;
 pub mod size;
 pub mod source;
 pub mod spec;

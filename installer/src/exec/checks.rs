@@ -145,7 +145,7 @@ pub fn installed(host: &mut dyn Host, root: &str, pkgs: &[&str]) -> Result<Vec<(
 }
 
 /// GPT type GUIDs of the sgdisk codes keel uses.
-fn type_guid(code: &str) -> &'static str {
+pub fn type_guid(code: &str) -> &'static str {
     match code {
         "EF00" => "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
         "EF02" => "21686148-6449-6E6F-744E-656564454649",

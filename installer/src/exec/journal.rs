@@ -64,6 +64,14 @@ pub enum JournalError {
     Host(#[from] HostError),
 }
 
+/// What a journal belongs to (its begin record).
+pub struct Owner<'a> {
+    pub hostname: &'a str,
+    pub serials: Vec<String>,
+    pub profile_sha256: &'a str,
+    pub plan_sha256: String,
+}
+
 pub struct Journal {
     pub path: PathBuf,
     /// Copy inside the target root, written once the target is mounted.
@@ -99,6 +107,12 @@ impl Journal {
     /// Opens the journal at `path` for `plan`: loads it if it exists and belongs to this
     /// install, or starts a new one. `restart` moves an existing journal aside first.
     pub fn open(host: &mut dyn Host, path: &Path, plan: &Plan, restart: bool) -> Result<Journal, JournalError> {
+        Journal::open_for(host, path, &Owner { hostname: &plan.hostname, serials: plan.serials(), profile_sha256: &plan.profile.sha256, plan_sha256: plan.digest() }, restart)
+    }
+
+    /// [`Journal::open`] for any run that names itself by host, disks, profile and plan
+    /// digest (the install, `keel disk replace`).
+    pub fn open_for(host: &mut dyn Host, path: &Path, plan: &Owner, restart: bool) -> Result<Journal, JournalError> {
         let mut j = Journal { path: path.to_path_buf(), mirror: None, entries: Vec::new() };
         if host.exists(path) {
             let text = host.read_file(path)?;
@@ -113,16 +127,16 @@ impl Journal {
         match j.entries.first().map(|e| &e.record) {
             Some(Record::Begin { hostname, profile_sha256, plan_sha256, serials, .. }) => {
                 let mut what = Vec::new();
-                if hostname != &plan.hostname {
+                if hostname != plan.hostname {
                     what.push(format!("host {hostname} (journal) vs {} (now)", plan.hostname));
                 }
-                if serials != &plan.serials() {
-                    what.push(format!("disks {} (journal) vs {} (now)", serials.join(","), plan.serials().join(",")));
+                if serials != &plan.serials {
+                    what.push(format!("disks {} (journal) vs {} (now)", serials.join(","), plan.serials.join(",")));
                 }
-                if profile_sha256 != &plan.profile.sha256 {
-                    what.push(format!("profile sha256 {} (journal) vs {} (now)", &profile_sha256[..12.min(profile_sha256.len())], &plan.profile.sha256[..12]));
+                if profile_sha256 != plan.profile_sha256 {
+                    what.push(format!("profile sha256 {} (journal) vs {} (now)", &profile_sha256[..12.min(profile_sha256.len())], &plan.profile_sha256[..12.min(plan.profile_sha256.len())]));
                 }
-                if what.is_empty() && plan_sha256 != &plan.digest() {
+                if what.is_empty() && plan_sha256 != &plan.plan_sha256 {
                     what.push("the plan differs (layout or steps changed)".into());
                 }
                 if !what.is_empty() {
@@ -131,10 +145,10 @@ impl Journal {
             }
             _ => {
                 j.append(host, Record::Begin {
-                    hostname: plan.hostname.clone(),
-                    profile_sha256: plan.profile.sha256.clone(),
-                    plan_sha256: plan.digest(),
-                    serials: plan.serials(),
+                    hostname: plan.hostname.to_string(),
+                    profile_sha256: plan.profile_sha256.to_string(),
+                    plan_sha256: plan.plan_sha256.clone(),
+                    serials: plan.serials.clone(),
                     keel_version: env!("CARGO_PKG_VERSION").to_string(),
                 })?;
             }

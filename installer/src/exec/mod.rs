@@ -10,6 +10,7 @@ pub mod preflight;
 pub mod spool;
 pub mod journal;
 pub mod pools;
+pub mod replace;
 
 pub use host::{FakeHost, Host, HostError, Output, SystemHost};
 

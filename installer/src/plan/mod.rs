@@ -9,6 +9,8 @@ mod steps;
 /// The packages `os.packages` installs for a profile.
 pub use steps::packages as steps_packages;
 pub use steps::BEFORE_PACKAGES_SNAPSHOT;
+/// The sgdisk command that writes a layout on a drive.
+pub use steps::partition_command;
 
 use serde::Serialize;
 

@@ -113,6 +113,28 @@ pub fn clear_labels(d: &TargetDisk) -> Step {
     b.steps.pop().expect("just built")
 }
 
+/// Writes the layout's table on a drive. One sgdisk run writes the whole table at once: a
+/// fresh, empty GPT (so a re-run after a partial attempt starts clean, and every partition and
+/// the disk get new unique GUIDs), then every partition at its exact sectors. Alignment 1 lets
+/// p4 use the gap before the first MiB; the others start on MiB boundaries by their sector
+/// numbers. The install and `keel disk replace` partition with it.
+pub fn partition_command(layout: &Layout, by_id: &str) -> Vec<String> {
+    let mut c = cmd(&["sgdisk", "--clear"]);
+    if layout.partitions.iter().any(|p| p.first_sector % (crate::size::MIB / layout.logical_block_size as u64) != 0) {
+        c.push("--set-alignment=1".into());
+    }
+    for part in &layout.partitions {
+        let n = part.number;
+        c.extend([
+            format!("--new={n}:{}:{}", part.first_sector, part.last_sector),
+            format!("--typecode={n}:{}", part.type_code),
+            format!("--change-name={n}:{}", part.name),
+        ]);
+    }
+    c.push(by_id.to_string());
+    c
+}
+
 /// The node's APT sources (and proxy), the files the package step reads.
 fn apt_sources(b: &mut Builder, p: &Profile) {
     let s = b.step("os.apt-sources", Group::Os, "APT sources for Debian and Proxmox VE", "the files match their digests");
@@ -216,24 +238,7 @@ pub fn all(p: &Profile, targets: &[TargetDisk], layout: &Layout, image: Option<&
             format!("partition disk {} ({})", t.label, t.serial),
             "the GPT matches the layout exactly (sgdisk --print)");
         s.disks = vec![t.serial.clone()];
-        // One sgdisk run writes the whole table at once: a fresh, empty GPT (so a re-run after
-        // a partial attempt starts clean), then every partition at its exact sectors.
-        // Alignment 1 lets p4 use the gap before the first MiB; the others start on MiB
-        // boundaries by their sector numbers.
-        let mut c = cmd(&["sgdisk", "--clear"]);
-        if layout.partitions.iter().any(|p| p.first_sector % (crate::size::MIB / layout.logical_block_size as u64) != 0) {
-            c.push("--set-alignment=1".into());
-        }
-        for part in &layout.partitions {
-            let n = part.number;
-            c.extend([
-                format!("--new={n}:{}:{}", part.first_sector, part.last_sector),
-                format!("--typecode={n}:{}", part.type_code),
-                format!("--change-name={n}:{}", part.name),
-            ]);
-        }
-        c.push(t.by_id.clone());
-        s.commands.push(c);
+        s.commands.push(partition_command(layout, &t.by_id));
     }
     let s = b.step("partition.settle", Group::Partition, "kernel re-reads the tables; by-id partition links appear",
         "every -partN link of the layout exists");
