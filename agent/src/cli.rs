@@ -146,6 +146,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1800)]
         give_up_after: u64,
     },
+    /// Drives of an installed node (run on the node itself).
+    #[command(subcommand)]
+    Disk(DiskCommand),
     /// Write this keel as keel-live's init into a small archive (newc cpio) for a PXE boot:
     /// served beside keel-live's initrd.img, the registry's iPXE script loads both
     /// (`keel-registry --boot-initrd URL-of-initrd.img --boot-initrd URL-of-this`).
@@ -153,6 +156,41 @@ pub enum Command {
         /// The archive to write (keel.cpio).
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiskCommand {
+    /// After a drive of the mirror died and was swapped: partition the new drive like the
+    /// survivor (new GUIDs), replace the dead member of rpool and datapool by it (by GUID), follow
+    /// the resilver, put the ESP and boot loader on it, update the node's profile copy and
+    /// print the profile line to change; journaled, so a re-run continues. Run it on the node,
+    /// booted degraded from the surviving drive.
+    Replace(DiskReplaceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiskReplaceArgs {
+    /// Serial of the new drive (`keel detect` lists them).
+    #[arg(long = "new", value_name = "SERIAL")]
+    pub new_serial: String,
+    /// The node's profile (keel keeps a copy on the node).
+    #[arg(long, default_value = "/etc/keel/profile.toml")]
+    pub profile: PathBuf,
+    /// Unattended consent: go on without asking (the drive is named by --new).
+    #[arg(long)]
+    pub yes: bool,
+    /// The new drive has partitions or signatures and may be destroyed.
+    #[arg(long)]
+    pub wipe_existing: bool,
+    /// Folder of the journal.
+    #[arg(long, default_value = DEFAULT_JOURNAL_DIR)]
+    pub journal_dir: PathBuf,
+    /// Start over: the old journal of this drive's replace is moved aside.
+    #[arg(long)]
+    pub restart: bool,
+    /// Show what would be done and stop.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,6 +31,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
         Command::Remote(crate::cli::RemoteCommand::Status { remote, follow, progress }) => crate::remote::status(&remote, follow, progress),
         Command::Rebuild(a) => crate::rebuild::rebuild(&a),
         Command::Robot { command, credentials } => robot(command, credentials.as_deref()),
+        Command::Disk(crate::cli::DiskCommand::Replace(a)) => crate::disk_replace::replace(&a),
         Command::LiveArchive { out } => crate::live::write_archive(&out),
         Command::FirstBoot { root, give_up_after } => crate::first_boot::run(&root, std::time::Duration::from_secs(give_up_after)),
         Command::Verify { profile, root, allow_degraded, expect_quorum, json } => verify(&profile, &root, allow_degraded, expect_quorum, json),
@@ -50,7 +51,7 @@ fn print_diagnostics(err: &SourceError) {
     eprintln!("{err}");
 }
 
-fn load_profile(path: &Path) -> Result<Option<Loaded>> {
+pub(crate) fn load_profile(path: &Path) -> Result<Option<Loaded>> {
     match Profile::load(path) {
         Ok(l) => {
             for w in &l.warnings {

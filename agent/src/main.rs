@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod disk_replace;
 mod cluster_step;
 mod first_boot;
 mod image;

@@ -173,6 +173,14 @@ impl Registry {
         Ok(())
     }
 
+    /// `keel disk replace` finished on the node: the registry records `disk-replaced`.
+    pub fn disk_replaced(&self, node: &Enrolled, event: &Value) -> Result<()> {
+        let url = format!("{}/v1/disk-replaced", self.base);
+        let r = self.http.post(&url).bearer_auth(node.bearer()).json(event).send().with_context(|| format!("sending disk-replaced to {url}"))?;
+        accepted(&url, r)?;
+        Ok(())
+    }
+
     /// Delivers spooled events for `node`.
     pub fn events<'a>(&'a self, node: &'a Enrolled) -> Events<'a> {
         Events { reg: self, node }
@@ -322,6 +330,19 @@ pub(crate) mod tests {
         reg.report(&node, &json!({ "result": "ok" })).unwrap();
         let n = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
         assert_eq!((n.state.as_str(), n.events), ("installed", 40));
+        // later, `keel disk replace` on the node: one event after the install's, sent twice
+        // (a retry) and stored once; the node's state stays
+        let replaced = json!({ "old_serial": "LABNVME0002", "new_serial": "LABNVME0003", "survivor_serial": "LABNVME0001", "started_at": "2026-12-01T21:00:00.000Z", "seconds": 300.5 });
+        reg.disk_replaced(&node, &replaced).unwrap();
+        reg.disk_replaced(&node, &replaced).unwrap();
+        let events = rt.block_on(store.events("lab-node-01", 40, 1000)).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let body: Value = serde_json::from_str(&events[0].1).unwrap();
+        assert_eq!((events[0].0, body["event"].as_str(), body["old_serial"].as_str(), body["new_serial"].as_str()), (41, Some("disk-replaced"), Some("LABNVME0002"), Some("LABNVME0003")));
+        let n = rt.block_on(store.node("lab-node-01")).unwrap().unwrap();
+        assert_eq!((n.state.as_str(), n.events), ("installed", 41));
+        let bad = reg.disk_replaced(&node, &json!({ "new_serial": "", "survivor_serial": "A", "started_at": "x", "seconds": 1 })).unwrap_err().to_string();
+        assert!(bad.contains("400"), "{bad}");
         // a wrong secret is refused with the registry's own words
         let forged = Enrolled { secret: "0".repeat(64), ..node };
         let err = reg.profile(&forged).unwrap_err().to_string();

@@ -126,6 +126,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/boot", post(post_boot).layer(small()))
         .route("/v1/events", post(post_events))
         .route("/v1/report", post(post_report))
+        .route("/v1/disk-replaced", post(post_disk_replaced).layer(small()))
         .route("/ipxe/{mac}", get(ipxe))
         .fallback(|| async { ApiError::not_found("no such endpoint: see registry/openapi.yaml") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -691,6 +692,32 @@ async fn post_report(EnrolledNode(node): EnrolledNode, State(st): State<Shared>,
     };
     st.store.set_report(&node.hostname, &report.to_string(), state, report["result"].as_str().unwrap_or("")).await?;
     Ok(Json(json!({ "stored": true, "state": state })))
+}
+
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct DiskReplaced {
+    /// The drive that died (as its old path or the profile named it), when known.
+    old_serial: Option<String>,
+    new_serial: String,
+    survivor_serial: String,
+    /// When the replace began (its journal's first line): the same replace sent twice is one event.
+    started_at: String,
+    seconds: f64,
+}
+
+/// `keel disk replace` on an installed node: recorded among the node's events as
+/// `disk-replaced` with the old and new serial; the node's state does not change.
+async fn post_disk_replaced(EnrolledNode(node): EnrolledNode, State(st): State<Shared>, JsonBody(req): JsonBody<DiskReplaced>) -> Result<Json<Value>, ApiError> {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_graphic());
+    if !ok(&req.new_serial) || !ok(&req.survivor_serial) || req.old_serial.as_deref().is_some_and(|s| !ok(s)) || req.started_at.len() > 64 {
+        return Err(ApiError::bad_request("bad_event", "serials are 1-64 printable ASCII characters"));
+    }
+    let mut body = serde_json::to_value(&req).map_err(|e| ApiError::bad_request("bad_event", e.to_string()))?;
+    body["event"] = json!("disk-replaced");
+    let summary = format!("disk-replaced: {} -> {} (survivor {})", req.old_serial.as_deref().unwrap_or("?"), req.new_serial, req.survivor_serial);
+    let added = st.store.add_node_event(&node.hostname, &body.to_string(), &summary).await?;
+    Ok(Json(json!({ "stored": added, "duplicate": !added })))
 }
 
 /// The iPXE script for a MAC. An armed PXE node inside its window gets the live system's boot

@@ -531,6 +531,40 @@ impl Store {
         Ok(())
     }
 
+    /// An event the node sends after its install (`disk-replaced`): numbered after every event
+    /// the node has, stored once (the same body again is a retry), the node's state unchanged.
+    /// Returns whether it was new.
+    pub async fn add_node_event(&self, hostname: &str, body: &str, summary: &str) -> Result<bool, StoreError> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO events (hostname, seq, received_at, body, summary) \
+             SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE hostname = $1), $2, $3, $4 \
+             WHERE NOT EXISTS (SELECT 1 FROM events WHERE hostname = $1 AND body = $3)",
+        )
+        .bind(hostname)
+        .bind(at)
+        .bind(body)
+        .bind(summary)
+        .execute(&mut *tx)
+        .await?;
+        let added = r.rows_affected() == 1;
+        if added {
+            sqlx::query(
+                "UPDATE nodes SET event_count = event_count + 1, event_bytes = event_bytes + $1, last_event_at = $2, last_event = $3, \
+                 max_seq = (SELECT MAX(seq) FROM events WHERE hostname = $4) WHERE hostname = $4",
+            )
+            .bind(body.len() as i64)
+            .bind(at)
+            .bind(summary)
+            .bind(hostname)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     pub async fn boot_report(&self, hostname: &str) -> Result<Option<String>, StoreError> {
         self.text_column("boot_report", hostname).await
     }

@@ -1,0 +1,125 @@
+//! `keel disk replace`: the command around `keel_installer::exec::replace` (which finds, plans,
+//! checks and runs): the plan shown, the operator's consent, progress on stdout, the profile
+//! line to change, and the registry told (`disk-replaced`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use keel_installer::exec::replace as run;
+use keel_installer::exec::SystemHost;
+use keel_installer::hardware;
+use keel_installer::plan::INSTALLED_CREDENTIALS;
+use serde_json::json;
+
+use crate::cli::DiskReplaceArgs;
+use crate::phone_home::Credentials;
+
+pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
+    let Some(loaded) = crate::commands::load_profile(&a.profile)? else { return Ok(ExitCode::from(1)) };
+    let profile = loaded.profile;
+    let text = std::fs::read_to_string(&a.profile).with_context(|| format!("reading {}", a.profile.display()))?;
+    let inv = hardware::probe(Path::new("/")).context("detecting the drives")?;
+    let mut host = SystemHost;
+    let plan = match run::load(&mut host, &inv, &profile, &text, &a.new_serial, inv.firmware, a.wipe_existing) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print!("{}", plan.describe());
+    if a.dry_run {
+        println!("dry run: nothing was done");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut journal = match run::journal(&mut host, &a.journal_dir, &plan, a.restart) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Err(e) = run::preflight(&mut host, &plan, &inv, &journal, a.wipe_existing) {
+        eprintln!("keel: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    if journal.finished() {
+        println!("this replace finished earlier ({}); checking that it still holds", journal.path.display());
+    }
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("keel: no terminal to ask for confirmation: run it interactively, or with --yes (the new drive is named by --new {}); nothing was written", a.new_serial);
+            return Ok(ExitCode::from(1));
+        }
+        eprint!("Type the host name ({}) to write to the new drive {}: ", plan.hostname, plan.members.new.serial);
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != plan.hostname {
+            eprintln!("keel: you typed \"{}\", not \"{}\": nothing was written", answer.trim(), plan.hostname);
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let started_at = journal.entries.first().map(|e| e.ts.clone()).unwrap_or_default();
+    let t0 = std::time::Instant::now();
+    let opts = run::Options::default();
+    let result = run::run(&mut host, &plan, &mut journal, &opts, &mut |line| {
+        println!("{line}");
+        std::io::stdout().flush().ok();
+    });
+    if let Err(e) = result {
+        eprintln!("keel: error: {e}");
+        eprintln!("keel: the journal {} says what was done; run the same command again to continue", journal.path.display());
+        return Ok(ExitCode::from(1));
+    }
+    let m = &plan.members;
+    println!("{} replaced: rpool and datapool are mirrors of {} and {} again; both drives carry the boot loader", m.old_serial.as_deref().unwrap_or("the dead drive"), m.survivor.serial, m.new.serial);
+    match &plan.profile_change {
+        Some((line, before, after)) => {
+            println!("the node's copy of its profile ({}) now pins {}; change the operator's copy (and the registry's) the same way:", a.profile.display(), m.new.serial);
+            println!("  line {line}: {}", before.trim());
+            println!("      becomes: {}", after.trim());
+        }
+        None => println!("the profile pins no drive serials (disks.serials): nothing to change in it"),
+    }
+    let event = json!({
+        "old_serial": m.old_serial,
+        "new_serial": m.new.serial,
+        "survivor_serial": m.survivor.serial,
+        "started_at": started_at,
+        "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    });
+    tell_registry(&event);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The registry the node enrolled with learns of the replace; without one, said and skipped.
+fn tell_registry(event: &serde_json::Value) {
+    let path = Path::new(INSTALLED_CREDENTIALS);
+    let creds = match Credentials::load(path) {
+        Ok(c) => c,
+        Err(_) => {
+            println!("registry: no credentials on this node ({}): not told", path.display());
+            return;
+        }
+    };
+    let Some(node) = creds.enrollment.clone() else {
+        println!("registry: this node never enrolled ({}): not told", path.display());
+        return;
+    };
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match creds.registry().and_then(|r| r.disk_replaced(&node, event)) {
+            Ok(()) => {
+                println!("registry: disk-replaced recorded for {} at {}", node.hostname, creds.registry);
+                return;
+            }
+            Err(e) => last = format!("{e:#}"),
+        }
+        std::thread::sleep(Duration::from_secs(2 << attempt));
+    }
+    eprintln!("keel: the registry was not told ({last}); the replace itself is done");
+}
