@@ -165,6 +165,16 @@ def main():
             bad += failed(f"host keys differ: install report {report.get('ssh_host_keys')}, first boot {boot.get('ssh_host_keys')}")
         else:
             print(f"registry: the booted node's host keys are the installed ones ({len(boot['ssh_host_keys'])})")
+    elif cmd == "disk-replaced":
+        events = json.loads(must(url, token, "GET", f"/v1/admin/nodes/{NODE}/events?limit=10000"))["events"]
+        found = [e for e in events if e.get("event") == "disk-replaced"]
+        for e in found:
+            print(f"registry: {NODE} disk-replaced {e.get('old_serial')} -> {e.get('new_serial')} (survivor {e.get('survivor_serial')}, {e.get('seconds')} s)")
+        want = (sys.argv[4], sys.argv[5])
+        if [(e.get("old_serial"), e.get("new_serial")) for e in found] != [want]:
+            bad += failed(f"expected one disk-replaced event {want[0]} -> {want[1]}, found {len(found)}")
+        if node["state"] != "ready":
+            bad += failed(f"the node's state should stay ready, found {node['state']}")
     else:
         sys.exit(f"unknown command {cmd}")
     return 1 if bad else 0

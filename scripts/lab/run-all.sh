@@ -83,6 +83,12 @@
 #                  leaves it out; KEEL_LAB_DRIVES=2 adds boot-drive-1, drive 1 alone, which
 #                  proves nothing the others do not: drive 1's loader boots in boot-both and
 #                  cluster, the degraded import in boot-drive-2)
+#   disk-replace   node 1's drive 2 swapped for a blank LABNVME0003 (drive 1 an overlay of
+#                  os1's, a decoy drive beside): booted degraded, keel disk replace refuses the
+#                  survivor named as new, then restores both mirrors and the boot loader; verify
+#                  passes, a re-run does nothing twice, the decoy is byte-identical, the registry
+#                  has disk-replaced; then boot-new-drive: node 1 boots from LABNVME0003 alone
+#                  (in place of boot-drive-2, with KEEL_LAB_REPLACE=1; not yet in .ci/run)
 #   reinstall      (when the DR above did not run) next boot over the installed node: refused
 #                  without --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
@@ -556,9 +562,35 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   # the network-installed node alone on its second drive (KEEL_LAB_DRIVES=0 leaves it out,
   # KEEL_LAB_DRIVES=2 adds drive 1 alone), then a reinstall over it; beside them, the
   # image-installed node's UEFI boot from its second drive
+  # Drive 2 of node 1 dies and the provider puts in a blank one with another serial: node 1
+  # boots degraded from drive 1 (an overlay on os1's, so os1 stays as it is) beside the new
+  # drive LABNVME0003 and a decoy NVMe drive with random bytes; keel disk replace there
+  # (scenarios/disk-replace.sh); the decoy compared byte for byte on the host; the registry
+  # holds the disk-replaced event; then node 1 boots from the new drive alone (in place of
+  # boot-drive-2: the new drive is drive 2 now).
+  disk_replace() {
+    local dir="$work/replace" rc
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    qemu-img create -q -f qcow2 -b "$work/os1/nvme-LABNVME0001.qcow2" -F qcow2 "$dir/nvme-LABNVME0001.qcow2"
+    head -c 64M /dev/urandom >"$dir/decoy.raw"
+    truncate -s 1G "$dir/decoy.raw"
+    qemu-img convert -O qcow2 "$dir/decoy.raw" "$dir/nvme-LABDECOY01.qcow2"
+    KEEL_LAB_BOOT=disk KEEL_LAB_MAC=52:54:00:a4:41:01 timed disk-replace run disk-replace "$dir" disk-replace LABNVME0001 LABNVME0003 LABDECOY01
+    qemu-img compare -q "$dir/decoy.raw" "$dir/nvme-LABDECOY01.qcow2"
+    rc=$?
+    [ $rc = 0 ] && echo "    ok    the decoy drive is byte-identical (qemu-img compare on the host)" || echo "    FAIL  the decoy drive changed"
+    result decoy-untouched $rc 0
+    [ -n "${reg:-}" ] && timed registry-disk-replaced python3 "$here/registry-admin.py" disk-replaced "$reg_url" "$reg_dir/admin-token" LABNVME0002 LABNVME0003
+    booted boot-new-drive "$dir" 52:54:00:a4:41:01 LABNVME0003
+  }
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
-    [ "${KEEL_LAB_DRIVES:-1}" = 0 ] || booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
+    if [ "${KEEL_LAB_REPLACE:-0}" = 1 ]; then
+      disk_replace
+    else
+      [ "${KEEL_LAB_DRIVES:-1}" = 0 ] || booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
+    fi
     # the reinstall over an installed node is dr-reinstall's first half when the DR ran
     [ -n "${dr_ran:-}" ] || timed reinstall run reinstall "$work/os1" reinstall
   }

@@ -11,7 +11,7 @@ equals "root file system" rpool/ROOT/pve-1 "$(findmnt -n -o SOURCE /)"
 if [ -d /sys/firmware/efi ]; then firmware=uefi; else firmware=bios; fi
 equals "firmware" "$(cat /payload/firmware 2>/dev/null || echo bios)" "$firmware"
 check "host name is a lab node" sh -c "echo $host | grep -q '^lab-node-0[12]$'"
-drives=$(ls /dev/disk/by-id/ | grep -c '^nvme-QEMU_NVMe_Ctrl_LABNVME000[12]$')
+drives=$(ls /dev/disk/by-id/ | grep -c '^nvme-QEMU_NVMe_Ctrl_LABNVME000[0-9]$')
 echo "drives present: $drives"
 args=""
 if [ "$drives" = 1 ]; then
