@@ -574,7 +574,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     mkdir -p "$dir"
     qemu-img create -q -f qcow2 -b "$work/os1/nvme-LABNVME0001.qcow2" -F qcow2 "$dir/nvme-LABNVME0001.qcow2"
     head -c 64M /dev/urandom >"$dir/decoy.raw"
-    truncate -s 1G "$dir/decoy.raw"
+    truncate -s 256M "$dir/decoy.raw"
     qemu-img convert -O qcow2 "$dir/decoy.raw" "$dir/nvme-LABDECOY01.qcow2"
     KEEL_LAB_BOOT=disk KEEL_LAB_MAC=52:54:00:a4:41:01 timed disk-replace run disk-replace "$dir" disk-replace LABNVME0001 LABNVME0003 LABDECOY01
     qemu-img compare -q "$dir/decoy.raw" "$dir/nvme-LABDECOY01.qcow2"

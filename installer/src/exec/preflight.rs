@@ -72,7 +72,7 @@ pub struct ForeignPool {
 }
 
 /// Debian package of each tool keel runs.
-fn package_of(tool: &str) -> &'static str {
+pub(crate) fn package_of(tool: &str) -> &'static str {
     match tool {
         "sgdisk" => "gdisk",
         "partprobe" => "parted",

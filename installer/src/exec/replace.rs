@@ -81,7 +81,12 @@ pub fn preflight(host: &mut dyn Host, plan: &ReplacePlan, inv: &Inventory, journ
     }
     let missing: Vec<&String> = tools.iter().filter(|t| !host.has_program(t)).collect();
     if !missing.is_empty() {
-        return Err(format!("missing programs: {} (is this the installed node?)", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        let packages: std::collections::BTreeSet<&str> = missing.iter().map(|t| super::preflight::package_of(t)).collect();
+        return Err(format!(
+            "missing programs: {}; install them first (apt install {}) and run again; nothing was written",
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            packages.into_iter().collect::<Vec<_>>().join(" ")
+        ));
     }
     let m = &plan.members;
     let disk = inv.disks.iter().find(|d| d.serial == m.new.serial).ok_or_else(|| format!("the new drive {} is gone", m.new.serial))?;

@@ -412,6 +412,34 @@ pub fn build_with_image(inv: &Inventory, profile: &Profile, spec: Option<&Spec>,
 
 /// The target disks: the pinned serials in profile order, or every free NVMe drive when
 /// exactly `disks.count` of them exist. Never a disk that is in use.
+/// A pinned serial that is not in the machine: the disks found, and when exactly one NVMe
+/// drive the profile does not pin is there (the drive the provider put in for a dead one), its
+/// serial and the profile line to change.
+fn pinned_missing(inv: &Inventory, profile: &Profile, serial: &str) -> String {
+    let describe = |d: &Disk| format!("{} ({} {}, {})", d.name, d.model, d.serial, d.size_bytes);
+    let mut msg = format!(
+        "pinned disk serial {serial} (disks.serials) is not in this machine; disks found: {}",
+        inv.disks.iter().filter(|d| !d.serial.is_empty()).map(describe).collect::<Vec<_>>().join(", ")
+    );
+    let missing = profile.disks.serials.iter().filter(|s| !inv.disks.iter().any(|d| &d.serial == *s)).count();
+    let unpinned: Vec<&Disk> = inv.nvme_disks().filter(|d| !d.serial.is_empty() && !profile.disks.serials.contains(&d.serial)).collect();
+    if let ([new], 1) = (unpinned.as_slice(), missing) {
+        let quoted = format!("\"{serial}\"");
+        match &profile.disks.serials_line {
+            Some((file, line, text)) if text.contains(&quoted) => msg.push_str(&format!(
+                ". The NVMe drive {} is here and not pinned: if it was put in for {serial}, change {file}:{line} from `{}` to `{}`",
+                describe(new), text.trim(), text.replacen(&quoted, &format!("\"{}\"", new.serial), 1).trim()
+            )),
+            _ => msg.push_str(&format!(". The NVMe drive {} is here and not pinned: if it was put in for {serial}, pin {} in place of {serial} in disks.serials", describe(new), new.serial)),
+        }
+        msg.push_str(&format!(
+            "; to keep the surviving drive's data instead of installing afresh, boot the node and run `keel disk replace --new {}` there",
+            new.serial
+        ));
+    }
+    msg
+}
+
 fn select_targets<'a>(inv: &'a Inventory, profile: &Profile) -> Result<Vec<&'a Disk>, PlanError> {
     let count = profile.disks.count as usize;
     let describe = |d: &Disk| format!("{} ({} {}, {})", d.name, d.model, d.serial, d.size_bytes);
@@ -433,12 +461,7 @@ fn select_targets<'a>(inv: &'a Inventory, profile: &Profile) -> Result<Vec<&'a D
     } else {
         let mut v = Vec::new();
         for serial in &profile.disks.serials {
-            let d = inv.disks.iter().find(|d| &d.serial == serial).ok_or_else(|| {
-                PlanError::Disks(format!(
-                    "pinned disk serial {serial} (disks.serials) is not in this machine; disks found: {}",
-                    inv.disks.iter().filter(|d| !d.serial.is_empty()).map(describe).collect::<Vec<_>>().join(", ")
-                ))
-            })?;
+            let d = inv.disks.iter().find(|d| &d.serial == serial).ok_or_else(|| PlanError::Disks(pinned_missing(inv, profile, serial)))?;
             if d.in_use() {
                 return Err(PlanError::Disks(format!(
                     "pinned disk {} is in use: {}; keel never writes to a disk the running system uses",

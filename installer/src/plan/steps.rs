@@ -61,7 +61,10 @@ const DEBCONF_SEED: &str = "/var/cache/keel/debconf-selections";
 /// systemd-boot, which proxmox-kernel-helper only Suggests; efibootmgr for the boot order).
 pub fn packages(p: &Profile, firmware: FirmwareMode) -> Vec<&'static str> {
     let mut v = vec!["proxmox-default-kernel", "proxmox-ve", "postfix", "open-iscsi", "chrony", "zfsutils-linux",
-        "zfs-initramfs", "ifupdown2", "openssh-server", "sudo"];
+        "zfs-initramfs", "ifupdown2", "openssh-server", "sudo",
+        // what `keel disk replace` runs on the node: sgdisk (also a dependency of Proxmox's
+        // libpve-storage-perl), sfdisk, partprobe, mkfs.vfat; a minimal base has none of them
+        "gdisk", "fdisk", "parted", "dosfstools"];
     match (p.os.bootloader, firmware) {
         (Bootloader::Grub, _) => v.extend(["grub-pc-bin", "grub-efi-amd64-bin", "grub2-common"]),
         (Bootloader::ProxmoxBootTool, FirmwareMode::Bios) => v.push("grub-pc"),

@@ -142,3 +142,21 @@ fn a_subnet_uplink_is_refused_where_the_provider_routes_point_to_point() {
     s.uplink_point_to_point = false;
     assert!(build(&inv, &p, Some(&s)).is_ok());
 }
+
+/// Hetzner swapped drive B for one with another serial: the install (and `keel rebuild`, which
+/// runs it) refuses the profile that pins the old serial, and says which drive is new and which
+/// line of the profile to change.
+#[test]
+fn a_pinned_serial_that_is_gone_names_the_new_drive_and_the_line_to_change() {
+    let p = crate::profile::tests::seed_with("serials = []", "serials = [\"S675NX0T100001\", \"S675NX0T100002\"]").unwrap();
+    let inv = crate::replace::fixtures::swapped();
+    let e = build(&inv, &p, None).unwrap_err().to_string();
+    let (file, line, _) = p.disks.serials_line.clone().unwrap();
+    assert!(file.ends_with("profiles/pve-node-01.toml"), "{file}");
+    assert!(e.contains("pinned disk serial S675NX0T100002 (disks.serials) is not in this machine"), "{e}");
+    assert!(e.contains(&format!("change {file}:{line} from `serials = [\"S675NX0T100001\", \"S675NX0T100002\"]` to `serials = [\"S675NX0T100001\", \"S675NX0T100009\"]`")), "{e}");
+    assert!(e.contains("keel disk replace --new S675NX0T100009"), "{e}");
+    // both drives there: no such advice
+    let inv = probe(&root("tests/fixtures/ax41-nvme")).unwrap();
+    assert!(build(&inv, &p, None).is_ok());
+}

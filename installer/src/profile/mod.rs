@@ -71,6 +71,10 @@ pub struct Disks {
     pub swap_size: ByteSize,
     pub datapool_min_size: ByteSize,
     pub bios_boot: bool,
+    /// Where `serials` is written: file, line number and the line (for messages that say which
+    /// line to change when a drive was swapped).
+    #[serde(skip)]
+    pub serials_line: Option<(String, usize, String)>,
 }
 
 /// Pool and dataset properties, read straight from TOML and checked by `validate`.
@@ -315,7 +319,13 @@ impl Profile {
     /// Parses and validates; every problem is reported with file:line:column and the field.
     pub fn from_source(src: &SourceFile) -> Result<Loaded, SourceError> {
         let raw: raw::RawProfile = src.deserialize()?;
-        validate::validate(src, raw)
+        let mut loaded = validate::validate(src, raw)?;
+        if let Some(span) = src.span_of("disks.serials") {
+            let (line, _) = src.line_col(span.start);
+            let text = src.text.lines().nth(line - 1).unwrap_or_default().to_string();
+            loaded.profile.disks.serials_line = Some((src.path.display().to_string(), line, text));
+        }
+        Ok(loaded)
     }
 
     /// This node's entry in the cluster node list (validation guarantees it exists).

@@ -592,7 +592,7 @@ pub(super) fn validate(src: &SourceFile, raw: RawProfile) -> Result<Loaded, Sour
         sha256: hex(&Sha256::digest(src.text.as_bytes())),
         hardware_spec: raw.hardware_spec,
         node: Node { hostname: n.hostname.clone(), domain: n.domain.clone(), timezone: n.timezone.clone(), hosts_address },
-        disks: Disks { count: d.count, serials: d.serials.clone(), esp_size, rpool_size, swap_size, datapool_min_size, bios_boot: d.bios_boot },
+        disks: Disks { count: d.count, serials: d.serials.clone(), esp_size, rpool_size, swap_size, datapool_min_size, bios_boot: d.bios_boot, serials_line: None },
         zfs: raw.zfs.clone(),
         os: Os {
             debian_mirror: o.debian_mirror.trim_end_matches('/').to_string(),
