@@ -163,6 +163,7 @@ suite!(
     a_mac_belongs_to_one_node,
     the_first_boot_report_moves_the_node_to_ready,
     the_status_page_lists_nodes_for_the_admin_only,
+    a_replaced_disk_is_an_event_after_the_installs,
 );
 
 async fn admin_endpoints_need_the_admin_token(r: Reg) {
@@ -731,4 +732,31 @@ async fn images_are_served_with_range_requests() {
     let (status, body) = get(without, "/v1/images/base.zfs.zst", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(String::from_utf8_lossy(&body).contains("serves no images: start it with --images DIR"));
+}
+
+/// `keel disk replace` on an installed node: `disk-replaced` is numbered after the install's
+/// events, stored once when sent again, and leaves the node's state as it was.
+async fn a_replaced_disk_is_an_event_after_the_installs(r: Reg) {
+    let r = r.with_profiles().await;
+    let cred = r.enrolled("pve-node-01", MAC1).await;
+    let a = r.json("POST", "/v1/events", Some(&cred), json!({ "events": [ev(1, "start", "wipe"), ev(2, "finished", "finish.export")] })).await;
+    assert_eq!(a.body["accepted"], 2, "{}", a.text);
+    let a = r.json("POST", "/v1/report", Some(&cred), json!({ "result": "ok" })).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let replaced = json!({ "old_serial": "S675NX0T100002", "new_serial": "S675NX0T100009", "survivor_serial": "S675NX0T100001", "started_at": "2026-12-01T21:00:00.000Z", "seconds": 312.4 });
+    for stored in [true, false] {
+        let a = r.json("POST", "/v1/disk-replaced", Some(&cred), replaced.clone()).await;
+        assert_eq!((a.status, a.body["stored"].as_bool()), (StatusCode::OK, Some(stored)), "{}", a.text);
+    }
+    let list = r.get("/v1/admin/nodes/pve-node-01/events", Some(ADMIN)).await;
+    let events = list.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{}", list.text);
+    assert_eq!((events[2]["event"].as_str(), events[2]["old_serial"].as_str(), events[2]["new_serial"].as_str()), (Some("disk-replaced"), Some("S675NX0T100002"), Some("S675NX0T100009")));
+    let node = r.get("/v1/admin/nodes/pve-node-01", Some(ADMIN)).await;
+    assert_eq!((node.body["state"].as_str(), node.body["events"].as_i64()), (Some("installed"), Some(3)), "{}", node.text);
+    // another replace later is a new event
+    let later = json!({ "old_serial": "S675NX0T100001", "new_serial": "S675NX0T100010", "survivor_serial": "S675NX0T100009", "started_at": "2027-03-01T08:00:00.000Z", "seconds": 290.0 });
+    assert_eq!(r.json("POST", "/v1/disk-replaced", Some(&cred), later).await.body["stored"], true);
+    is_error(&r.json("POST", "/v1/disk-replaced", Some(&cred), json!({ "new_serial": "", "survivor_serial": "A", "started_at": "x", "seconds": 1 })).await, StatusCode::BAD_REQUEST, "bad_event");
+    is_error(&r.json("POST", "/v1/disk-replaced", None, replaced).await, StatusCode::UNAUTHORIZED, "unauthorized");
 }
