@@ -58,9 +58,10 @@ fn node() -> FakeHost {
     h
 }
 
-fn load_plan(h: &mut FakeHost) -> ReplacePlan {
+/// The plan for the new drive on `inv` (the seed profile, BIOS).
+fn plan_on(h: &mut FakeHost, inv: &Inventory, wipe_existing: bool) -> ReplacePlan {
     let (p, text) = profile();
-    load(h, &swapped(), &p, &text, NEW, FirmwareMode::Bios, false).unwrap()
+    load(h, inv, &p, &text, NEW, FirmwareMode::Bios, wipe_existing).unwrap()
 }
 
 #[test]
@@ -72,7 +73,7 @@ fn a_fresh_replace_runs_every_step_and_follows_the_resilver() {
         h.triggers.push((format!("zpool replace {pool}"), format!("zpool status -P {pool}"), Output::ok(&p)));
         h.triggers.push((format!("zpool replace {pool}"), format!("zpool status -g {pool}"), Output::ok(&g)));
     }
-    let plan = load_plan(&mut h);
+    let plan = plan_on(&mut h, &swapped(), false);
     let dir = PathBuf::from("/var/lib/keel");
     let mut j = journal(&mut h, &dir, &plan, false).unwrap();
     preflight(&mut h, &plan, &swapped(), &j, false).unwrap();
@@ -91,25 +92,18 @@ fn a_fresh_replace_runs_every_step_and_follows_the_resilver() {
     assert!(j.finished());
     // run again: every step is found done, nothing is written to a drive
     let before = h.commands().len();
-    let again_plan = plan_after(&mut h);
+    let again_plan = plan_on(&mut h, &swapped_with_partitions(), false);
     let mut j = journal(&mut h, &dir, &again_plan, false).unwrap();
     run(&mut h, &again_plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
     let again: Vec<String> = h.commands()[before..].to_vec();
     assert!(again.iter().all(|c| !c.starts_with("sgdisk") && !c.starts_with("zpool replace") && !c.starts_with("mkfs")), "{again:#?}");
 }
 
-/// The plan as a re-run finds it: the new drive mirrored in both pools.
-fn plan_after(h: &mut FakeHost) -> ReplacePlan {
-    let (p, text) = profile();
-    let mut inv = swapped();
-    inv.disks.iter_mut().find(|d| d.serial == NEW).unwrap().partitions = crate::hardware::probe(&root("tests/fixtures/ax41-nvme")).unwrap().disks[0].partitions.clone();
-    load(h, &inv, &p, &text, NEW, FirmwareMode::Bios, false).unwrap()
-}
 
 #[test]
 fn after_a_power_cut_during_the_resilver_a_rerun_follows_it_and_replaces_nothing_twice() {
     let mut h = node();
-    let plan = load_plan(&mut h);
+    let plan = plan_on(&mut h, &swapped(), false);
     let dir = PathBuf::from("/var/lib/keel");
     let mut j = journal(&mut h, &dir, &plan, false).unwrap();
     // the first run got as far as both replaces, then the power went
@@ -133,7 +127,7 @@ fn after_a_power_cut_during_the_resilver_a_rerun_follows_it_and_replaces_nothing
         h.answer(&format!("zpool status -P {pool}"), Output::ok(&p));
         h.answer(&format!("zpool status -g {pool}"), Output::ok(&g));
     }
-    let plan = plan_after_cut(&mut h);
+    let plan = plan_on(&mut h, &swapped_with_partitions(), false);
     let mut j = journal(&mut h, &dir, &plan, false).unwrap();
     preflight(&mut h, &plan, &swapped_with_partitions(), &j, false).unwrap();
     let mut said = Vec::new();
@@ -152,17 +146,12 @@ fn swapped_with_partitions() -> Inventory {
     inv
 }
 
-fn plan_after_cut(h: &mut FakeHost) -> ReplacePlan {
-    let (p, text) = profile();
-    load(h, &swapped_with_partitions(), &p, &text, NEW, FirmwareMode::Bios, false).unwrap()
-}
 
 #[test]
 fn a_drive_with_data_is_written_only_with_wipe_existing() {
     let mut h = node();
-    let (p, text) = profile();
     let inv = swapped_with_partitions();
-    let plan = load(&mut h, &inv, &p, &text, NEW, FirmwareMode::Bios, false).unwrap();
+    let plan = plan_on(&mut h, &inv, false);
     let j = journal(&mut h, &PathBuf::from("/var/lib/keel"), &plan, false).unwrap();
     let e = preflight(&mut h, &plan, &inv, &j, false).unwrap_err();
     assert!(e.contains("not blank") && e.contains("--wipe-existing") && e.contains(NEW), "{e}");
@@ -170,7 +159,7 @@ fn a_drive_with_data_is_written_only_with_wipe_existing() {
     h.answer("wipefs --noheadings /dev/nvme1n1", Output::ok("0x438 ext4 1234 /dev/nvme1n1\n"));
     let e = preflight(&mut h, &plan, &swapped(), &j, false).unwrap_err();
     assert!(e.contains("ext4"), "{e}");
-    let plan = load(&mut h, &inv, &p, &text, NEW, FirmwareMode::Bios, true).unwrap();
+    let plan = plan_on(&mut h, &inv, true);
     preflight(&mut h, &plan, &inv, &j, true).unwrap();
     assert_eq!(plan.steps[0].id, "replace.wipe");
 }
