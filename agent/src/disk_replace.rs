@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use keel_installer::exec::replace as run;
+use keel_installer::exec::journal::{self, Record};
 use keel_installer::exec::SystemHost;
 use keel_installer::hardware;
 use keel_installer::plan::INSTALLED_CREDENTIALS;
@@ -76,7 +77,24 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let m = &plan.members;
-    println!("{} replaced: rpool and datapool are mirrors of {} and {} again; both drives carry the boot loader", m.old_serial.as_deref().unwrap_or("the dead drive"), m.survivor.serial, m.new.serial);
+    // the event is fixed when the replace first finishes (kept in the journal): a re-run sends
+    // the same one, which the registry stores once, and no more once it was recorded
+    let event = match journal::notes(&journal.entries, EVENT_NOTE).last() {
+        Some(kept) => serde_json::from_str(kept).context("the disk-replaced event kept in the journal")?,
+        None => {
+            let e = json!({
+                "old_serial": m.old_serial,
+                "new_serial": m.new.serial,
+                "survivor_serial": m.survivor.serial,
+                "started_at": started_at,
+                "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            });
+            journal.append(&mut host, Record::Note { message: format!("{EVENT_NOTE}{e}") })?;
+            e
+        }
+    };
+    let old = event["old_serial"].as_str().unwrap_or("the dead drive");
+    println!("{old} replaced: rpool and datapool are mirrors of {} and {} again; both drives carry the boot loader", m.survivor.serial, m.new.serial);
     match &plan.profile_change {
         Some((line, before, after)) => {
             println!("the node's copy of its profile ({}) now pins {}; change the operator's copy (and the registry's) the same way:", a.profile.display(), m.new.serial);
@@ -85,41 +103,43 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         }
         None => println!("the profile pins no drive serials (disks.serials): nothing to change in it"),
     }
-    let event = json!({
-        "old_serial": m.old_serial,
-        "new_serial": m.new.serial,
-        "survivor_serial": m.survivor.serial,
-        "started_at": started_at,
-        "seconds": (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-    });
-    tell_registry(&event);
+    if journal::notes(&journal.entries, TOLD_NOTE).next().is_some() {
+        println!("registry: disk-replaced was recorded earlier");
+    } else if tell_registry(&event) {
+        journal.append(&mut host, Record::Note { message: TOLD_NOTE.to_string() })?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+const EVENT_NOTE: &str = "disk-replaced event: ";
+const TOLD_NOTE: &str = "registry: disk-replaced recorded";
+
 /// The registry the node enrolled with learns of the replace; without one, said and skipped.
-fn tell_registry(event: &serde_json::Value) {
+/// Whether the registry has it.
+fn tell_registry(event: &serde_json::Value) -> bool {
     let path = Path::new(INSTALLED_CREDENTIALS);
     let creds = match Credentials::load(path) {
         Ok(c) => c,
         Err(_) => {
             println!("registry: no credentials on this node ({}): not told", path.display());
-            return;
+            return false;
         }
     };
     let Some(node) = creds.enrollment.clone() else {
         println!("registry: this node never enrolled ({}): not told", path.display());
-        return;
+        return false;
     };
     let mut last = String::new();
     for attempt in 0..3 {
         match creds.registry().and_then(|r| r.disk_replaced(&node, event)) {
             Ok(()) => {
                 println!("registry: disk-replaced recorded for {} at {}", node.hostname, creds.registry);
-                return;
+                return true;
             }
             Err(e) => last = format!("{e:#}"),
         }
         std::thread::sleep(Duration::from_secs(2 << attempt));
     }
-    eprintln!("keel: the registry was not told ({last}); the replace itself is done");
+    eprintln!("keel: the registry was not told ({last}); the replace itself is done (the same command again tries once more)");
+    false
 }

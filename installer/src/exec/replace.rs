@@ -143,6 +143,10 @@ struct Run<'a> {
     plan: &'a ReplacePlan,
     opts: &'a Options,
     say: &'a mut dyn FnMut(&str),
+    /// Wall time in the steps' own commands.
+    planned: Duration,
+    /// In keel's checks and in following the resilver.
+    other: Duration,
 }
 
 impl Run<'_> {
@@ -159,6 +163,13 @@ impl Run<'_> {
 
     /// Whether the step's effect is there already.
     fn done(&mut self, step: &Step) -> Result<Option<String>, ExecError> {
+        let since = Instant::now();
+        let r = self.check(step);
+        self.other += since.elapsed();
+        r
+    }
+
+    fn check(&mut self, step: &Step) -> Result<Option<String>, ExecError> {
         let m = &self.plan.members;
         let herr = Self::herr(step);
         Ok(match step.id.as_str() {
@@ -197,7 +208,10 @@ impl Run<'_> {
 
     fn command(&mut self, step: &Step, argv: &[String]) -> Result<(), ExecError> {
         self.record(Record::Command { step: step.id.clone(), command: command_line(argv) })?;
-        let out = self.host.run(argv, self.opts.command_timeout).map_err(Self::herr(step))?;
+        let since = Instant::now();
+        let out = self.host.run(argv, self.opts.command_timeout);
+        self.planned += since.elapsed();
+        let out = out.map_err(Self::herr(step))?;
         if !out.success() {
             // wipefs on a partition link that does not exist: nothing there to clear
             if argv[0] == "wipefs" && !self.host.exists(Path::new(argv.last().expect("argv"))) {
@@ -211,6 +225,12 @@ impl Run<'_> {
     /// Follows the resilver of both pools until it ends, a line of progress at a time.
     fn resilver(&mut self, step: &Step) -> Result<(), ExecError> {
         let start = Instant::now();
+        let r = self.follow(step, start);
+        self.other += start.elapsed();
+        r
+    }
+
+    fn follow(&mut self, step: &Step, start: Instant) -> Result<(), ExecError> {
         let mut last_said = String::new();
         let mut said_at = Instant::now();
         loop {
@@ -302,7 +322,7 @@ impl Run<'_> {
 pub fn run(host: &mut dyn Host, plan: &ReplacePlan, journal: &mut Journal, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<(), ExecError> {
     let started = Instant::now();
     let total = plan.steps.len();
-    let mut r = Run { host, journal, plan, opts, say };
+    let mut r = Run { host, journal, plan, opts, say, planned: Duration::ZERO, other: Duration::ZERO };
     for (i, step) in plan.steps.iter().enumerate() {
         if let Err(e) = r.step(i + 1, total, step) {
             let _ = r.record(Record::Failed { step: step.id.clone(), error: e.to_string() });
@@ -310,7 +330,8 @@ pub fn run(host: &mut dyn Host, plan: &ReplacePlan, journal: &mut Journal, opts:
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    r.record(Record::Finished { seconds: secs, planned_seconds: 0.0, other_seconds: 0.0 })
+    let (planned, other) = (r.planned.as_secs_f64(), r.other.as_secs_f64());
+    r.record(Record::Finished { seconds: secs, planned_seconds: planned, other_seconds: other })
 }
 
 #[cfg(test)]
