@@ -77,7 +77,7 @@
 #                  keel-live uploaded, the switch, the reconnect with the host keys it announced,
 #                  the disk phase followed there to its end; run again, nothing done twice
 #                  (KEEL_LAB_REMOTE=0: out)
-#   boot-drive-2   node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
+#   boot-drive-2   (KEEL_LAB_REPLACE=0) node 1 (rebuilt from the image when the DR ran) boots with drive 2 alone:
 #                  GRUB from the second drive (SeaBIOS), the ZFS root
 #                  comes up degraded, keel verify --allow-degraded passes (KEEL_LAB_DRIVES=0
 #                  leaves it out; KEEL_LAB_DRIVES=2 adds boot-drive-1, drive 1 alone, which
@@ -88,7 +88,7 @@
 #                  survivor named as new, then restores both mirrors and the boot loader; verify
 #                  passes, a re-run does nothing twice, the decoy is byte-identical, the registry
 #                  has disk-replaced; then boot-new-drive: node 1 boots from LABNVME0003 alone
-#                  (in place of boot-drive-2, with KEEL_LAB_REPLACE=1; not yet in .ci/run)
+#                  (in place of boot-drive-2; KEEL_LAB_REPLACE=0 runs boot-drive-2 instead)
 #   reinstall      (when the DR above did not run) next boot over the installed node: refused
 #                  without --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
@@ -586,7 +586,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   }
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
-    if [ "${KEEL_LAB_REPLACE:-0}" = 1 ]; then
+    if [ "${KEEL_LAB_REPLACE:-1}" = 1 ]; then
       disk_replace
     else
       [ "${KEEL_LAB_DRIVES:-1}" = 0 ] || booted boot-drive-2 "$work/os1" 52:54:00:a4:41:01 LABNVME0002
