@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::checks::{command_done, table_differs, Done};
+use super::checks::{fs_type, table_differs};
 use super::engine::ExecError;
 use super::host::{command_line, Host, HostError};
 use super::journal::{Journal, Owner, Record};
@@ -93,7 +93,16 @@ pub fn preflight(host: &mut dyn Host, plan: &ReplacePlan, inv: &Inventory, journ
     if disk.in_use() {
         return Err(format!("the new drive {} ({}) is in use: {}; keel never writes to a drive the running system uses", m.new.serial, disk.name, disk.usage_summary()));
     }
-    let ours = m.started() || !journal.entries.iter().all(|e| matches!(e.record, Record::Begin { .. } | Record::Note { .. }));
+    let journaled = !journal.entries.iter().all(|e| matches!(e.record, Record::Begin { .. } | Record::Note { .. }));
+    // a drive that is a whole, healthy member of both pools with no replace of ours behind it
+    // (the survivor named after a replace that finished, or a replace done by hand)
+    if !journaled && m.pools.iter().all(|p| matches!(p.member, crate::replace::Member::Present { resilvering: false })) {
+        return Err(format!(
+            "{} is already an ONLINE member of {} and nothing is resilvering: there is nothing to replace. If a drive died, name the one put in for it; nothing was written",
+            m.new.serial, m.pools.iter().map(|p| p.pool.as_str()).collect::<Vec<_>>().join(" and ")
+        ));
+    }
+    let ours = m.started() || journaled;
     if ours || wipe_existing {
         return Ok(());
     }
@@ -181,10 +190,10 @@ impl Run<'_> {
                 let missing: Vec<String> = self.plan.layout.partitions.iter().map(|p| m.new.part(p.number)).filter(|l| !self.host.exists(Path::new(l))).collect();
                 missing.is_empty().then(|| "every partition link exists".to_string())
             }
-            "replace.format-esp" => match command_done(self.host, &step.commands[0]).map_err(&herr)? {
-                Done::Yes(w) => Some(w),
-                _ => None,
-            },
+            "replace.format-esp" => {
+                let esp = m.new.part(1);
+                (fs_type(self.host, &esp).map_err(&herr)? == "vfat").then(|| format!("{esp} holds vfat"))
+            }
             "replace.rpool" | "replace.datapool" => {
                 let pool = step.id.trim_start_matches("replace.");
                 let pp = m.pools.iter().find(|p| p.pool == pool).expect("a pool step names a planned pool");

@@ -129,7 +129,7 @@ pub fn find(inv: &Inventory, profile: &Profile, pools: &[PoolStatus], new_serial
         let surv_leaf = online[0].clone();
         let surv_disk = disk_of_leaf(inv, &surv_leaf).ok_or_else(|| format!("{pool}'s ONLINE member {} is on no drive keel can name by serial", surv_leaf.any_path().unwrap_or(&surv_leaf.guid)))?;
         let d = Drive::of(surv_disk).ok_or_else(|| format!("{pool}'s survivor {} has no by-id name", surv_disk.name))?;
-        if surv_leaf.path.as_deref() != Some(d.part(partition).as_str()) && surv_leaf.path.as_deref().map(disk_of) != Some(d.by_id.as_str()) {
+        if !surv_leaf.path.as_deref().is_some_and(|p| p.ends_with(&format!("-part{partition}"))) {
             return Err(format!("{pool}'s ONLINE member is {}, not partition {partition} of a drive: not keel's layout", surv_leaf.path.as_deref().unwrap_or("")));
         }
         match &survivor {
@@ -331,15 +331,23 @@ pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmwar
         s.commands.push(cmd(&["sgdisk", "--zap-all", &new.by_id]));
         steps.push(s);
     }
-    let mut s = step("replace.partition", Group::Partition, format!("partition the new drive {} like the survivor {} (same sectors, types and names; new GUIDs)", new.serial, m.survivor.serial),
+    // Once the new drive is in a pool, its table and ESP are in use: those steps only check,
+    // they never write again (whatever a check finds)
+    let in_pools = m.started();
+    let note = if in_pools { " (the drive is in the pools already: checked, never written again)" } else { "" };
+    let mut s = step("replace.partition", Group::Partition, format!("partition the new drive {} like the survivor {} (same sectors, types and names; new GUIDs){note}", new.serial, m.survivor.serial),
         "its table equals the survivor's (sfdisk --json)", vec![new.serial.clone()]);
-    s.commands.push(partition_command(&layout, &new.by_id));
+    if !in_pools {
+        s.commands.push(partition_command(&layout, &new.by_id));
+    }
     steps.push(s);
     let mut s = step("replace.settle", Group::Partition, "kernel re-reads the table; the new drive's by-id partition links appear".into(), "every -partN link exists", vec![new.serial.clone()]);
     s.commands = vec![cmd(&["partprobe", &new.by_id]), cmd(&["udevadm", "settle", "--timeout=30"])];
     steps.push(s);
-    let mut s = step("replace.format-esp", Group::Partition, format!("format the new drive's EFI system partition (vfat, ESP-{label})"), "blkid reports TYPE=vfat", vec![new.serial.clone()]);
-    s.commands = vec![cmd(&["mkfs.vfat", "-F", "32", "-n", &format!("ESP-{label}"), &new.part(1)])];
+    let mut s = step("replace.format-esp", Group::Partition, format!("format the new drive's EFI system partition (vfat, ESP-{label}){note}"), "blkid reports TYPE=vfat", vec![new.serial.clone()]);
+    if !in_pools {
+        s.commands = vec![cmd(&["mkfs.vfat", "-F", "32", "-n", &format!("ESP-{label}"), &new.part(1)])];
+    }
     steps.push(s);
     for pp in &m.pools {
         let target = new.part(pp.partition);

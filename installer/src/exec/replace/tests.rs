@@ -163,3 +163,21 @@ fn a_drive_with_data_is_written_only_with_wipe_existing() {
     preflight(&mut h, &plan, &inv, &j, true).unwrap();
     assert_eq!(plan.steps[0].id, "replace.wipe");
 }
+
+/// After a replace that finished, the survivor named as the new drive (or a replace done by
+/// hand): both drives are whole members, no journal of ours: refused, nothing run.
+#[test]
+fn a_whole_member_with_no_replace_of_ours_is_refused() {
+    let mut h = node();
+    answer_pools(&mut h, &[("rpool", mirrored_listing("rpool", 2)), ("datapool", mirrored_listing("datapool", 3))]);
+    partition_links(&mut h, NEW, "/dev/nvme1n1");
+    h.set("sfdisk --json /dev/nvme1n1", Output::ok(&sfdisk("/dev/nvme1n1", 894306304)));
+    let (p, text) = profile();
+    let inv = swapped_with_partitions();
+    let plan = load(&mut h, &inv, &p, &text, A, FirmwareMode::Bios, false).unwrap();
+    // even so, the plan writes nothing to a drive that is in the pools
+    assert!(plan.steps.iter().filter(|s| s.id.starts_with("replace.partition") || s.id == "replace.format-esp").all(|s| s.commands.is_empty()));
+    let j = journal(&mut h, &PathBuf::from("/var/lib/keel"), &plan, false).unwrap();
+    let e = preflight(&mut h, &plan, &inv, &j, false).unwrap_err();
+    assert!(e.contains(&format!("{A} is already an ONLINE member of rpool and datapool")), "{e}");
+}
