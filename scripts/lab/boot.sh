@@ -117,7 +117,8 @@ start=$(date +%s)
 # QEMU's TCG has been seen to abort on its own assertion (iotlb_to_section) while booting, before
 # the guest ran anything: such a crash of the emulator (SIGABRT/SIGSEGV, no result) gets one
 # more boot, said in the log; so does a boot that stalled before the scenario started (lab-init's
-# "boot stalled" marker). A scenario's own failure or a timeout is never retried.
+# "boot stalled" marker, or the kernel's RCU stall report: a CPU's timer stopped firing). A
+# scenario's own failure or a timeout is never retried.
 for attempt in 1 2; do
   rm -f "$work/results.img"
   truncate -s 64M "$work/results.img"
@@ -135,6 +136,7 @@ for attempt in 1 2; do
       -append "console=ttyS0 root=/dev/vda rw init=/keel-lab-init keel.scenario=$scenario ${KEEL_LAB_APPEND:-} panic=-1 quiet loglevel=3"
       -drive "file=$image/root.img,format=raw,if=none,id=root,snapshot=on" -device virtio-blk-pci,drive=root,serial=keelroot)
   fi
+  rm -f "$work/kernel-stalled"
   timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m "${KEEL_LAB_MEM:-2048}" -smp 2 -nographic -no-reboot "${firmware[@]}" \
     "${system[@]}" \
     -drive "file=$work/payload.img,format=raw,if=none,id=payload,readonly=on" -device virtio-blk-pci,drive=payload,serial=keelpayload \
@@ -146,7 +148,21 @@ for attempt in 1 2; do
     -smbios type=1,manufacturer=Hetzner,product=AX41-NVMe,serial=LAB-AX41-0001 \
     -smbios type=2,manufacturer=Hetzner,product=LabBoard \
     "${net[@]}" \
-    </dev/null >"$console" 2>&1
+    </dev/null >"$console" 2>&1 &
+  qpid=$!
+  # a guest kernel whose timer on a CPU stopped firing (TCG, seen on a loaded host: RCU stall
+  # reports, "Possible timer handling issue", the boot never goes on) before the scenario or
+  # keel-live started is powered off here at once, not left to the timeout
+  while kill -0 $qpid 2>/dev/null; do
+    sleep 3
+    if grep -aq 'rcu: INFO: rcu_[a-z]* detected stalls\|rcu: INFO: rcu_[a-z]* self-detected stall' "$console" \
+      && ! grep -aq '^=== lab: scenario\|^=== lab probe: scenario\|keel-live: ' "$console"; then
+      echo stalled >"$work/kernel-stalled"
+      kill $qpid 2>/dev/null
+      break
+    fi
+  done
+  wait $qpid
   qrc=$?
   set -e
   rm -rf "$results"
@@ -156,6 +172,14 @@ for attempt in 1 2; do
     echo "lab: $scenario: QEMU itself crashed (exit $qrc: $(grep -m1 -a 'Assertion\|Segmentation' "$console" || echo no message)); booting once more" >&2
     cp "$console" "$console.crashed"
     continue
+  fi
+  if [ -f "$work/kernel-stalled" ] && [ ! -f "$results/rc" ]; then
+    cp "$console" "$console.stalled"
+    if [ $attempt = 1 ]; then
+      echo "lab: $scenario: the guest kernel stalled before the scenario started ($(grep -a -m1 'Possible timer handling issue\|detected stall' "$console" | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //'); console kept as $console.stalled); booting once more" >&2
+      continue
+    fi
+    echo "lab: $scenario: the guest kernel stalled before the scenario started, twice (console: $console.stalled)" >&2
   fi
   if grep -aq '^=== lab: boot stalled' "$console" && [ ! -f "$results/rc" ] && [ $attempt = 1 ]; then
     echo "lab: $scenario: the guest's boot stalled before the scenario started (udev never settled; console kept as $console.stalled); booting once more" >&2
