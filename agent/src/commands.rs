@@ -255,3 +255,14 @@ fn robot(cmd: crate::cli::RobotCommand, credentials: Option<&Path>) -> Result<Ex
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Interactive consent: asks on stderr for the node's host name (`prompt` says what it allows)
+/// and reads one line from the terminal. Err(message) when what was typed is not the name.
+pub fn ask_hostname(prompt: &str, hostname: &str) -> Result<std::result::Result<(), String>> {
+    use std::io::{BufRead, Write};
+    eprint!("Type the host name ({hostname}) {prompt}: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("reading the answer")?;
+    Ok(keel_installer::exec::confirm::check_typed(hostname, &answer))
+}

@@ -2,7 +2,7 @@
 //! checks and runs): the plan shown, the operator's consent, progress on stdout, the profile
 //! line to change, and the registry told (`disk-replaced`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,12 +55,8 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
             eprintln!("keel: no terminal to ask for confirmation: run it interactively, or with --yes (the new drive is named by --new {}); nothing was written", a.new_serial);
             return Ok(ExitCode::from(1));
         }
-        eprint!("Type the host name ({}) to write to the new drive {}: ", plan.hostname, plan.members.new.serial);
-        std::io::stderr().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != plan.hostname {
-            eprintln!("keel: you typed \"{}\", not \"{}\": nothing was written", answer.trim(), plan.hostname);
+        if let Err(e) = crate::commands::ask_hostname(&format!("to write to the new drive {}", plan.members.new.serial), &plan.hostname)? {
+            eprintln!("keel: {e}");
             return Ok(ExitCode::from(1));
         }
     }

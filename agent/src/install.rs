@@ -1,7 +1,7 @@
 //! `keel install` and `keel status`: plan, preflight, consent, then the engine; and reading
 //! the journal back.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -164,11 +164,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
                 eprintln!("keel: no terminal to ask for confirmation: run it interactively, or unattended with --yes --confirm-serials {}", plan.serials().join(","));
                 return Ok(ExitCode::from(1));
             }
-            eprint!("Type the host name ({}) to destroy these disks: ", plan.hostname);
-            std::io::stderr().flush().ok();
-            let mut answer = String::new();
-            std::io::stdin().lock().read_line(&mut answer)?;
-            if let Err(e) = confirm::check_typed(&plan, &answer) {
+            if let Err(e) = crate::commands::ask_hostname("to destroy these disks", &plan.hostname)? {
                 eprintln!("keel: {e}");
                 return Ok(ExitCode::from(1));
             }

@@ -8,7 +8,7 @@
 //! same progress output as a local run. A dropped connection is retried; if it stays down, the
 //! install goes on there and `keel remote status --host H --follow` re-attaches.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -348,12 +348,8 @@ pub fn start(a: &RemoteInstallArgs, live_known_hosts: &Path) -> Result<Started> 
         if !std::io::stdin().is_terminal() {
             bail!("no terminal to ask for confirmation: run it interactively, or with --yes --confirm-serials {}", serials.join(","));
         }
-        eprint!("Type the host name ({}) to destroy these disks on {}: ", profile.node.hostname, args.host);
-        std::io::stderr().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != profile.node.hostname {
-            bail!("not confirmed ({:?} is not {}); nothing was written", answer.trim(), profile.node.hostname);
+        if let Err(e) = crate::commands::ask_hostname(&format!("to destroy these disks on {}", args.host), &profile.node.hostname)? {
+            bail!("{e}");
         }
     }
     let start = [install_args, vec!["--yes".into(), "--confirm-serials".into(), serials.join(","), "--detach".into()]].concat();

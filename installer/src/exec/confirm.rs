@@ -82,10 +82,25 @@ pub fn check_pinned(plan: &Plan, pinned: &[String]) -> Result<(), String> {
 }
 
 /// Interactive consent: the operator types the node's host name.
-pub fn check_typed(plan: &Plan, typed: &str) -> Result<(), String> {
-    if typed.trim() == plan.hostname {
+pub fn check_typed(hostname: &str, typed: &str) -> Result<(), String> {
+    if typed.trim() == hostname {
         Ok(())
     } else {
-        Err(format!("you typed \"{}\", not \"{}\": nothing was written", typed.trim(), plan.hostname))
+        Err(format!("you typed \"{}\", not \"{hostname}\": nothing was written", typed.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_typed;
+
+    #[test]
+    fn the_typed_host_name_must_be_the_nodes_exactly() {
+        assert_eq!(check_typed("pve-node-01", "pve-node-01\n"), Ok(()));
+        assert_eq!(check_typed("pve-node-01", "  pve-node-01  "), Ok(()));
+        for wrong in ["pve-node-02\n", "PVE-NODE-01", "pve-node-0", "", "yes"] {
+            let e = check_typed("pve-node-01", wrong).unwrap_err();
+            assert!(e.contains("not \"pve-node-01\": nothing was written"), "{wrong:?}: {e}");
+        }
     }
 }

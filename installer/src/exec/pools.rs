@@ -48,8 +48,8 @@ pub fn planned_members(plan: &Plan, pool: &str) -> Vec<String> {
     }
 }
 
-/// Vdev names that group leaves (never a device).
-fn is_group(name: &str) -> bool {
+/// Vdev names that group leaves (mirror-0, replacing-1, logs, ...): never a device.
+pub(crate) fn is_group(name: &str) -> bool {
     ["mirror", "raidz", "draid", "spare", "replacing"].iter().any(|g| name.starts_with(g))
         || ["logs", "cache", "spares", "special", "dedup"].contains(&name)
 }

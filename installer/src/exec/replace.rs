@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::checks::{fs_type, table_differs};
+use super::checks::{fs_type, s, table_differs};
 use super::engine::ExecError;
 use super::host::{command_line, Host, HostError};
 use super::journal::{Journal, Owner, Record};
@@ -18,10 +18,6 @@ use crate::replace::status::{self, PoolStatus, Scan};
 use crate::replace::{self, ReplacePlan};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn s(a: &[&str]) -> Vec<String> {
-    a.iter().map(|x| x.to_string()).collect()
-}
 
 /// `zpool status -P` and `-g` of an imported pool, read together; None when it is not imported.
 pub fn pool_status(host: &mut dyn Host, pool: &str) -> Result<Option<PoolStatus>, HostError> {

@@ -4,6 +4,8 @@
 //! by its GUID. Read side by side they give each leaf its GUID, its path and its state, so a
 //! member is always named by its GUID, never by a device name another disk can carry.
 
+use crate::exec::pools::is_group;
+
 /// One leaf vdev (a partition) of a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
@@ -108,11 +110,6 @@ fn scan(text: &str) -> Scan {
     let percent = joined.split(',').find_map(|part| part.trim().strip_suffix("% done").and_then(|p| p.trim().parse::<f64>().ok()));
     let detail = all[1..].join(", ");
     Scan::Resilvering { detail, percent }
-}
-
-fn is_group(name: &str) -> bool {
-    ["mirror", "raidz", "draid", "spare", "replacing"].iter().any(|g| name.starts_with(g))
-        || ["logs", "cache", "spares", "special", "dedup"].contains(&name)
 }
 
 /// Reads `zpool status -P POOL` and `zpool status -g POOL` (taken one after the other).
