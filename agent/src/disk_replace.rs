@@ -3,7 +3,7 @@
 //! line to change, and the registry told (`disk-replaced`).
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,13 +12,17 @@ use keel_installer::exec::replace as run;
 use keel_installer::exec::journal::{self, Record};
 use keel_installer::exec::SystemHost;
 use keel_installer::hardware;
-use keel_installer::plan::INSTALLED_CREDENTIALS;
+use keel_installer::plan::{INSTALLED_CREDENTIALS, TARGET_ROOT};
 use serde_json::json;
 
 use crate::cli::DiskReplaceArgs;
 use crate::phone_home::Credentials;
 
 pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
+    if !a.profile.exists() {
+        eprintln!("keel: no profile at {}: on the node keel keeps its copy there; in a rescue system give the node's profile with --profile FILE; nothing was written", a.profile.display());
+        return Ok(ExitCode::from(1));
+    }
     let Some(loaded) = crate::commands::load_profile(&a.profile)? else { return Ok(ExitCode::from(1)) };
     let profile = loaded.profile;
     let text = std::fs::read_to_string(&a.profile).with_context(|| format!("reading {}", a.profile.display()))?;
@@ -62,11 +66,18 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
     }
     let started_at = journal.entries.first().map(|e| e.ts.clone()).unwrap_or_default();
     let t0 = std::time::Instant::now();
-    let opts = run::Options::default();
-    let result = run::run(&mut host, &plan, &mut journal, &opts, &mut |line| {
+    // in a rescue system the node's root is mounted until the last step (the export): its
+    // registry credentials are read before it
+    let rescue = !plan.rescue.is_empty();
+    let mut opts = run::Options::default();
+    if rescue {
+        opts.stop_before = Some(EXPORT_STEP.to_string());
+    }
+    let mut say = |line: &str| {
         println!("{line}");
         std::io::stdout().flush().ok();
-    });
+    };
+    let result = run::run(&mut host, &plan, &mut journal, &opts, &mut say);
     if let Err(e) = result {
         eprintln!("keel: error: {e}");
         eprintln!("keel: the journal {} says what was done; run the same command again to continue", journal.path.display());
@@ -99,21 +110,31 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         }
         None => println!("the profile pins no drive serials (disks.serials): nothing to change in it"),
     }
+    let credentials = if rescue { Path::new(TARGET_ROOT).join(INSTALLED_CREDENTIALS.trim_start_matches('/')) } else { PathBuf::from(INSTALLED_CREDENTIALS) };
     if journal::notes(&journal.entries, TOLD_NOTE).next().is_some() {
         println!("registry: disk-replaced was recorded earlier");
-    } else if tell_registry(&event) {
+    } else if tell_registry(&event, &credentials) {
         journal.append(&mut host, Record::Note { message: TOLD_NOTE.to_string() })?;
+    }
+    if rescue {
+        if let Err(e) = run::run(&mut host, &plan, &mut journal, &run::Options::default(), &mut say) {
+            eprintln!("keel: error: {e}");
+            eprintln!("keel: the replace itself is done; the pools are still imported under {TARGET_ROOT}: run the same command again to export them (the node cannot import them at boot before that)");
+            return Ok(ExitCode::from(1));
+        }
+        println!("both pools are exported: boot the node from its drives");
     }
     Ok(ExitCode::SUCCESS)
 }
+
+const EXPORT_STEP: &str = "replace.export";
 
 const EVENT_NOTE: &str = "disk-replaced event: ";
 const TOLD_NOTE: &str = "registry: disk-replaced recorded";
 
 /// The registry the node enrolled with learns of the replace; without one, said and skipped.
 /// Whether the registry has it.
-fn tell_registry(event: &serde_json::Value) -> bool {
-    let path = Path::new(INSTALLED_CREDENTIALS);
+fn tell_registry(event: &serde_json::Value, path: &Path) -> bool {
     let creds = match Credentials::load(path) {
         Ok(c) => c,
         Err(_) => {

@@ -3,6 +3,11 @@
 //! their own (`/var/lib/keel/disk-replace-SERIAL.jsonl`): a step recorded done is not run
 //! again, a step not recorded is checked first (a power cut during the resilver leaves the new
 //! drive in the pools: found, not replaced twice), and the resilver is followed to its end.
+//!
+//! In a rescue system (its root not on ZFS) the pools are found exported on the survivor's
+//! partitions (`zpool import -d PART`, one partition at a time), imported read-only to read
+//! who is who and exported again before anything is shown; the replace imports them by GUID,
+//! mounts the node's root for the boot loader and the profile copy, and exports them at its end.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,10 +17,11 @@ use super::engine::ExecError;
 use super::host::{command_line, Host, HostError};
 use super::journal::{Journal, Owner, Record};
 use crate::hardware::{FirmwareMode, Inventory};
-use crate::plan::Step;
+use crate::plan::{Step, POOLS, TARGET_ROOT};
 use crate::profile::Profile;
 use crate::replace::status::{self, PoolStatus, Scan};
-use crate::replace::{self, ReplacePlan};
+use crate::replace::{self, import_command, ReplacePlan, RescuePool};
+use super::pools::parse_scan;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -39,7 +45,7 @@ pub fn pool_status(host: &mut dyn Host, pool: &str) -> Result<Option<PoolStatus>
 
 fn pools(host: &mut dyn Host) -> Result<Vec<PoolStatus>, HostError> {
     let mut v = Vec::new();
-    for &(pool, _) in crate::plan::POOLS {
+    for &(pool, _) in POOLS {
         if let Some(st) = pool_status(host, pool)? {
             v.push(st);
         }
@@ -47,18 +53,111 @@ fn pools(host: &mut dyn Host) -> Result<Vec<PoolStatus>, HostError> {
     Ok(v)
 }
 
-/// Finds who is who and plans the replace (reads only).
+/// Whether this is a rescue system: its root is not on ZFS (on the node it is rpool's).
+pub fn in_rescue(host: &mut dyn Host) -> Result<bool, HostError> {
+    let out = host.run(&s(&["findmnt", "--noheadings", "--output", "FSTYPE", "--mountpoint", "/"]), TIMEOUT)?;
+    Ok(out.stdout.trim() != "zfs")
+}
+
+/// The drives the survivor may be: the profile's pinned ones when it pins any, else every
+/// drive with a by-id name; never the new one.
+fn survivor_candidates<'a>(inv: &'a Inventory, p: &Profile, new_serial: &str) -> Vec<&'a crate::hardware::Disk> {
+    inv.disks.iter().filter(|d| d.serial != new_serial && d.stable_id.is_some() && (p.disks.serials.is_empty() || p.disks.serials.contains(&d.serial))).collect()
+}
+
+/// In a rescue system: each pool found exported on one candidate's partition (the listing of
+/// `zpool import -d PART`, a partition at a time, never a directory). Two pools of one name
+/// on the candidates are refused: which one is the node's is not for keel to guess.
+fn exported_pools(host: &mut dyn Host, inv: &Inventory, p: &Profile, new_serial: &str) -> Result<Vec<RescuePool>, String> {
+    let cands = survivor_candidates(inv, p, new_serial);
+    let mut out = Vec::new();
+    for &(pool, n) in POOLS {
+        let mut found: Vec<(String, RescuePool)> = Vec::new();
+        for d in &cands {
+            let part = format!("/dev/disk/by-id/{}-part{n}", d.stable_id.as_deref().expect("candidates have one"));
+            if !host.exists(Path::new(&part)) {
+                continue;
+            }
+            let scan = host.run(&s(&["zpool", "import", "-d", &part]), TIMEOUT).map_err(|e| e.to_string())?;
+            for f in parse_scan(&scan.stdout).into_iter().filter(|f| f.name == pool) {
+                if !found.iter().any(|(_, r)| r.guid == f.guid) {
+                    found.push((d.serial.clone(), RescuePool { pool: pool.to_string(), guid: f.guid, survivor_part: part.clone() }));
+                }
+            }
+        }
+        match found.len() {
+            0 => return Err(format!(
+                "no exported pool {pool} on partition {n} of {}: there is no survivor to copy from (is the pool imported elsewhere, or was this drive never keel's?); nothing was written",
+                if cands.is_empty() { "any drive but the new one".to_string() } else { cands.iter().map(|d| d.serial.as_str()).collect::<Vec<_>>().join(", ") }
+            )),
+            1 => out.push(found.remove(0).1),
+            _ => return Err(format!(
+                "{} pools named {pool} on these drives: {}; keel will not guess which one is the node's: pin the survivor's serial in the profile's disks.serials; nothing was written",
+                found.len(), found.iter().map(|(s, r)| format!("GUID {} on {s}", r.guid)).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// The pools of a replace in this rescue system that are imported already (a run that got
+/// that far): their GUIDs and the survivor's partitions, from their status.
+fn imported_rescue_pools(host: &mut dyn Host, statuses: &[PoolStatus], inv: &Inventory, p: &Profile, new_serial: &str) -> Result<Vec<RescuePool>, String> {
+    let cands = survivor_candidates(inv, p, new_serial);
+    let mut out = Vec::new();
+    for st in statuses {
+        let guid = host.run(&s(&["zpool", "list", "-H", "-o", "guid", &st.name]), TIMEOUT).map_err(|e| e.to_string())?.stdout.trim().to_string();
+        let part = st.leaves.iter().filter_map(|l| l.path.clone()).find(|path| cands.iter().any(|d| d.stable_id.as_deref().is_some_and(|id| status::disk_of(path) == format!("/dev/disk/by-id/{id}"))));
+        let part = part.ok_or_else(|| format!("{} is imported, but none of its members is on {}: not this replace's pool; export it first (zpool export {}); nothing was written", st.name,
+            cands.iter().map(|d| d.serial.as_str()).collect::<Vec<_>>().join(", "), st.name))?;
+        out.push(RescuePool { pool: st.name.clone(), guid, survivor_part: part });
+    }
+    Ok(out)
+}
+
+/// Finds who is who and plans the replace (reads only: in a rescue system the pools are
+/// imported read-only for it and exported again).
 pub fn load(host: &mut dyn Host, inv: &Inventory, p: &Profile, profile_text: &str, new_serial: &str, firmware: FirmwareMode, wipe_existing: bool) -> Result<ReplacePlan, String> {
     let herr = |e: HostError| e.to_string();
-    let pools = pools(host).map_err(herr)?;
-    let m = replace::find(inv, p, &pools, new_serial)?;
+    if !host.exists(Path::new("/sys/module/zfs")) {
+        return Err("this system has no ZFS module (/sys/module/zfs): a rescue system like Hetzner's offers only scripts that build OpenZFS, which keel never runs. Boot the node degraded from its surviving drive and run keel disk replace there; nothing was written".into());
+    }
+    let rescue_system = in_rescue(host).map_err(herr)?;
+    let mut statuses = pools(host).map_err(herr)?;
+    let mut rescue = Vec::new();
+    if rescue_system && statuses.is_empty() {
+        rescue = exported_pools(host, inv, p, new_serial)?;
+        let mut imported = Vec::new();
+        let mut failed = None;
+        for r in &rescue {
+            match host.run(&import_command(r, true), TIMEOUT) {
+                Ok(o) if o.success() => imported.push(r.pool.clone()),
+                Ok(o) => { failed = Some(format!("`{}` failed: {}", command_line(&import_command(r, true)), o.stderr_tail(3))); break; }
+                Err(e) => { failed = Some(e.to_string()); break; }
+            }
+        }
+        let read = if failed.is_none() { pools(host).map_err(herr) } else { Ok(Vec::new()) };
+        for pool in imported.iter().rev() {
+            let out = host.run(&s(&["zpool", "export", pool]), TIMEOUT).map_err(herr)?;
+            if !out.success() {
+                return Err(format!("`zpool export {pool}` after reading it read-only failed: {}; export it before anything else", out.stderr_tail(3)));
+            }
+        }
+        if let Some(f) = failed {
+            return Err(format!("{f}; nothing was written"));
+        }
+        statuses = read?;
+    } else if rescue_system {
+        rescue = imported_rescue_pools(host, &statuses, inv, p, new_serial)?;
+    }
+    let m = replace::find(inv, p, &statuses, new_serial)?;
     let dev = host.resolve(Path::new(&m.survivor.by_id)).map_err(herr)?.display().to_string();
     let out = host.run(&s(&["sfdisk", "--json", &dev]), TIMEOUT).map_err(herr)?;
     if !out.success() {
         return Err(format!("`sfdisk --json {dev}` (the survivor {}) failed: {}", m.survivor.serial, out.stderr_tail(2)));
     }
     let layout = replace::survivor_layout(&out.stdout, &dev)?;
-    replace::plan(m, layout, p, profile_text, firmware, wipe_existing)
+    replace::plan(m, layout, p, profile_text, firmware, wipe_existing, rescue)
 }
 
 /// The new drive may be written: not used by this system, and blank unless the operator said
@@ -134,11 +233,14 @@ pub struct Options {
     pub poll: Duration,
     /// At least this long between two progress lines of the same figure.
     pub report_every: Duration,
+    /// Stop (successfully) before this step: the rescue system's caller reads the node's
+    /// registry credentials while its root is mounted, before the export.
+    pub stop_before: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { command_timeout: Duration::from_secs(1800), poll: Duration::from_secs(2), report_every: Duration::from_secs(10) }
+        Options { command_timeout: Duration::from_secs(1800), poll: Duration::from_secs(2), report_every: Duration::from_secs(10), stop_before: None }
     }
 }
 
@@ -202,6 +304,30 @@ impl Run<'_> {
                 let settled = all.len() == crate::plan::POOLS.len() && all.iter().all(|p| !p.resilvering() && p.leaves.iter().all(|l| l.state == "ONLINE"));
                 settled.then(|| "no resilver runs; every member ONLINE".to_string())
             }
+            "replace.import" => {
+                let mut ok = true;
+                for r in &self.plan.rescue {
+                    let out = self.host.run(&s(&["zpool", "get", "-H", "-p", "-o", "value", "guid,readonly", &r.pool]), TIMEOUT).map_err(&herr)?;
+                    let v: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+                    ok &= out.success() && v == [r.guid.as_str(), "off"];
+                }
+                ok.then(|| "both pools are imported with their GUIDs, writable".to_string())
+            }
+            "replace.mount" => {
+                let root = self.host.run(&s(&["findmnt", "--noheadings", "--output", "SOURCE", "--mountpoint", TARGET_ROOT]), TIMEOUT).map_err(&herr)?;
+                let dev = self.host.run(&s(&["findmnt", "--noheadings", "--output", "TARGET", "--mountpoint", &format!("{TARGET_ROOT}/dev")]), TIMEOUT).map_err(&herr)?;
+                (root.stdout.lines().any(|l| l.trim() == crate::image::ROOT_DATASET) && dev.success()).then(|| format!("{} is mounted at {TARGET_ROOT}", crate::image::ROOT_DATASET))
+            }
+            "replace.export" => {
+                let mut imported = Vec::new();
+                for r in &self.plan.rescue {
+                    let out = self.host.run(&s(&["zpool", "list", "-H", "-o", "guid", &r.pool]), TIMEOUT).map_err(&herr)?;
+                    if out.success() && out.stdout.trim() == r.guid {
+                        imported.push(r.pool.as_str());
+                    }
+                }
+                imported.is_empty().then(|| "neither pool is imported".to_string())
+            }
             "replace.profile" => {
                 let f = &step.files[0];
                 let have = self.host.read_bytes(Path::new(&f.path)).ok();
@@ -220,6 +346,10 @@ impl Run<'_> {
         if !out.success() {
             // wipefs on a partition link that does not exist: nothing there to clear
             if argv[0] == "wipefs" && !self.host.exists(Path::new(argv.last().expect("argv"))) {
+                return Ok(());
+            }
+            // nothing mounted there (a rescue system rebooted since the mount): nothing to unmount
+            if argv[0] == "umount" && !self.host.run(&s(&["findmnt", "--mountpoint", argv.last().expect("argv")]), TIMEOUT).map_err(Self::herr(step))?.success() {
                 return Ok(());
             }
             return Err(ExecError::Command { step: step.id.clone(), command: command_line(argv), code: out.code, stderr_tail: out.stderr_tail(5) });
@@ -274,7 +404,10 @@ impl Run<'_> {
 
     fn step(&mut self, n: usize, total: usize, step: &Step) -> Result<(), ExecError> {
         let id = step.id.clone();
-        if self.journal.done().contains(&id) {
+        // the pools imported and the root mounted in a rescue system: state of this system, not
+        // of a disk, made again when gone (a reboot of the rescue between two runs)
+        let remade = matches!(id.as_str(), "replace.import" | "replace.mount");
+        if self.journal.done().contains(&id) && !(remade && self.done(step)?.is_none()) {
             // what a recorded step did must still be there (the journal is not taken on trust)
             if step.id != "replace.wipe" && step.id != "replace.boot" && self.done(step)?.is_none() && step.id != "replace.resilver" {
                 return Err(ExecError::NoLongerHolds { step: id, what: format!("its effect is gone ({})", step.done_when) });
@@ -329,6 +462,9 @@ pub fn run(host: &mut dyn Host, plan: &ReplacePlan, journal: &mut Journal, opts:
     let total = plan.steps.len();
     let mut r = Run { host, journal, plan, opts, say, planned: Duration::ZERO, other: Duration::ZERO };
     for (i, step) in plan.steps.iter().enumerate() {
+        if opts.stop_before.as_deref() == Some(step.id.as_str()) {
+            return Ok(());
+        }
         if let Err(e) = r.step(i + 1, total, step) {
             let _ = r.record(Record::Failed { step: step.id.clone(), error: e.to_string() });
             return Err(e);

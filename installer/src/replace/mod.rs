@@ -6,6 +6,12 @@
 //!
 //! Naming: the survivor and the new drive by serial (their by-id paths come from the
 //! inventory); the dead member by its vdev GUID, never by a device name.
+//!
+//! On the running node (booted degraded from the survivor) the pools are imported and the
+//! files and the boot loader are the running system's. In a rescue system (its root is not
+//! on ZFS) each pool is imported by its GUID from the survivor's partition under
+//! [`TARGET_ROOT`], the node's root mounted there for the boot loader and the profile copy
+//! (run inside it by chroot), and both pools exported again at the end.
 
 pub mod status;
 
@@ -13,7 +19,8 @@ use serde::Deserialize;
 
 use crate::exec::checks::type_guid;
 use crate::hardware::{Disk, FirmwareMode, Inventory};
-use crate::plan::{partition_command, Group, Layout, PartitionSpec, Step, POOLS};
+use crate::image::ROOT_DATASET;
+use crate::plan::{partition_command, Group, Layout, PartitionSpec, Step, POOLS, TARGET_ROOT};
 use crate::profile::{Bootloader, Profile};
 use crate::render;
 use crate::size::ByteSize;
@@ -286,8 +293,30 @@ pub fn profile_edited(text: &str, old: &str, new: &str) -> Option<String> {
     Some(out)
 }
 
+/// In a rescue system: a pool as found exported on the survivor's partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RescuePool {
+    pub pool: String,
+    pub guid: String,
+    /// The survivor's by-id partition it is imported from (`zpool import -d`).
+    pub survivor_part: String,
+}
+
+/// Imports a pool found in the rescue system for the replace: by GUID, from the survivor's
+/// partition only, under the target root, nothing mounted.
+pub fn import_command(p: &RescuePool, readonly: bool) -> Vec<String> {
+    let mut c = cmd(&["zpool", "import"]);
+    if readonly {
+        c.extend(cmd(&["-o", "readonly=on"]));
+    }
+    c.extend(cmd(&["-N", "-f", "-R", TARGET_ROOT, "-d", &p.survivor_part, &p.guid]));
+    c
+}
+
 pub struct ReplacePlan {
     pub hostname: String,
+    /// Empty on the running node; in a rescue system, the pools it imports.
+    pub rescue: Vec<RescuePool>,
     pub members: Members,
     pub layout: Layout,
     pub steps: Vec<Step>,
@@ -308,9 +337,10 @@ fn step(id: &str, group: Group, title: String, done_when: &str, disks: Vec<Strin
     Step { id: id.into(), group, title, done_when: done_when.into(), disks, commands: Vec::new(), files: Vec::new(), copies: Vec::new(), checksums: Vec::new() }
 }
 
-/// The steps of the replace, on the running node (root `/`). `profile_text` is the node's copy
-/// of its profile (`/etc/keel/profile.toml`).
-pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmware: FirmwareMode, wipe_existing: bool) -> Result<ReplacePlan, String> {
+/// The steps of the replace: on the running node (`rescue` empty: root `/`), or in a rescue
+/// system that imports `rescue` (root [`TARGET_ROOT`]). `profile_text` is the profile's text
+/// (on the node its copy, `/etc/keel/profile.toml`).
+pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmware: FirmwareMode, wipe_existing: bool, rescue: Vec<RescuePool>) -> Result<ReplacePlan, String> {
     let need = bytes_needed(&layout);
     if m.new.size.0 < need {
         return Err(format!(
@@ -321,6 +351,17 @@ pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmwar
     let new = m.new.clone();
     let label = (b'A' + m.position.min(25) as u8) as char;
     let mut steps = Vec::new();
+    let in_rescue = !rescue.is_empty();
+    // the node's files: its own root, or its root mounted in the rescue system
+    let root = if in_rescue { TARGET_ROOT } else { "" };
+    if in_rescue {
+        let mut s = step("replace.import", Group::Pools, format!(
+            "import {} by GUID from the survivor's partitions under {TARGET_ROOT}, nothing mounted (this is a rescue system)",
+            rescue.iter().map(|r| format!("{} ({})", r.pool, r.guid)).collect::<Vec<_>>().join(" and ")
+        ), "each pool is imported with its GUID, writable", vec![m.survivor.serial.clone()]);
+        s.commands = rescue.iter().map(|r| import_command(r, false)).collect();
+        steps.push(s);
+    }
     if wipe_existing && !m.started() {
         let mut s = step("replace.wipe", Group::Wipe, format!("clear ZFS labels, signatures and the partition table of the new drive {} (--wipe-existing)", new.serial),
             "never checked: runs until the journal records it", vec![new.serial.clone()]);
@@ -369,6 +410,15 @@ pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmwar
     steps.push(step("replace.resilver", Group::Pools, "wait for the resilver of both pools (progress shown); the new members ONLINE".into(),
         "no resilver runs and every member of both pools is ONLINE", vec![new.serial.clone()]));
     // the boot loader as the install put it there
+    if in_rescue {
+        let mut s = step("replace.mount", Group::Os, format!("mount the node's root ({ROOT_DATASET}) at {TARGET_ROOT} and bind /dev, /proc, /sys and /run into it"),
+            "the root and /dev are mounted there (made again when gone: nothing on a disk)", vec![]);
+        s.commands.push(cmd(&["zfs", "mount", ROOT_DATASET]));
+        for fs in ["dev", "proc", "sys", "run"] {
+            s.commands.push(cmd(&["mount", "--make-private", "--rbind", &format!("/{fs}"), &format!("{TARGET_ROOT}/{fs}")]));
+        }
+        steps.push(s);
+    }
     let mut disks: Vec<(usize, String)> = vec![(m.pools[0].survivor.index, m.survivor.by_id.clone()), (m.position, new.by_id.clone())];
     disks.sort();
     let by_ids: Vec<String> = disks.into_iter().map(|(_, d)| d).collect();
@@ -376,28 +426,43 @@ pub fn plan(m: Members, layout: Layout, p: &Profile, profile_text: &str, firmwar
         Bootloader::ProxmoxBootTool => format!("proxmox-boot-tool on the new drive's ESP; the dead drive's ESP leaves its list"),
         Bootloader::Grub => format!("GRUB on the new drive, kernels on its ESP (keel-boot-sync, as the install)"),
     }, "never checked: runs until the journal records it (it can run again)", vec![new.serial.clone()]);
-    s.files = render::boot::files(p, &by_ids).into_iter().filter(|f| f.path == render::boot::BOOT_DISKS).collect();
+    s.files = render::boot::files(p, &by_ids).into_iter().filter(|f| f.path == render::boot::BOOT_DISKS).map(|mut f| {
+        f.path = format!("{root}{}", f.path);
+        f
+    }).collect();
+    // inside the node's root in a rescue system
+    let within = |c: Vec<String>| if in_rescue && c[0] != "udevadm" { [cmd(&["chroot", TARGET_ROOT]), c].concat() } else { c };
     match p.os.bootloader {
         Bootloader::ProxmoxBootTool => {
-            s.commands.push(cmd(&["proxmox-boot-tool", "format", &new.part(1), "--force"]));
-            s.commands.push(cmd(&["udevadm", "settle", "--timeout=30"]));
-            s.commands.push(cmd(&["proxmox-boot-tool", "init", &new.part(1)]));
-            s.commands.push(cmd(&["proxmox-boot-tool", "clean"]));
+            s.commands.push(within(cmd(&["proxmox-boot-tool", "format", &new.part(1), "--force"])));
+            s.commands.push(within(cmd(&["udevadm", "settle", "--timeout=30"])));
+            s.commands.push(within(cmd(&["proxmox-boot-tool", "init", &new.part(1)])));
+            s.commands.push(within(cmd(&["proxmox-boot-tool", "clean"])));
             if firmware == FirmwareMode::Uefi {
-                s.commands.push(cmd(&[render::boot::NETBOOT_FIRST]));
+                s.commands.push(within(cmd(&[render::boot::NETBOOT_FIRST])));
             }
         }
-        Bootloader::Grub => s.commands.push(cmd(&[render::boot::SYNC_SCRIPT, "install"])),
+        Bootloader::Grub => s.commands.push(within(cmd(&[render::boot::SYNC_SCRIPT, "install"]))),
     }
     steps.push(s);
     let profile_change = m.old_serial.as_deref().filter(|o| p.disks.serials.iter().any(|s| s == o)).and_then(|o| profile_line(profile_text, o, &new.serial));
     if let (Some(old), Some(_)) = (m.old_serial.as_deref(), &profile_change) {
         let mut s = step("replace.profile", Group::Config, format!("the node's copy of its profile pins {} in place of {old}", new.serial), "the file matches its digest", vec![]);
         let text = profile_edited(profile_text, old, &new.serial).expect("the line was found");
-        s.files = vec![render::file(crate::plan::INSTALLED_PROFILE, 0o600, text)];
+        s.files = vec![render::file(&format!("{root}{}", crate::plan::INSTALLED_PROFILE), 0o600, text)];
         steps.push(s);
     }
-    Ok(ReplacePlan { hostname: p.node.hostname.clone(), members: m, layout, steps, profile_change })
+    if in_rescue {
+        let mut s = step("replace.export", Group::Finish, format!("unmount {TARGET_ROOT} and export both pools: the node imports them at its next boot"),
+            "neither pool is imported", vec![m.survivor.serial.clone(), new.serial.clone()]);
+        s.commands.push(cmd(&["sync"]));
+        s.commands.push(cmd(&["umount", "--recursive", TARGET_ROOT]));
+        for r in rescue.iter().rev() {
+            s.commands.push(cmd(&["zpool", "export", &r.pool]));
+        }
+        steps.push(s);
+    }
+    Ok(ReplacePlan { hostname: p.node.hostname.clone(), rescue, members: m, layout, steps, profile_change })
 }
 
 impl ReplacePlan {
@@ -430,6 +495,10 @@ impl ReplacePlan {
         }
         if let Some(old) = &m.old_serial {
             out.push_str(&format!("  the drive that died: {old}\n"));
+        }
+        if !self.rescue.is_empty() {
+            out.push_str(&format!("  this is a rescue system: {} imported from the survivor's partitions under {TARGET_ROOT}, the node's root mounted there, both exported at the end\n",
+                self.rescue.iter().map(|r| format!("{} (GUID {}, {})", r.pool, r.guid, r.survivor_part)).collect::<Vec<_>>().join(" and ")));
         }
         out.push_str("steps:\n");
         for (i, s) in self.steps.iter().enumerate() {

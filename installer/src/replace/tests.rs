@@ -50,7 +50,7 @@ fn the_new_drive_replaces_the_dead_member_by_guid_in_both_pools() {
     let m = find(&inv, &p, &both_degraded(), NEW).unwrap();
     assert_eq!((m.survivor.serial.as_str(), m.new.serial.as_str(), m.old_serial.as_deref(), m.position), (A, NEW, Some(B), 1));
     let layout = survivor_layout(&sfdisk("/dev/nvme0n1", 894306304), "/dev/nvme0n1").unwrap();
-    let plan = plan(m, layout, &p, &text, FirmwareMode::Bios, false).unwrap();
+    let plan = plan(m, layout, &p, &text, FirmwareMode::Bios, false, Vec::new()).unwrap();
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["replace.partition", "replace.settle", "replace.format-esp", "replace.rpool", "replace.datapool", "replace.resilver", "replace.boot"]);
     let lines: Vec<String> = plan.steps.iter().flat_map(|s| s.commands.iter().map(|c| c.join(" "))).collect();
@@ -100,7 +100,7 @@ fn refusals_name_what_is_wrong() {
     let mut small = m.clone();
     small.new.size = ByteSize(256_060_514_304);
     let layout = survivor_layout(&sfdisk("/dev/nvme0n1", 894306304), "/dev/nvme0n1").unwrap();
-    let e = plan(small, layout, &p, &text, FirmwareMode::Bios, false).err().unwrap();
+    let e = plan(small, layout, &p, &text, FirmwareMode::Bios, false, Vec::new()).err().unwrap();
     assert!(e.contains("too small"), "{e}");
     // a table keel did not write
     let e = survivor_layout(&sfdisk("/dev/nvme0n1", 1).replace("\"name\": \"rpool\"", "\"name\": \"root\""), "/dev/nvme0n1").unwrap_err();
@@ -112,7 +112,7 @@ fn a_run_that_got_the_drive_into_the_pools_continues_with_the_same_journal() {
     let (p, text) = profile();
     let inv = swapped();
     let layout = || survivor_layout(&sfdisk("/dev/nvme0n1", 894306304), "/dev/nvme0n1").unwrap();
-    let fresh = plan(find(&inv, &p, &both_degraded(), NEW).unwrap(), layout(), &p, &text, FirmwareMode::Bios, false).unwrap();
+    let fresh = plan(find(&inv, &p, &both_degraded(), NEW).unwrap(), layout(), &p, &text, FirmwareMode::Bios, false, Vec::new()).unwrap();
     let scan = "resilver in progress since Tue Dec  1 21:00:00 2026\n\t790M resilvered, 37.12% done, 00:00:16 to go";
     let pools: Vec<PoolStatus> = [("rpool", 2), ("datapool", 3)].iter().map(|(pool, n)| {
         let (a, g) = status(pool, "DEGRADED", scan, &[
@@ -127,7 +127,7 @@ fn a_run_that_got_the_drive_into_the_pools_continues_with_the_same_journal() {
     let m = find(&inv, &p, &pools, NEW).unwrap();
     assert!(m.started() && m.new_has_partitions);
     assert!(matches!(m.pools[0].member, Member::Present { resilvering: true }));
-    let resumed = plan(m, layout(), &p, &text, FirmwareMode::Bios, true).unwrap();
+    let resumed = plan(m, layout(), &p, &text, FirmwareMode::Bios, true, Vec::new()).unwrap();
     assert_eq!(resumed.digest(), fresh.digest());
     // nothing is wiped or replaced again
     assert!(resumed.steps.iter().all(|s| s.id != "replace.wipe"));
@@ -145,7 +145,7 @@ fn a_pinned_serial_is_changed_on_its_own_line() {
     let _ = p;
     let m = find(&swapped(), &pp, &both_degraded(), NEW).unwrap();
     let layout = survivor_layout(&sfdisk("/dev/nvme0n1", 894306304), "/dev/nvme0n1").unwrap();
-    let plan = plan(m, layout, &pp, &pinned, FirmwareMode::Uefi, false).unwrap();
+    let plan = plan(m, layout, &pp, &pinned, FirmwareMode::Uefi, false, Vec::new()).unwrap();
     let (n, before, after) = plan.profile_change.clone().unwrap();
     assert_eq!(pinned.lines().nth(n - 1).unwrap(), before);
     assert_eq!(after, format!("serials = [\"{A}\", \"{NEW}\"]"));

@@ -43,6 +43,8 @@ fn mirrored_listing(pool: &str, n: u32) -> (String, String) {
 fn node() -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
     h.programs = ["sfdisk", "wipefs", "sgdisk", "partprobe", "udevadm", "mkfs.vfat", "zpool", "/usr/local/sbin/keel-boot-sync"].map(String::from).to_vec();
+    h.files.insert("/sys/module/zfs".into(), Vec::new());
+    h.answer("findmnt --noheadings --output FSTYPE --mountpoint /", Output::ok("zfs\n"));
     link(&mut h, A, "/dev/nvme0n1");
     link(&mut h, NEW, "/dev/nvme1n1");
     partition_links(&mut h, A, "/dev/nvme0n1");
@@ -180,4 +182,108 @@ fn a_whole_member_with_no_replace_of_ours_is_refused() {
     let j = journal(&mut h, &PathBuf::from("/var/lib/keel"), &plan, false).unwrap();
     let e = preflight(&mut h, &plan, &inv, &j, false).unwrap_err();
     assert!(e.contains(&format!("{A} is already an ONLINE member of rpool and datapool")), "{e}");
+}
+
+/// `zpool import -d PART` listing of a degraded pool: the survivor's partition and the dead
+/// member's GUID.
+fn import_listing(pool: &str, guid: &str, present: &str, missing: &str) -> String {
+    format!("   pool: {pool}\n     id: {guid}\n  state: DEGRADED\n status: One or more devices are missing from the system.\n action: The pool can be imported despite missing or damaged devices.  The\n\tfault tolerance of the pool may be compromised if imported.\n   see: https://openzfs.github.io/openzfs-docs/msg/ZFS-8000-2Q\n config:\n\n\t{pool}                     DEGRADED\n\t  mirror-0               DEGRADED\n\t    {present}  ONLINE\n\t    {missing}   UNAVAIL\n")
+}
+
+/// The rescue system (root on tmpfs, ZFS loaded) over the node's drives: the pools are
+/// exported; importing them (read-only or not) makes their status readable, exporting ends it.
+fn rescue() -> FakeHost {
+    let mut h = node();
+    h.programs.extend(["chroot", "zfs", "mount", "umount", "sync"].map(String::from));
+    h.set("findmnt --noheadings --output FSTYPE --mountpoint /", Output::ok("tmpfs\n"));
+    for (pool, n, guid) in [("rpool", 2u32, "9002"), ("datapool", 3u32, "9003")] {
+        let gone = Output::failed(1, &format!("cannot open '{pool}': no such pool"));
+        h.set(&format!("zpool status -P {pool}"), gone.clone());
+        h.set(&format!("zpool status -g {pool}"), gone.clone());
+        h.answer(&format!("zpool import -d {}", by_id(A, n)), Output::ok(&import_listing(pool, guid, &format!("nvme-{MODEL}_{A}-part{n}"), &format!("20{n}"))));
+        let (p, g) = degraded_listing(pool, n);
+        for import in [format!("zpool import -o readonly=on -N -f -R /mnt/keel -d {} {guid}", by_id(A, n)), format!("zpool import -N -f -R /mnt/keel -d {} {guid}", by_id(A, n))] {
+            h.triggers.push((import.clone(), format!("zpool status -P {pool}"), Output::ok(&p)));
+            h.triggers.push((import.clone(), format!("zpool status -g {pool}"), Output::ok(&g)));
+            h.triggers.push((import.clone(), format!("zpool list -H -o guid {pool}"), Output::ok(&format!("{guid}\n"))));
+        }
+        let rw = format!("zpool import -N -f -R /mnt/keel -d {} {guid}", by_id(A, n));
+        h.triggers.push((rw, format!("zpool get -H -p -o value guid,readonly {pool}"), Output::ok(&format!("{guid}\noff\n"))));
+        for what in ["zpool status -P", "zpool status -g", "zpool list -H -o guid", "zpool get -H -p -o value guid,readonly"] {
+            h.triggers.push((format!("zpool export {pool}"), format!("{what} {pool}"), gone.clone()));
+        }
+        let (p, g) = mirrored_listing(pool, n);
+        h.triggers.push((format!("zpool replace {pool}"), format!("zpool status -P {pool}"), Output::ok(&p)));
+        h.triggers.push((format!("zpool replace {pool}"), format!("zpool status -g {pool}"), Output::ok(&g)));
+    }
+    h.answer("findmnt --noheadings --output SOURCE --mountpoint /mnt/keel", Output::ok(""));
+    h.triggers.push(("zfs mount rpool/ROOT/pve-1".into(), "findmnt --noheadings --output SOURCE --mountpoint /mnt/keel".into(), Output::ok("rpool/ROOT/pve-1\n")));
+    h
+}
+
+#[test]
+fn in_a_rescue_system_the_pools_are_read_read_only_then_imported_by_guid_and_exported_at_the_end() {
+    let mut h = rescue();
+    let (p, text) = profile();
+    let inv = swapped();
+    let plan = load(&mut h, &inv, &p, &text, NEW, FirmwareMode::Bios, false).unwrap();
+    // reading it imported both pools read-only and exported them again: nothing left imported
+    let read: Vec<String> = h.commands();
+    let ro = read.iter().position(|c| c.starts_with("zpool import -o readonly=on -N -f -R /mnt/keel -d") && c.ends_with(" 9002")).expect("read-only import");
+    assert!(read[ro..].iter().any(|c| c == "zpool export rpool") && read[ro..].iter().any(|c| c == "zpool export datapool"), "{read:#?}");
+    assert!(!read.iter().any(|c| c.starts_with("zpool import -N")), "{read:#?}");
+    assert_eq!(plan.rescue.iter().map(|r| (r.pool.as_str(), r.guid.as_str())).collect::<Vec<_>>(), [("rpool", "9002"), ("datapool", "9003")]);
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.first(), Some(&"replace.import"));
+    assert_eq!(ids.last(), Some(&"replace.export"));
+    assert!(ids.iter().position(|i| *i == "replace.mount") < ids.iter().position(|i| *i == "replace.boot"), "{ids:?}");
+    let dir = PathBuf::from("/var/lib/keel");
+    let mut j = journal(&mut h, &dir, &plan, false).unwrap();
+    preflight(&mut h, &plan, &inv, &j, false).unwrap();
+    // the caller stops before the export (to read the node's registry credentials), then ends it
+    let opts = Options { stop_before: Some("replace.export".into()), ..Options::default() };
+    run(&mut h, &plan, &mut j, &opts, &mut |_| {}).unwrap();
+    assert!(!j.finished());
+    assert!(!h.commands().iter().any(|c| c.starts_with("umount")));
+    run(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    assert!(j.finished());
+    let cmds: Vec<String> = h.commands()[read.len()..].to_vec();
+    let pos = |prefix: &str| cmds.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} not run: {cmds:#?}"));
+    assert!(pos("zpool import -N -f -R /mnt/keel -d") < pos("sgdisk --clear"));
+    assert!(pos("zpool replace rpool 202") < pos("zfs mount rpool/ROOT/pve-1") && pos("zfs mount") < pos("mount --make-private --rbind /dev /mnt/keel/dev"));
+    assert!(pos("mount --make-private --rbind /run") < pos("chroot /mnt/keel /usr/local/sbin/keel-boot-sync install"));
+    assert!(pos("chroot /mnt/keel /usr/local/sbin/keel-boot-sync install") < pos("umount --recursive /mnt/keel"));
+    assert!(pos("umount --recursive /mnt/keel") < pos("zpool export datapool") && pos("zpool export datapool") < pos("zpool export rpool"));
+    // the node's files, in its root: the rescue system's own /etc is not touched
+    assert!(h.files.contains_key(&PathBuf::from("/mnt/keel/etc/keel/boot-disks")));
+    assert!(!h.files.contains_key(&PathBuf::from("/etc/keel/boot-disks")));
+    // the survivor is named only to import from it
+    for c in cmds.iter().filter(|c| !c.starts_with("zpool status") && !c.starts_with("sfdisk --json") && !c.starts_with("zpool import") && !c.starts_with("zpool get") && !c.starts_with("zpool list")) {
+        assert!(!c.contains(A) && !c.contains("nvme0n1"), "{c}");
+    }
+}
+
+#[test]
+fn in_a_rescue_system_two_pools_of_one_name_are_refused_and_no_zfs_module_is_said() {
+    let mut h = rescue();
+    let (p, text) = profile();
+    // an old drive with a pool named rpool of its own
+    let mut inv = swapped();
+    let mut old = inv.disks.iter().find(|d| d.serial == A).unwrap().clone();
+    old.serial = "OLDDRIVE01".into();
+    old.name = "nvme2n1".into();
+    old.stable_id = Some(format!("nvme-{MODEL}_OLDDRIVE01"));
+    old.by_id = vec![format!("nvme-{MODEL}_OLDDRIVE01")];
+    inv.disks.push(old);
+    h.links.insert(PathBuf::from(by_id("OLDDRIVE01", 2)), PathBuf::from("/dev/nvme2n1p2"));
+    h.answer(&format!("zpool import -d {}", by_id("OLDDRIVE01", 2)), Output::ok(&import_listing("rpool", "7777", &format!("nvme-{MODEL}_OLDDRIVE01-part2"), "1234")));
+    let e = load(&mut h, &inv, &p, &text, NEW, FirmwareMode::Bios, false).err().unwrap();
+    assert!(e.contains("2 pools named rpool") && e.contains("GUID 9002 on S675NX0T100001") && e.contains("GUID 7777 on OLDDRIVE01") && e.contains("disks.serials"), "{e}");
+    assert!(!h.commands().iter().any(|c| c.starts_with("zpool import -o") || c.starts_with("zpool import -N")), "{:#?}", h.commands());
+    // Hetzner's rescue: no module, its zpool a script that builds OpenZFS: never run
+    let mut h = rescue();
+    h.files.remove(std::path::Path::new("/sys/module/zfs"));
+    let e = load(&mut h, &swapped(), &p, &text, NEW, FirmwareMode::Bios, false).err().unwrap();
+    assert!(e.contains("no ZFS module") && e.contains("nothing was written"), "{e}");
+    assert!(h.commands().is_empty(), "{:#?}", h.commands());
 }
