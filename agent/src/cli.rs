@@ -164,7 +164,8 @@ pub enum DiskCommand {
     /// survivor (new GUIDs), replace the dead member of rpool and datapool by it (by GUID), follow
     /// the resilver, put the ESP and boot loader on it, update the node's profile copy and
     /// print the profile line to change; journaled, so a re-run continues. Run it on the node,
-    /// booted degraded from the surviving drive.
+    /// booted degraded from the surviving drive, or in a rescue system with ZFS (give the
+    /// profile): the pools are imported by GUID from the survivor and exported at the end.
     Replace(DiskReplaceArgs),
 }
 
@@ -173,7 +174,7 @@ pub struct DiskReplaceArgs {
     /// Serial of the new drive (`keel detect` lists them).
     #[arg(long = "new", value_name = "SERIAL")]
     pub new_serial: String,
-    /// The node's profile (keel keeps a copy on the node).
+    /// The node's profile (keel keeps a copy on the node; in a rescue system give it).
     #[arg(long, default_value = "/etc/keel/profile.toml")]
     pub profile: PathBuf,
     /// Unattended consent: go on without asking (the drive is named by --new).

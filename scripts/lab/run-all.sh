@@ -584,6 +584,18 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     [ -n "${reg:-}" ] && timed registry-disk-replaced python3 "$here/registry-admin.py" disk-replaced "$reg_url" "$reg_dir/admin-token" LABNVME0002 LABNVME0003
     booted boot-new-drive "$dir" 52:54:00:a4:41:01 LABNVME0003
   }
+  # The same from the rescue system (KEEL_LAB_REPLACE_RESCUE=1): drive 1 of node 1 as it is (the
+  # node down, pools exported) beside a blank LABNVME0004; keel disk replace with the node's
+  # profile in the lab's rescue (scenarios/disk-replace-rescue.sh); then node 1 boots from that
+  # new drive alone. Beside the image-installed node's UEFI boot.
+  disk_replace_rescue() {
+    local dir="$work/replace-rescue"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    qemu-img create -q -f qcow2 -b "$work/os1/nvme-LABNVME0001.qcow2" -F qcow2 "$dir/nvme-LABNVME0001.qcow2"
+    KEEL_LAB_MAC=52:54:00:a4:41:01 timed disk-replace-rescue run disk-replace-rescue "$dir" disk-replace-rescue LABNVME0001 LABNVME0004
+    grep -q '^PASS disk-replace-rescue$' "$results" && booted boot-new-drive-rescue "$dir" 52:54:00:a4:41:01 LABNVME0004
+  }
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001
     if [ "${KEEL_LAB_REPLACE:-1}" = 1 ]; then
@@ -594,8 +606,15 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     # the reinstall over an installed node is dr-reinstall's first half when the DR ran
     [ -n "${dr_ran:-}" ] || timed reinstall run reinstall "$work/os1" reinstall
   }
+  # the lane beside node_1_last: the image-installed node's UEFI boot, then the rescue replace
+  other_lane=""
+  declare -F image_drive_2 >/dev/null && other_lane=image_drive_2
+  if [ "$r1" = 0 ] && [ "${KEEL_LAB_REPLACE_RESCUE:-0}" = 1 ]; then
+    rescue_lane() { if declare -F image_drive_2 >/dev/null; then image_drive_2; fi; disk_replace_rescue; }
+    other_lane=rescue_lane
+  fi
   if [ "$r1" = 0 ]; then
-    if declare -F image_drive_2 >/dev/null; then side_by_side image_drive_2 node_1_last; else node_1_last; fi
+    if [ -n "$other_lane" ]; then side_by_side "$other_lane" node_1_last; else node_1_last; fi
   elif declare -F image_drive_2 >/dev/null; then
     image_drive_2
   fi

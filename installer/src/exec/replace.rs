@@ -404,9 +404,10 @@ impl Run<'_> {
 
     fn step(&mut self, n: usize, total: usize, step: &Step) -> Result<(), ExecError> {
         let id = step.id.clone();
-        // the pools imported and the root mounted in a rescue system: state of this system, not
-        // of a disk, made again when gone (a reboot of the rescue between two runs)
-        let remade = matches!(id.as_str(), "replace.import" | "replace.mount");
+        // the pools imported, the root mounted and the pools exported again in a rescue system:
+        // state of this system, not of a disk, made again when it is not so (the rescue
+        // rebooted between two runs, or a run after the end imports them to check)
+        let remade = matches!(id.as_str(), "replace.import" | "replace.mount" | "replace.export");
         if self.journal.done().contains(&id) && !(remade && self.done(step)?.is_none()) {
             // what a recorded step did must still be there (the journal is not taken on trust)
             if step.id != "replace.wipe" && step.id != "replace.boot" && self.done(step)?.is_none() && step.id != "replace.resilver" {
