@@ -151,5 +151,27 @@ fn a_pinned_serial_is_changed_on_its_own_line() {
     assert_eq!(after, format!("serials = [\"{A}\", \"{NEW}\"]"));
     let s = plan.steps.iter().find(|s| s.id == "replace.profile").unwrap();
     assert_eq!(s.files[0].content, pinned.replacen(&format!("\"{B}\"]"), &format!("\"{NEW}\"]"), 1));
+    assert_eq!(s.files[0].path, "/etc/keel/profile.toml");
+    // in a rescue system the same files go into the node's root, its boot loader commands run
+    // inside it, and the pools are imported first and exported last
+    let rescue = vec![
+        RescuePool { pool: "rpool".into(), guid: "9002".into(), survivor_part: by_id(A, 2) },
+        RescuePool { pool: "datapool".into(), guid: "9003".into(), survivor_part: by_id(A, 3) },
+    ];
+    let m = find(&swapped(), &pp, &both_degraded(), NEW).unwrap();
+    let plan = super::plan(m, layout_of(), &pp, &pinned, FirmwareMode::Uefi, false, rescue).unwrap();
+    let step = |id: &str| plan.steps.iter().find(|s| s.id == id).unwrap_or_else(|| panic!("no {id}"));
+    assert_eq!(step("replace.profile").files[0].path, "/mnt/keel/etc/keel/profile.toml");
+    assert_eq!(step("replace.boot").files[0].path, "/mnt/keel/etc/keel/boot-disks");
+    assert_eq!(step("replace.boot").commands, vec![vec!["chroot".to_string(), "/mnt/keel".into(), "/usr/local/sbin/keel-boot-sync".into(), "install".into()]]);
+    assert_eq!(step("replace.import").commands[0].join(" "), format!("zpool import -N -f -R /mnt/keel -d {} 9002", by_id(A, 2)));
+    assert_eq!(plan.steps.first().unwrap().id, "replace.import");
+    assert_eq!(plan.steps.last().unwrap().id, "replace.export");
+    assert_eq!(step("replace.export").commands.iter().map(|c| c.join(" ")).collect::<Vec<_>>(), ["sync", "umount --recursive /mnt/keel", "zpool export datapool", "zpool export rpool"]);
+    assert!(plan.describe().contains("this is a rescue system: rpool (GUID 9002"), "{}", plan.describe());
     let _: Option<&Plan> = None;
+}
+
+fn layout_of() -> Layout {
+    survivor_layout(&sfdisk("/dev/nvme0n1", 894306304), "/dev/nvme0n1").unwrap()
 }
