@@ -106,6 +106,14 @@ fn imported_rescue_pools(host: &mut dyn Host, statuses: &[PoolStatus], inv: &Inv
     let cands = survivor_candidates(inv, p, new_serial);
     let mut out = Vec::new();
     for st in statuses {
+        // the node's root would be mounted over this system's own: only under keel's altroot
+        let altroot = host.run(&s(&["zpool", "get", "-H", "-o", "value", "altroot", &st.name]), TIMEOUT).map_err(|e| e.to_string())?.stdout.trim().to_string();
+        if altroot != TARGET_ROOT {
+            return Err(format!(
+                "{} is imported in this rescue system with altroot {altroot:?}, not {TARGET_ROOT}: the node's root could be mounted over this system's. Export the pools (zpool export {}) and run again: keel imports them itself; nothing was written",
+                st.name, statuses.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")
+            ));
+        }
         let guid = host.run(&s(&["zpool", "list", "-H", "-o", "guid", &st.name]), TIMEOUT).map_err(|e| e.to_string())?.stdout.trim().to_string();
         let part = st.leaves.iter().filter_map(|l| l.path.clone()).find(|path| cands.iter().any(|d| d.stable_id.as_deref().is_some_and(|id| status::disk_of(path) == format!("/dev/disk/by-id/{id}"))));
         let part = part.ok_or_else(|| format!("{} is imported, but none of its members is on {}: not this replace's pool; export it first (zpool export {}); nothing was written", st.name,

@@ -287,3 +287,22 @@ fn in_a_rescue_system_two_pools_of_one_name_are_refused_and_no_zfs_module_is_sai
     assert!(e.contains("no ZFS module") && e.contains("nothing was written"), "{e}");
     assert!(h.commands().is_empty(), "{:#?}", h.commands());
 }
+
+/// Pools the operator imported by hand in the rescue system (no altroot): the node's root
+/// would be mounted over the rescue's own; refused before anything runs.
+#[test]
+fn in_a_rescue_system_pools_imported_without_keels_altroot_are_refused() {
+    let mut h = rescue();
+    answer_pools(&mut h, &[("rpool", degraded_listing("rpool", 2)), ("datapool", degraded_listing("datapool", 3))]);
+    h.answer("zpool get -H -o value altroot", Output::ok("-\n"));
+    let (p, text) = profile();
+    let e = load(&mut h, &swapped(), &p, &text, NEW, FirmwareMode::Bios, false).err().unwrap();
+    assert!(e.contains("altroot \"-\", not /mnt/keel") && e.contains("zpool export rpool datapool") && e.contains("nothing was written"), "{e}");
+    // under keel's altroot (a run that got that far) they are the replace's: no import again
+    h.set("zpool get -H -o value altroot", Output::ok("/mnt/keel\n"));
+    h.answer("zpool list -H -o guid rpool", Output::ok("9002\n"));
+    h.answer("zpool list -H -o guid datapool", Output::ok("9003\n"));
+    let plan = load(&mut h, &swapped(), &p, &text, NEW, FirmwareMode::Bios, false).unwrap();
+    assert_eq!(plan.rescue.iter().map(|r| (r.guid.as_str(), r.survivor_part.as_str())).collect::<Vec<_>>(), [("9002", by_id(A, 2).as_str()), ("9003", by_id(A, 3).as_str())]);
+    assert!(!h.commands().iter().any(|c| c.starts_with("zpool import")), "{:#?}", h.commands());
+}
