@@ -586,15 +586,15 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   }
   # The same from the rescue system (KEEL_LAB_REPLACE_RESCUE=1): drive 1 of node 1 as it is (the
   # node down, pools exported) beside a blank LABNVME0004; keel disk replace with the node's
-  # profile in the lab's rescue (scenarios/disk-replace-rescue.sh); then node 1 boots from that
-  # new drive alone. Beside the image-installed node's UEFI boot.
+  # profile in the lab's rescue (scenarios/disk-replace-rescue.sh: the boot loader on the new
+  # drive is checked there, GRUB's boot sector and core image and the ESP; the node's boot from
+  # a new drive alone is boot-new-drive's). Beside the image-installed node's UEFI boot.
   disk_replace_rescue() {
     local dir="$work/replace-rescue"
     rm -rf "$dir"
     mkdir -p "$dir"
     qemu-img create -q -f qcow2 -b "$work/os1/nvme-LABNVME0001.qcow2" -F qcow2 "$dir/nvme-LABNVME0001.qcow2"
     KEEL_LAB_MAC=52:54:00:a4:41:01 timed disk-replace-rescue run disk-replace-rescue "$dir" disk-replace-rescue LABNVME0001 LABNVME0004
-    grep -q '^PASS disk-replace-rescue$' "$results" && booted boot-new-drive-rescue "$dir" 52:54:00:a4:41:01 LABNVME0004
   }
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001

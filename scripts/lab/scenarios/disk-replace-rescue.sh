@@ -4,8 +4,8 @@
 # again for the plan (a dry run leaves nothing imported), then imports them by GUID from the
 # survivor, partitions the new drive, replaces the dead members, follows the resilver, puts the
 # boot loader on inside the node's root (chroot) and exports both pools; the node's boot list
-# names the new drive; a second run writes nothing to a drive. The host then boots the node from the
-# new drive alone (boot-new-drive-rescue).
+# names the new drive, GRUB's boot sector and core image are on it; a second run writes nothing
+# to a drive. (That keel-boot-sync's drive boots alone is boot-new-drive's proof, on the node.)
 . ./scenarios/lib.sh
 survivor=LABNVME0001
 new=LABNVME0004
@@ -47,6 +47,9 @@ if zpool import -o readonly=on -N -R /tmp/node -d ${id}_$survivor-part2 -d ${id}
 else
   check "rpool imports read-only to read the node's files" false
 fi
+# GRUB for BIOS: its boot sector (boot.img says "GRUB") and its core image in the BIOS boot partition
+check "the new drive's boot sector is GRUB's" sh -c "dd if=${id}_$new bs=440 count=1 2>/dev/null | grep -aq GRUB"
+check "GRUB's core image is in its BIOS boot partition" sh -c "dd if=${id}_$new-part4 bs=512 count=1 2>/dev/null | od -An -tx1 | grep -q '[1-9a-f]'"
 mkdir -p /tmp/esp
 check "the new drive's ESP carries GRUB's configuration and the kernel" sh -c "mount -o ro ${id}_$new-part1 /tmp/esp && ls /tmp/esp/grub/grub.cfg /tmp/esp/vmlinuz-* && ls /tmp/esp/EFI/BOOT/BOOTX64.EFI; umount /tmp/esp"
 equals "the survivor's partition table is untouched" "$survivor_table" "$(sfdisk --dump ${id}_$survivor)"
