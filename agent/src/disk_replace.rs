@@ -77,12 +77,15 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         println!("{line}");
         std::io::stdout().flush().ok();
     };
-    let result = run::run(&mut host, &plan, &mut journal, &opts, &mut say);
-    if let Err(e) = result {
-        eprintln!("keel: error: {e}");
-        eprintln!("keel: the journal {} says what was done; run the same command again to continue", journal.path.display());
-        return Ok(ExitCode::from(1));
-    }
+    let result = run::run(&mut host, &plan, &mut journal, &opts, run::Spent::default(), &mut say);
+    let spent = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("keel: error: {e}");
+            eprintln!("keel: the journal {} says what was done; run the same command again to continue", journal.path.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
     let m = &plan.members;
     // the event is fixed when the replace first finishes (kept in the journal): a re-run sends
     // the same one, which the registry stores once, and no more once it was recorded
@@ -117,7 +120,7 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         journal.append(&mut host, Record::Note { message: TOLD_NOTE.to_string() })?;
     }
     if rescue {
-        if let Err(e) = run::run(&mut host, &plan, &mut journal, &run::Options::default(), &mut say) {
+        if let Err(e) = run::run(&mut host, &plan, &mut journal, &run::Options::default(), spent, &mut say) {
             eprintln!("keel: error: {e}");
             eprintln!("keel: the replace itself is done; the pools are still imported under {TARGET_ROOT}: run the same command again to export them (the node cannot import them at boot before that)");
             return Ok(ExitCode::from(1));

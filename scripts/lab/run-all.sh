@@ -584,7 +584,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     [ -n "${reg:-}" ] && timed registry-disk-replaced python3 "$here/registry-admin.py" disk-replaced "$reg_url" "$reg_dir/admin-token" LABNVME0002 LABNVME0003
     booted boot-new-drive "$dir" 52:54:00:a4:41:01 LABNVME0003
   }
-  # The same from the rescue system (KEEL_LAB_REPLACE_RESCUE=1): drive 1 of node 1 as it is (the
+  # The same from the rescue system (KEEL_LAB_REPLACE_RESCUE=0 leaves it out): drive 1 of node 1 as it is (the
   # node down, pools exported) beside a blank LABNVME0004; keel disk replace with the node's
   # profile in the lab's rescue (scenarios/disk-replace-rescue.sh: the boot loader on the new
   # drive is checked there, GRUB's boot sector and core image and the ESP; the node's boot from
@@ -609,7 +609,7 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
   # the lane beside node_1_last: the image-installed node's UEFI boot, then the rescue replace
   other_lane=""
   declare -F image_drive_2 >/dev/null && other_lane=image_drive_2
-  if [ "$r1" = 0 ] && [ "${KEEL_LAB_REPLACE_RESCUE:-0}" = 1 ]; then
+  if [ "$r1" = 0 ] && [ "${KEEL_LAB_REPLACE_RESCUE:-1}" = 1 ]; then
     rescue_lane() { if declare -F image_drive_2 >/dev/null; then image_drive_2; fi; disk_replace_rescue; }
     other_lane=rescue_lane
   fi

@@ -465,23 +465,34 @@ impl Run<'_> {
     }
 }
 
-/// Runs every step not done yet; `say` gets each line of progress.
-pub fn run(host: &mut dyn Host, plan: &ReplacePlan, journal: &mut Journal, opts: &Options, say: &mut dyn FnMut(&str)) -> Result<(), ExecError> {
+/// Time a run spent: in all, in the steps' own commands, in keel's checks and waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    pub wall: Duration,
+    pub planned: Duration,
+    pub other: Duration,
+}
+
+/// Runs every step not done yet (up to `opts.stop_before`); `say` gets each line of progress.
+/// `earlier`: what a call of this run that stopped before a step spent, counted into the
+/// finish. Returns what this call spent.
+pub fn run(host: &mut dyn Host, plan: &ReplacePlan, journal: &mut Journal, opts: &Options, earlier: Spent, say: &mut dyn FnMut(&str)) -> Result<Spent, ExecError> {
     let started = Instant::now();
     let total = plan.steps.len();
     let mut r = Run { host, journal, plan, opts, say, planned: Duration::ZERO, other: Duration::ZERO };
     for (i, step) in plan.steps.iter().enumerate() {
         if opts.stop_before.as_deref() == Some(step.id.as_str()) {
-            return Ok(());
+            return Ok(Spent { wall: started.elapsed(), planned: r.planned, other: r.other });
         }
         if let Err(e) = r.step(i + 1, total, step) {
             let _ = r.record(Record::Failed { step: step.id.clone(), error: e.to_string() });
             return Err(e);
         }
     }
-    let secs = started.elapsed().as_secs_f64();
-    let (planned, other) = (r.planned.as_secs_f64(), r.other.as_secs_f64());
-    r.record(Record::Finished { seconds: secs, planned_seconds: planned, other_seconds: other })
+    let spent = Spent { wall: started.elapsed(), planned: r.planned, other: r.other };
+    let (secs, planned, other) = ((earlier.wall + spent.wall).as_secs_f64(), (earlier.planned + spent.planned).as_secs_f64(), (earlier.other + spent.other).as_secs_f64());
+    r.record(Record::Finished { seconds: secs, planned_seconds: planned, other_seconds: other })?;
+    Ok(spent)
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ fn a_fresh_replace_runs_every_step_and_follows_the_resilver() {
     let mut j = journal(&mut h, &dir, &plan, false).unwrap();
     preflight(&mut h, &plan, &swapped(), &j, false).unwrap();
     let mut said = Vec::new();
-    run(&mut h, &plan, &mut j, &Options::default(), &mut |l| said.push(l.to_string())).unwrap();
+    run(&mut h, &plan, &mut j, &Options::default(), Spent::default(), &mut |l| said.push(l.to_string())).unwrap();
     let cmds = h.commands();
     let pos = |prefix: &str| cmds.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} not run: {cmds:#?}"));
     assert!(pos("sgdisk --clear") < pos("partprobe") && pos("partprobe") < pos("mkfs.vfat") && pos("mkfs.vfat") < pos("zpool replace rpool 202"));
@@ -96,7 +96,7 @@ fn a_fresh_replace_runs_every_step_and_follows_the_resilver() {
     let before = h.commands().len();
     let again_plan = plan_on(&mut h, &swapped_with_partitions(), false);
     let mut j = journal(&mut h, &dir, &again_plan, false).unwrap();
-    run(&mut h, &again_plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    run(&mut h, &again_plan, &mut j, &Options::default(), Spent::default(), &mut |_| {}).unwrap();
     let again: Vec<String> = h.commands()[before..].to_vec();
     assert!(again.iter().all(|c| !c.starts_with("sgdisk") && !c.starts_with("zpool replace") && !c.starts_with("mkfs")), "{again:#?}");
 }
@@ -134,7 +134,7 @@ fn after_a_power_cut_during_the_resilver_a_rerun_follows_it_and_replaces_nothing
     preflight(&mut h, &plan, &swapped_with_partitions(), &j, false).unwrap();
     let mut said = Vec::new();
     let opts = Options { report_every: Duration::ZERO, ..Options::default() };
-    run(&mut h, &plan, &mut j, &opts, &mut |l| said.push(l.to_string())).unwrap();
+    run(&mut h, &plan, &mut j, &opts, Spent::default(), &mut |l| said.push(l.to_string())).unwrap();
     let cmds = h.commands();
     assert!(cmds.iter().all(|c| !c.starts_with("sgdisk") && !c.starts_with("zpool replace") && !c.starts_with("mkfs") && !c.starts_with("wipefs --all")), "{cmds:#?}");
     assert!(said.iter().any(|l| l.contains("resilver: rpool 80.0%")), "{said:#?}");
@@ -242,11 +242,17 @@ fn in_a_rescue_system_the_pools_are_read_read_only_then_imported_by_guid_and_exp
     preflight(&mut h, &plan, &inv, &j, false).unwrap();
     // the caller stops before the export (to read the node's registry credentials), then ends it
     let opts = Options { stop_before: Some("replace.export".into()), ..Options::default() };
-    run(&mut h, &plan, &mut j, &opts, &mut |_| {}).unwrap();
+    let first = run(&mut h, &plan, &mut j, &opts, Spent::default(), &mut |_| {}).unwrap();
     assert!(!j.finished());
     assert!(!h.commands().iter().any(|c| c.starts_with("umount")));
-    run(&mut h, &plan, &mut j, &Options::default(), &mut |_| {}).unwrap();
+    let earlier = Spent { wall: first.wall + Duration::from_secs(100), ..first };
+    run(&mut h, &plan, &mut j, &Options::default(), earlier, &mut |_| {}).unwrap();
     assert!(j.finished());
+    // the finish counts both calls
+    match &j.entries.last().unwrap().record {
+        Record::Finished { seconds, .. } => assert!(*seconds >= 100.0, "{seconds}"),
+        r => panic!("{r:?}"),
+    }
     let cmds: Vec<String> = h.commands()[read.len()..].to_vec();
     let pos = |prefix: &str| cmds.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} not run: {cmds:#?}"));
     assert!(pos("zpool import -N -f -R /mnt/keel -d") < pos("sgdisk --clear"));
