@@ -107,7 +107,9 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
     println!("{old} replaced: rpool and datapool are mirrors of {} and {} again; both drives carry the boot loader", m.survivor.serial, m.new.serial);
     match &plan.profile_change {
         Some((line, before, after)) => {
-            println!("the node's copy of its profile ({}) now pins {}; change the operator's copy (and the registry's) the same way:", a.profile.display(), m.new.serial);
+            // in a rescue system the node's copy is in its root, not the file given
+            let copy = if rescue { format!("{TARGET_ROOT}{}", keel_installer::plan::INSTALLED_PROFILE) } else { a.profile.display().to_string() };
+            println!("the node's copy of its profile ({copy}) now pins {}; change the operator's copy (and the registry's) the same way:", m.new.serial);
             println!("  line {line}: {}", before.trim());
             println!("      becomes: {}", after.trim());
         }
