@@ -8,7 +8,8 @@
 # the console in WORKDIR/console-SCENARIO.log. Exit code: the scenario's (124 on timeout).
 # Environment: KEEL_LAB_MAC (NIC MAC), KEEL_LAB_DGRAM=LOCALPORT:REMOTEPORT (link to another
 # guest over loopback UDP instead of user-mode networking), KEEL_LAB_APPEND (kernel arguments),
-# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_BIN (another keel binary for the payload), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
+# KEEL_LAB_TIMEOUT (seconds, default 900), KEEL_LAB_START_LIMIT (seconds, default 480: a guest that
+# has not started its scenario by then is taken for hung and booted once more), KEEL_LAB_BIN (another keel binary for the payload), KEEL_LAB_UEFI=1 (boot through OVMF instead of SeaBIOS),
 # KEEL_LAB_REPO_PORT (the lab repository's port on the host loopback: the guest reaches it as
 # http://10.0.2.100/), KEEL_LAB_REGISTRY_PORT (a keel-registry on the host loopback: the guest
 # reaches it as http://10.0.2.101:8080), KEEL_LAB_BOOT=disk (boot the installed system from the NVMe drives given,
@@ -36,6 +37,7 @@ shift 2
 serials=("$@")
 [ ${#serials[@]} -gt 0 ] || serials=(LABNVME0001 LABNVME0002)
 timeout_s=${KEEL_LAB_TIMEOUT:-900}
+start_limit=${KEEL_LAB_START_LIMIT:-480}
 bash "$here/host-packages.sh" >&2   # QEMU, and nc for the repository forwarding (quick when present)
 image=$(bash "$here/image.sh")
 mkdir -p "$work"
@@ -152,12 +154,23 @@ for attempt in 1 2; do
   qpid=$!
   # a guest kernel whose timer on a CPU stopped firing (TCG, seen on a loaded host: RCU stall
   # reports, "Possible timer handling issue", the boot never goes on) before the scenario or
-  # keel-live started is powered off here at once, not left to the timeout
+  # keel-live started is powered off here at once, not left to the timeout; so is a guest that
+  # has not started the scenario within start_limit seconds (seen: a quiet rescue kernel that
+  # printed nothing after the firmware for 900 s). Normal starts take 20-130 s.
+  booted_at=$(date +%s)
+  started=''
   while kill -0 $qpid 2>/dev/null; do
     sleep 3
-    if grep -aq 'rcu: INFO: rcu_[a-z]* detected stalls\|rcu: INFO: rcu_[a-z]* self-detected stall' "$console" \
-      && ! grep -aq '^=== lab: scenario\|^=== lab probe: scenario\|keel-live: ' "$console"; then
-      echo stalled >"$work/kernel-stalled"
+    [ -n "$started" ] && continue
+    if grep -aq '^=== lab: scenario\|=== lab probe: scenario\|keel-live: ' "$console"; then
+      started=yes
+      echo "lab: $scenario: the scenario started $(( $(date +%s) - booted_at ))s after power-on" >&2
+    elif grep -aq 'rcu: INFO: rcu_[a-z]* detected stalls\|rcu: INFO: rcu_[a-z]* self-detected stall' "$console"; then
+      grep -a -m1 'Possible timer handling issue\|detected stall' "$console" | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //' >"$work/kernel-stalled"
+      kill $qpid 2>/dev/null
+      break
+    elif [ $(( $(date +%s) - booted_at )) -ge "$start_limit" ]; then
+      echo "the scenario had not started ${start_limit}s after power-on; the console's last line: $(tail -c 300 "$console" | tr -d '\r' | tr '\n\033' '  ' | sed 's/.*  //' | cut -c1-120)" >"$work/kernel-stalled"
       kill $qpid 2>/dev/null
       break
     fi
@@ -176,10 +189,10 @@ for attempt in 1 2; do
   if [ -f "$work/kernel-stalled" ] && [ ! -f "$results/rc" ]; then
     cp "$console" "$console.stalled"
     if [ $attempt = 1 ]; then
-      echo "lab: $scenario: the guest kernel stalled before the scenario started ($(grep -a -m1 'Possible timer handling issue\|detected stall' "$console" | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //'); console kept as $console.stalled); booting once more" >&2
+      echo "lab: $scenario: the guest stalled before the scenario started ($(cat "$work/kernel-stalled"); console kept as $console.stalled); booting once more" >&2
       continue
     fi
-    echo "lab: $scenario: the guest kernel stalled before the scenario started, twice (console: $console.stalled)" >&2
+    echo "lab: $scenario: the guest stalled before the scenario started, twice ($(cat "$work/kernel-stalled"); console: $console.stalled)" >&2
   fi
   if grep -aq '^=== lab: boot stalled' "$console" && [ ! -f "$results/rc" ] && [ $attempt = 1 ]; then
     echo "lab: $scenario: the guest's boot stalled before the scenario started (udev never settled; console kept as $console.stalled); booting once more" >&2
