@@ -192,6 +192,8 @@ pub struct DiskReplaceArgs {
     /// Show what would be done and stop.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,16 +495,23 @@ pub struct InstallArgs {
     /// Kernel command line to read keel.registry= and keel.token= from.
     #[arg(long, default_value = "/proc/cmdline", hide = true)]
     pub cmdline: PathBuf,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// keel-live, for a system without ZFS (install and disk replace).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveArgs {
     /// keel-live (a folder with its `vmlinuz` and `initrd.img`, from scripts/live/build.sh):
     /// when this system has no usable ZFS (Hetzner's rescue), keel switches to it by kexec
     /// after the confirmation, carrying the uplink, SSH keys, profile and consent over, and
-    /// the install runs there. Default: `keel-live/` beside this binary, if it is there.
+    /// the command runs there. Default: `keel-live/` beside this binary, if it is there.
     #[arg(long)]
     pub live: Option<PathBuf>,
-    /// What keel-live does when the install finished (reboot: into the installed system).
+    /// What keel-live does when the command finished (reboot: into the node's system).
     #[arg(long, default_value = "reboot", value_parser = parse_after)]
     pub live_after_success: keel_installer::live::After,
-    /// What keel-live does when the install failed (stay: up with sshd, for a look).
+    /// What keel-live does when the command failed (stay: up with sshd, for a look).
     #[arg(long, default_value = "stay", value_parser = parse_after)]
     pub live_after_failure: keel_installer::live::After,
 }

@@ -28,6 +28,12 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&a.profile).with_context(|| format!("reading {}", a.profile.display()))?;
     let inv = hardware::probe(Path::new("/")).context("detecting the drives")?;
     let mut host = SystemHost;
+    // a rescue system without ZFS (Hetzner's): with keel-live, the replace runs there
+    if !Path::new("/sys/module/zfs").exists() {
+        if let Some(files) = crate::live::find(a.live.live.as_deref())? {
+            return to_live(a, &profile, &inv, &files);
+        }
+    }
     let plan = match run::load(&mut host, &inv, &profile, &text, &a.new_serial, inv.firmware, a.wipe_existing) {
         Ok(p) => p,
         Err(e) => {
@@ -37,6 +43,14 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
     };
     print!("{}", plan.describe());
     if a.dry_run {
+        // the checks the run makes before it writes (tools, the new drive, something to do),
+        // with the journal read, not written
+        let journal = run::read_journal(&mut host, &a.journal_dir, &plan);
+        if let Err(e) = run::preflight(&mut host, &plan, &inv, &journal, a.wipe_existing) {
+            eprintln!("keel: {e}");
+            println!("dry run: nothing was done; the run would stop there");
+            return Ok(ExitCode::from(1));
+        }
         println!("dry run: nothing was done");
         return Ok(ExitCode::SUCCESS);
     }
@@ -130,6 +144,50 @@ pub fn replace(a: &DiskReplaceArgs) -> Result<ExitCode> {
         println!("both pools are exported: boot the node from its drives");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// No ZFS here, keel-live at hand: what the drives show, the operator's consent, then the
+/// switch; keel-live runs `keel disk replace --new SERIAL --yes` with the node's profile.
+fn to_live(a: &DiskReplaceArgs, profile: &keel_installer::profile::Profile, inv: &hardware::Inventory, files: &crate::live::LiveFiles) -> Result<ExitCode> {
+    let about = match run::live_handover(inv, profile, &a.new_serial, a.wipe_existing) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    println!("{}: replace a failed drive from a rescue system without ZFS (no /sys/module/zfs)", profile.node.hostname);
+    print!("{about}");
+    if a.dry_run {
+        println!("dry run: nothing was done (keel-live was not started)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("keel: no terminal to ask for confirmation: run it interactively, or with --yes (the new drive is named by --new {}); nothing was written", a.new_serial);
+            return Ok(ExitCode::from(1));
+        }
+        if let Err(e) = crate::commands::ask_hostname(&format!("to switch to keel-live and write to the new drive {}", a.new_serial), &profile.node.hostname)? {
+            eprintln!("keel: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let live_profile = Path::new("/").join(keel_installer::live::PROFILE_PATH);
+    let mut keel: Vec<String> = ["disk", "replace", "--new", &a.new_serial, "--profile", &live_profile.display().to_string(), "--yes", "--journal-dir", keel_installer::live::JOURNAL_DIR].map(String::from).to_vec();
+    if a.wipe_existing {
+        keel.push("--wipe-existing".into());
+    }
+    let job = crate::live::Job {
+        hostname: profile.node.hostname.clone(),
+        keel,
+        after_success: a.live.live_after_success,
+        after_failure: a.live.live_after_failure,
+        profile: &a.profile,
+        spec: None,
+        journal_dir: &a.journal_dir,
+        cmdline: Path::new("/proc/cmdline"),
+    };
+    crate::live::switch(job, files, "this system cannot import the pools (no ZFS module: /sys/module/zfs is missing)")
 }
 
 const EXPORT_STEP: &str = "replace.export";

@@ -103,7 +103,7 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     let mut to_live = None;
     let first = preflight::run(&mut host, &plan, &live, &steps, wiped, args.wipe_existing, args.accept_foreign_pools);
     let live_files = match &first {
-        Err(preflight::PreflightError::NoZfs { .. }) => crate::live::find(args.live.as_deref())?,
+        Err(preflight::PreflightError::NoZfs { .. }) => crate::live::find(args.live.live.as_deref())?,
         _ => None,
     };
     let pre = match (first, live_files) {
@@ -174,7 +174,27 @@ pub fn install(args: &InstallArgs) -> Result<ExitCode> {
     if let Some((files, why)) = to_live {
         // the spec the plan used goes along (given, or the one the profile names)
         let spec = args.spec.clone().or_else(|| profile.hardware_spec.as_ref().map(|n| crate::commands::default_spec(&profile_path, n))).filter(|p| p.is_file());
-        return crate::live::switch(args, &plan, &profile_path, spec.as_deref(), &files, &why);
+        let live_profile = PathBuf::from("/").join(keel_installer::live::PROFILE_PATH);
+        let live_spec = spec.as_ref().map(|_| PathBuf::from("/").join(keel_installer::live::SPEC_PATH));
+        let mut keel = vec!["install".to_string()];
+        keel.extend(consented_args(args, &live_profile, live_spec.as_deref(), &plan.written_serials(), Path::new(keel_installer::live::JOURNAL_DIR)));
+        keel.extend(["--progress".into(), "plain".into()]);
+        // a token file of the rescue is read here: the live system has only what is carried over
+        if let (Some(f), Some(i)) = (&args.token_file, keel.iter().position(|a| a == "--token-file")) {
+            keel[i] = "--token".into();
+            keel[i + 1] = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string();
+        }
+        let job = crate::live::Job {
+            hostname: plan.hostname.clone(),
+            keel,
+            after_success: args.live.live_after_success,
+            after_failure: args.live.live_after_failure,
+            profile: &profile_path,
+            spec: spec.as_deref(),
+            journal_dir: &args.journal_dir,
+            cmdline: &args.cmdline,
+        };
+        return crate::live::switch(job, &files, &format!("this system cannot create the pools ({why})"));
     }
     if args.detach {
         return detach(args, &profile_path, &plan.written_serials(), &path);

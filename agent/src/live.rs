@@ -1,6 +1,7 @@
 //! The switch from a rescue system without ZFS to keel-live: after the operator's consent,
 //! keel packs what the live system needs into a small archive appended to keel-live's
-//! initramfs (itself as `/init`, the install to run with that consent, the profile and spec,
+//! initramfs (itself as `/init`, the command to run with that consent (`keel install`,
+//! `keel disk replace`), the profile and spec,
 //! the rescue's uplink, the operator's SSH keys, host keys made here so the reconnect can be
 //! checked), loads kernel and initramfs with `kexec_file_load` and restarts into them.
 
@@ -12,9 +13,6 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{bail, Context, Result};
 use keel_installer::hostkeys;
 use keel_installer::live::{self, Config};
-use keel_installer::plan::Plan;
-
-use crate::cli::InstallArgs;
 
 /// How the switch prints each of keel-live's public host keys (whole: `ALGO BASE64`).
 pub const HOST_KEY_LINE: &str = "keel-live host key: ";
@@ -149,27 +147,39 @@ pub fn write_archive(out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the switch hands keel-live: the command to run there with the consent given here.
+pub struct Job<'a> {
+    pub hostname: String,
+    /// keel's arguments in keel-live (`install ...`, `disk replace ...`), paths as keel-live
+    /// sees them (`/etc/keel-live/profile.toml`).
+    pub keel: Vec<String>,
+    pub after_success: live::After,
+    pub after_failure: live::After,
+    /// The node's profile here (copied to keel-live's `PROFILE_PATH`), and the spec if any.
+    pub profile: &'a Path,
+    pub spec: Option<&'a Path>,
+    /// Where this rescue keeps journals (an enrolled node's `registry.json` goes along).
+    pub journal_dir: &'a Path,
+    /// The kernel command line to carry over (`console=` etc.).
+    pub cmdline: &'a Path,
+}
+
 /// Everything for the switch, then the switch. Returns only when it could not happen.
-pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option<&Path>, files: &LiveFiles, why: &str) -> Result<ExitCode> {
-    eprintln!("\nkeel: this system cannot create the pools ({why}).\nkeel: switching to keel-live ({}; {}) by kexec: the install continues there with the consent given here.", files.dir.display(), files.about);
+/// `why`: what this system cannot do, as a sentence's start ("this system cannot create the
+/// pools (...)").
+pub fn switch(job: Job, files: &LiveFiles, why: &str) -> Result<ExitCode> {
+    let what = live::command_name(&job.keel);
+    eprintln!("\nkeel: {why}.\nkeel: switching to keel-live ({}; {}) by kexec: keel {what} continues there with the consent given here.", files.dir.display(), files.about);
     let uplink = live::rescue_uplink(&output(&["ip", "-j", "addr", "show"])?, &output(&["ip", "-j", "route", "show"])?, &output(&["ip", "-j", "-6", "route", "show"]).unwrap_or_default())?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let spec = spec_file.map(|_| PathBuf::from("/").join(live::SPEC_PATH));
-    let mut install = crate::install::consented_args(args, &PathBuf::from("/").join(live::PROFILE_PATH), spec.as_deref(), &plan.written_serials(), Path::new(live::JOURNAL_DIR));
-    install.extend(["--progress".into(), "plain".into()]);
-    // a token file of the rescue is read here: the live system has only what is carried over
-    if let (Some(f), Some(i)) = (&args.token_file, install.iter().position(|a| a == "--token-file")) {
-        install[i] = "--token".into();
-        install[i + 1] = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?.trim().to_string();
-    }
     let config = Config {
         schema: live::SCHEMA.into(),
-        hostname: plan.hostname.clone(),
+        hostname: job.hostname.clone(),
         uplink,
         nameservers: live::nameservers(&resolv),
-        install,
-        after_success: args.live_after_success,
-        after_failure: args.live_after_failure,
+        keel: job.keel.clone(),
+        after_success: job.after_success,
+        after_failure: job.after_failure,
     };
 
     let tmp = PathBuf::from("/run/keel-live");
@@ -178,7 +188,7 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
     // the operator's way in: the rescue's authorized keys (how they reached this shell) and
     // the profile's root keys
     let mut authorized = std::fs::read_to_string("/root/.ssh/authorized_keys").unwrap_or_default();
-    let profile_text = std::fs::read_to_string(profile).with_context(|| format!("reading {}", profile.display()))?;
+    let profile_text = std::fs::read_to_string(job.profile).with_context(|| format!("reading {}", job.profile.display()))?;
     if let Ok(v) = profile_text.parse::<toml::Table>() {
         for k in v.get("root-ssh-keys").and_then(|k| k.as_array()).into_iter().flatten().filter_map(|k| k.as_str()) {
             if !authorized.contains(k) {
@@ -197,11 +207,11 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
         file(live::PROFILE_PATH, 0o600, profile_text.into_bytes()),
         file("root/.ssh/authorized_keys", 0o600, authorized.into_bytes()),
     ]);
-    if let Some(s) = spec_file {
+    if let Some(s) = job.spec {
         entries.push(file(live::SPEC_PATH, 0o600, std::fs::read(s).with_context(|| format!("reading {}", s.display()))?));
     }
     // registry credentials this rescue already holds (an enrolled node's secret)
-    if let Ok(c) = std::fs::read(args.journal_dir.join("registry.json")) {
+    if let Ok(c) = std::fs::read(job.journal_dir.join("registry.json")) {
         entries.push(file("var/lib/keel/registry.json", 0o600, c));
     }
     let mut fingerprints = Vec::new();
@@ -225,9 +235,11 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
         out.write_all(&cpio(&entries)?)?;
         out.sync_all()?;
     }
-    let cmdline = live::kernel_cmdline(&std::fs::read_to_string(&args.cmdline).unwrap_or_default());
+    let cmdline = live::kernel_cmdline(&std::fs::read_to_string(job.cmdline).unwrap_or_default());
     load(&files.kernel, &initrd_path, &cmdline)?;
 
+    // keel status reads an install's journal; another command's output is in its log
+    let follow = if what == "install" { "`keel status --follow`".to_string() } else { format!("`tail -f {}/{}-{}.out`", live::JOURNAL_DIR, what.replace(' ', "-"), job.hostname) };
     let addr = config.uplink.addresses.first().map(|a| a.cidr.split('/').next().unwrap_or_default().to_string()).unwrap_or_default();
     eprintln!("keel: keel-live is loaded (command line: {cmdline}). Its SSH host keys (pin them; the rescue's keys no longer answer):");
     for fp in &fingerprints {
@@ -238,7 +250,7 @@ pub fn switch(args: &InstallArgs, plan: &Plan, profile: &Path, spec_file: Option
         eprintln!("{HOST_KEY_LINE}{k}");
     }
     eprintln!(
-        "keel: this session ends now. Reconnect with `ssh root@{addr}` and follow the install with `keel status --follow`; if the rescue's host key answers instead, the switch did not happen: run keel install again there, or boot keel-live by PXE."
+        "keel: this session ends now. Reconnect with `ssh root@{addr}` and follow keel {what} with {follow}; if the rescue's host key answers instead, the switch did not happen: run keel {what} again there, or boot keel-live by PXE."
     );
     let _ = std::fs::write(tmp.join("fingerprints"), fingerprints.iter().map(|f| format!("{f}\n")).collect::<String>());
     std::io::stderr().flush().ok();
@@ -263,7 +275,7 @@ fn load(kernel: &Path, initrd: &Path, cmdline: &str) -> Result<()> {
             Some(libc::ENOEXEC) => "the kernel file is not a bzImage this kernel can load",
             _ => "the kernel refused it",
         };
-        bail!("kexec_file_load of {} failed: {e} ({hint}). keel-live cannot be reached by kexec from this system: boot it by PXE (the registry's --boot-kernel/--boot-initrd) and run the install there", kernel.display());
+        bail!("kexec_file_load of {} failed: {e} ({hint}). keel-live cannot be reached by kexec from this system: boot it by PXE (the registry's --boot-kernel/--boot-initrd) and run keel there", kernel.display());
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! keel as PID 1 of keel-live (`/init` is keel): mounts the kernel's file systems, starts
 //! udev and loads ZFS, brings the rescue's uplink up on the NIC with the rescue's MAC, starts
-//! sshd with the host keys the rescue made and announced, runs the install it was handed (with
-//! the consent given in the rescue) and, as PID 1 must, reaps every orphan. Booted by PXE (no
+//! sshd with the host keys the rescue made and announced, runs the keel command it was handed
+//! (`keel install` or `keel disk replace`, with the consent given in the rescue) and, as PID 1 must, reaps every orphan. Booted by PXE (no
 //! archive; the registry's link on the kernel command line) it takes the boot NIC up by DHCP
-//! and runs `keel install --unattended` instead. When the install
+//! and runs `keel install --unattended` instead. When the command
 //! ends it says so on the console and reboots, powers off or stays, as configured. It never
 //! exits (the kernel would panic): what fails is printed and it stays up for a look over SSH.
 
@@ -90,10 +90,11 @@ fn network(c: &Config) -> Result<String> {
     Ok(dev)
 }
 
-/// What keel-live runs once it is up: the install and what to do after it.
+/// What keel-live runs once it is up: keel's arguments (`install ...`, `disk replace ...`) and
+/// what to do after it.
 struct Job {
     hostname: String,
-    install: Vec<String>,
+    keel: Vec<String>,
     after_success: After,
     after_failure: After,
 }
@@ -143,7 +144,7 @@ fn start() -> Result<Job> {
         c.uplink.rescue_name,
         zfs_version()
     ));
-    Ok(Job { hostname: c.hostname, install: c.install, after_success: c.after_success, after_failure: c.after_failure })
+    Ok(Job { hostname: c.hostname, keel: c.keel, after_success: c.after_success, after_failure: c.after_failure })
 }
 
 /// A PXE boot: the NIC iPXE booted from (else every NIC) by DHCP; no sshd (no keys were
@@ -177,7 +178,7 @@ fn start_pxe(p: live::Pxe) -> Result<Job> {
         (w.len() > 3).then(|| format!("{} on {}", w[3], w[1]))
     }).collect();
     line(&format!("{} (up {} s): {} (DHCP), no sshd in a PXE boot, OpenZFS {}", live::READY_LINE, uptime(), addrs.join(", "), zfs_version()));
-    Ok(Job { hostname: p.hostname, install: p.install, after_success: p.after_success, after_failure: p.after_failure })
+    Ok(Job { hostname: p.hostname, keel: p.keel, after_success: p.after_success, after_failure: p.after_failure })
 }
 
 /// Reaps children until `watch` ends; returns its exit code (128+signal when killed).
@@ -221,16 +222,17 @@ pub fn run_as_init() -> ! {
             after(After::Stay);
         }
     };
-    say(&format!("keel install {}", c.install.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")));
+    let what = live::command_name(&c.keel);
+    say(&format!("keel {}", c.keel.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")));
     std::fs::create_dir_all(live::JOURNAL_DIR).ok();
     // named as a detached install names them (`keel status --follow` reads both when the
     // install ends without finishing its journal)
-    let log_path = Path::new(live::JOURNAL_DIR).join(format!("install-{}.out", c.hostname));
-    let child = Command::new(Path::new("/").join(live::KEEL_PATH)).arg("install").args(&c.install).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let log_path = Path::new(live::JOURNAL_DIR).join(format!("{}-{}.out", what.replace(' ', "-"), c.hostname));
+    let child = Command::new(Path::new("/").join(live::KEEL_PATH)).args(&c.keel).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     let mut child = match child {
         Ok(ch) => ch,
         Err(e) => {
-            say(&format!("cannot start the install: {e}"));
+            say(&format!("cannot start keel {what}: {e}"));
             after(c.after_failure);
         }
     };
@@ -250,6 +252,6 @@ pub fn run_as_init() -> ! {
     }
     let code = reap_until(Some(child.id()));
     std::thread::sleep(Duration::from_millis(300)); // the last lines of its output
-    line(&format!("{} exit {code} (up {} s); output {}", live::FINISHED_LINE, uptime(), log_path.display()));
+    line(&format!("{} exit {code} (up {} s); output {}", live::finished_line(&c.keel), uptime(), log_path.display()));
     after(if code == 0 { c.after_success } else { c.after_failure })
 }

@@ -17,8 +17,9 @@ pub const KEEL_PATH: &str = "usr/local/sbin/keel";
 /// The journal directory of the install in the live system.
 pub const JOURNAL_DIR: &str = "/var/lib/keel";
 /// Identifies the configuration's JSON shape.
-pub const SCHEMA: &str = "keel.live/v1";
-/// What the live system's init prints when the install ended (the lab and `keel rebuild` read it).
+pub const SCHEMA: &str = "keel.live/v2";
+/// What the live system's init prints when the install ended (the lab and `keel rebuild` read it);
+/// another command's line names it instead (`finished_line`).
 pub const FINISHED_LINE: &str = "keel-live: install finished:";
 /// What it prints when it is up with the network and sshd (boot-to-ready).
 pub const READY_LINE: &str = "keel-live: ready";
@@ -56,10 +57,21 @@ pub struct Config {
     pub uplink: Uplink,
     /// `/etc/resolv.conf` of the rescue: its name servers.
     pub nameservers: Vec<String>,
-    /// `keel install` arguments, consent included (`--yes --confirm-serials ...`).
-    pub install: Vec<String>,
+    /// What keel-live runs: keel's arguments, the command first (`install ...`, `disk replace
+    /// ...`), consent included (`--yes --confirm-serials ...`, `--yes` with `--new SERIAL`).
+    pub keel: Vec<String>,
     pub after_success: After,
     pub after_failure: After,
+}
+
+/// The command of keel's arguments, for messages and file names: `install`, `disk replace`.
+pub fn command_name(keel: &[String]) -> String {
+    keel.iter().take_while(|a| !a.starts_with('-')).map(String::as_str).collect::<Vec<_>>().join(" ")
+}
+
+/// What keel-live prints when the command it ran ended: `FINISHED_LINE` for an install.
+pub fn finished_line(keel: &[String]) -> String {
+    format!("keel-live: {} finished:", command_name(keel))
 }
 
 /// The NIC the rescue reached the network through, found again in the live system by its MAC
@@ -274,8 +286,8 @@ pub struct Pxe {
     pub registry: String,
     /// The NIC iPXE booted from (`BOOTIF=01-aa-bb-..`), brought up by DHCP; None: every NIC.
     pub mac: Option<String>,
-    /// `keel install` arguments.
-    pub install: Vec<String>,
+    /// keel's arguments: `install ...`.
+    pub keel: Vec<String>,
     pub after_success: After,
     pub after_failure: After,
 }
@@ -300,7 +312,7 @@ pub fn pxe_from_cmdline(cmdline: &str) -> Result<Option<Pxe>, String> {
         None => None,
     };
     let after = |key: &str, default: After| -> Result<After, String> { arg(key).map(|v| v.parse().map_err(|e| format!("{key}{v}: {e}"))).unwrap_or(Ok(default)) };
-    let mut install: Vec<String> = ["--unattended", "--journal-dir", JOURNAL_DIR, "--progress", "plain"].map(String::from).to_vec();
+    let mut install: Vec<String> = ["install", "--unattended", "--journal-dir", JOURNAL_DIR, "--progress", "plain"].map(String::from).to_vec();
     if let Some(u) = arg("keel.until=") {
         install.extend(["--until".into(), u.to_string()]);
     }
@@ -308,7 +320,7 @@ pub fn pxe_from_cmdline(cmdline: &str) -> Result<Option<Pxe>, String> {
         hostname: arg("keel.node=").unwrap_or("keel-live").to_string(),
         registry: registry.to_string(),
         mac,
-        install,
+        keel: install,
         after_success: after("keel.live-after-success=", After::Reboot)?,
         after_failure: after("keel.live-after-failure=", After::Stay)?,
     }))
@@ -379,13 +391,23 @@ mod tests {
             hostname: "pve-node-01".into(),
             uplink: rescue_uplink(ADDR, R4, R6).unwrap(),
             nameservers: vec!["185.12.64.1".into()],
-            install: vec!["--profile".into(), format!("/{PROFILE_PATH}"), "--yes".into()],
+            keel: vec!["install".into(), "--profile".into(), format!("/{PROFILE_PATH}"), "--yes".into()],
             after_success: After::Reboot,
             after_failure: After::Stay,
         };
         let text = serde_json::to_string_pretty(&c).unwrap();
         assert_eq!(serde_json::from_str::<Config>(&text).unwrap(), c);
         assert!(text.contains("\"after_failure\": \"stay\""), "{text}");
+    }
+
+    /// keel-live's last line names the command it ran; an install's is the one `keel rebuild`
+    /// and the lab read.
+    #[test]
+    fn the_finished_line_names_the_command() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(finished_line(&v(&["install", "--profile", "/p", "--yes"])), FINISHED_LINE);
+        assert_eq!(finished_line(&v(&["disk", "replace", "--new", "S2", "--yes"])), "keel-live: disk replace finished:");
+        assert_eq!(command_name(&v(&["disk", "replace", "--new", "S2"])), "disk replace");
     }
 
     /// The registry's iPXE script's command line (registry/src/ipxe.rs) as keel-live reads it.
@@ -396,11 +418,11 @@ mod tests {
         assert_eq!((p.hostname.as_str(), p.registry.as_str(), p.mac.as_deref()), ("keel-live", "http://10.0.2.101:8080", Some("52:54:00:a4:41:02")));
         let named = pxe_from_cmdline(&format!("{line} keel.node=lab-node-02")).unwrap().unwrap();
         assert_eq!(named.hostname, "lab-node-02");
-        assert_eq!(p.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool");
+        assert_eq!(p.keel.join(" "), "install --unattended --journal-dir /var/lib/keel --progress plain --until datasets.datapool");
         assert_eq!((p.after_success, p.after_failure), (After::Poweroff, After::Stay));
         let bare = pxe_from_cmdline("keel.registry=https://r:8443 keel.token=t").unwrap().unwrap();
         assert_eq!((bare.hostname.as_str(), bare.mac, bare.after_success), ("keel-live", None, After::Reboot));
-        assert_eq!(bare.install.join(" "), "--unattended --journal-dir /var/lib/keel --progress plain");
+        assert_eq!(bare.keel.join(" "), "install --unattended --journal-dir /var/lib/keel --progress plain");
         // not a PXE boot: no registry link
         assert_eq!(pxe_from_cmdline("console=ttyS0 panic=10 keel.live=1").unwrap(), None);
         assert_eq!(pxe_from_cmdline("keel.registry= keel.token=t").unwrap(), None);

@@ -25,7 +25,7 @@
 # KEEL_LAB_AUTHORIZED_KEY (a public key file: root's authorized_keys for the scenario's sshd),
 # KEEL_LAB_PAYLOAD_EXTRA (a folder copied onto the payload disk, as /payload/BASENAME),
 # KEEL_LAB_RESULT=console (the scenario hands over to keel-live, which never returns to it: the
-# scenario's own part is its pre-rc on the results disk, the rest is keel-live's "install
+# scenario's own part is its pre-rc on the results disk, the rest is keel-live's "COMMAND
 # finished: exit N" line on the console), KEEL_LAB_RESULT=live (no scenario runs: keel-live is
 # the whole boot, booted by PXE; the result is its "install finished: exit N" line).
 set -euo pipefail
@@ -208,21 +208,22 @@ if [ $qrc = 124 ] || [ $qrc = 137 ]; then
   exit 124
 fi
 if [ "${KEEL_LAB_RESULT:-}" = console ] && [ -f "$results/pre-rc" ]; then
-  # the scenario's checks before the switch, then keel-live's word on the install
-  live_rc=$(grep -a -o 'keel-live: install finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
+  # the scenario's checks before the switch, then keel-live's word on its command (install,
+  # disk replace)
+  live_rc=$(grep -a -o 'keel-live: [a-z ]* finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
   { echo "--- keel-live (console, kernel lines left out)"; sed -n '/^live-switch: switching at/,$p' "$console" | grep -av '^\[ *[0-9]*\.[0-9]*\]' | tr -d '\r'; } >>"$results/output.txt"
   if [ "$(cat "$results/pre-rc")" != 0 ]; then echo 1; elif [ -n "$live_rc" ]; then echo "$live_rc"; else echo 125; fi >"$results/rc"
   echo "$secs" >"$results/seconds"
-  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said the install finished (console: $console)" >&2
+  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said its command finished (console: $console)" >&2
 fi
 if [ "${KEEL_LAB_RESULT:-}" = live ]; then
   # no scenario ran: keel-live's own lines are the output, its last word the result
-  live_rc=$(grep -a -o 'keel-live: install finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
+  live_rc=$(grep -a -o 'keel-live: [a-z ]* finished: exit [0-9]*' "$console" | tail -1 | grep -o '[0-9]*$' || true)
   mkdir -p "$results"
   grep -av '^\[ *[0-9]*\.[0-9]*\]' "$console" | tr -d '\r' | sed -n '/keel-live: /,$p' >"$results/output.txt"
   echo "${live_rc:-125}" >"$results/rc"
   echo "$secs" >"$results/seconds"
-  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said the install finished (console: $console)" >&2
+  [ -n "$live_rc" ] || echo "lab: $scenario: keel-live never said its command finished (console: $console)" >&2
 fi
 if [ ! -f "$results/rc" ]; then
   echo "lab: $scenario: no result from the guest after ${secs}s (QEMU exit $qrc; console: $console)" >&2

@@ -89,6 +89,10 @@
 #                  passes, a re-run does nothing twice, the decoy is byte-identical, the registry
 #                  has disk-replaced; then boot-new-drive: node 1 boots from LABNVME0003 alone
 #                  (in place of boot-drive-2; KEEL_LAB_REPLACE=0 runs boot-drive-2 instead)
+#   disk-replace-live / disk-replace-rescue  (beside it) the same from a rescue system over node
+#                  1's drive 1 and a blank LABNVME0004: a rescue like Hetzner's switches to
+#                  keel-live, which replaces; a rescue with ZFS checks the pools and the boot
+#                  loader on the new drive, and a second replace writes nothing
 #   reinstall      (when the DR above did not run) next boot over the installed node: refused
 #                  without --wipe-existing, the finished install is not "resumed"; with it, fresh pools
 #   wrong-key      a profile pinning another Proxmox key checksum stops at os.pve-key, before
@@ -584,17 +588,23 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     [ -n "${reg:-}" ] && timed registry-disk-replaced python3 "$here/registry-admin.py" disk-replaced "$reg_url" "$reg_dir/admin-token" LABNVME0002 LABNVME0003
     booted boot-new-drive "$dir" 52:54:00:a4:41:01 LABNVME0003
   }
-  # The same from the rescue system (KEEL_LAB_REPLACE_RESCUE=0 leaves it out): drive 1 of node 1 as it is (the
-  # node down, pools exported) beside a blank LABNVME0004; keel disk replace with the node's
-  # profile in the lab's rescue (scenarios/disk-replace-rescue.sh: the boot loader on the new
-  # drive is checked there, GRUB's boot sector and core image and the ESP; the node's boot from
-  # a new drive alone is boot-new-drive's). Beside the image-installed node's UEFI boot.
+  # The same from a rescue system (KEEL_LAB_REPLACE_RESCUE=0 leaves it out): drive 1 of node 1
+  # as it is (the node down, pools exported) beside a blank LABNVME0004. disk-replace-live: a
+  # rescue like Hetzner's (no ZFS) refuses without keel-live and switches to it with --yes;
+  # keel-live runs the replace and powers off. disk-replace-rescue: a rescue with ZFS checks
+  # what it left (pools, the boot loader on the new drive: GRUB's boot sector and core image,
+  # the ESP; the node's boot from a new drive alone is boot-new-drive's) and a second replace
+  # writes nothing. Beside the image-installed node's UEFI boot.
   disk_replace_rescue() {
     local dir="$work/replace-rescue"
     rm -rf "$dir"
     mkdir -p "$dir"
     qemu-img create -q -f qcow2 -b "$work/os1/nvme-LABNVME0001.qcow2" -F qcow2 "$dir/nvme-LABNVME0001.qcow2"
-    KEEL_LAB_MAC=52:54:00:a4:41:01 timed disk-replace-rescue run disk-replace-rescue "$dir" disk-replace-rescue LABNVME0001 LABNVME0004
+    # keel-live replaces from a rescue without ZFS, then a rescue with ZFS checks what it left
+    KEEL_LAB_LIVE=1 KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=console KEEL_LAB_MAC=52:54:00:a4:41:01 \
+      timed disk-replace-live run disk-replace-live "$dir" disk-replace-live LABNVME0001 LABNVME0004 || return 1
+    KEEL_LAB_PAYLOAD_EXTRA="$dir/results-disk-replace-live/before" KEEL_LAB_MAC=52:54:00:a4:41:01 \
+      timed disk-replace-rescue run disk-replace-rescue "$dir" disk-replace-rescue LABNVME0001 LABNVME0004
   }
   node_1_last() {
     [ "${KEEL_LAB_DRIVES:-1}" = 2 ] && booted boot-drive-1 "$work/os1" 52:54:00:a4:41:01 LABNVME0001

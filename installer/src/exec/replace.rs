@@ -16,7 +16,7 @@ use super::checks::{fs_type, s, table_differs};
 use super::engine::ExecError;
 use super::host::{command_line, Host, HostError};
 use super::journal::{Journal, Owner, Record};
-use crate::hardware::{FirmwareMode, Inventory};
+use crate::hardware::{DiskKind, FirmwareMode, Inventory};
 use crate::plan::{Step, POOLS, TARGET_ROOT};
 use crate::profile::Profile;
 use crate::replace::status::{self, PoolStatus, Scan};
@@ -60,9 +60,46 @@ pub fn in_rescue(host: &mut dyn Host) -> Result<bool, HostError> {
 }
 
 /// The drives the survivor may be: the profile's pinned ones when it pins any, else every
-/// drive with a by-id name; never the new one.
+/// NVMe drive with a by-id name (keel installs on NVMe drives only); never the new one.
 fn survivor_candidates<'a>(inv: &'a Inventory, p: &Profile, new_serial: &str) -> Vec<&'a crate::hardware::Disk> {
-    inv.disks.iter().filter(|d| d.serial != new_serial && d.stable_id.is_some() && (p.disks.serials.is_empty() || p.disks.serials.contains(&d.serial))).collect()
+    inv.disks
+        .iter()
+        .filter(|d| d.serial != new_serial && d.kind == DiskKind::Nvme && d.stable_id.is_some() && (p.disks.serials.is_empty() || p.disks.serials.contains(&d.serial)))
+        .collect()
+}
+
+/// In a rescue system without ZFS, before the switch to keel-live (which reads the pools,
+/// plans and checks everything again before it writes): what the drives alone show. The new
+/// drive must be here by serial with a by-id name, not what this system booted from, and blank
+/// (or `--wipe-existing`); a survivor candidate must be here. Returns what keel-live will do,
+/// for the operator's consent.
+pub fn live_handover(inv: &Inventory, p: &Profile, new_serial: &str, wipe_existing: bool) -> Result<String, String> {
+    let new = inv.disks.iter().find(|d| d.serial == new_serial).ok_or_else(|| {
+        format!("no drive with serial {new_serial} in this machine; drives found: {}. Give the new drive's serial (`keel detect` lists them); nothing was written", replace::names(inv))
+    })?;
+    let Some(id) = &new.stable_id else {
+        return Err(format!("drive {new_serial} ({}) has no /dev/disk/by-id name: keel names drives by serial and will not write to it; nothing was written", new.name));
+    };
+    if inv.boot.disks.contains(&new.name) {
+        return Err(format!("this system booted from {new_serial} ({}): keel will not write to the disk it runs from; nothing was written", new.name));
+    }
+    if (!new.partitions.is_empty() || new.in_use()) && !wipe_existing {
+        return Err(format!(
+            "the new drive {new_serial} is not blank ({}): if it may be destroyed, add --wipe-existing; nothing was written",
+            if new.partitions.is_empty() { new.usage_summary() } else { format!("{} partition(s)", new.partitions.len()) }
+        ));
+    }
+    let cands = survivor_candidates(inv, p, new_serial);
+    if cands.is_empty() {
+        return Err(format!("no drive here besides {new_serial} can hold the surviving copy{}; nothing was written", if p.disks.serials.is_empty() { String::new() } else { format!(" (the profile pins {})", p.disks.serials.join(", ")) }));
+    }
+    let about = |d: &crate::hardware::Disk| format!("{} ({}, {}, {})", d.serial, d.name, d.model, d.size_bytes);
+    Ok(format!(
+        "keel-live will import rpool and datapool from the surviving drive ({}), check that it is ONLINE in both and that {new_serial} is {}, print the plan, and only then partition the new drive {} (/dev/disk/by-id/{id}) like the survivor, replace the dead members, follow the resilver, put the boot loader on it and export both pools.\n",
+        cands.iter().map(|d| about(d)).collect::<Vec<_>>().join(" or "),
+        if wipe_existing { "not in a pool (its content is destroyed: --wipe-existing)" } else { "still blank" },
+        about(new)
+    ))
 }
 
 /// In a rescue system: each pool found exported on one candidate's partition (the listing of
@@ -128,7 +165,7 @@ fn imported_rescue_pools(host: &mut dyn Host, statuses: &[PoolStatus], inv: &Inv
 pub fn load(host: &mut dyn Host, inv: &Inventory, p: &Profile, profile_text: &str, new_serial: &str, firmware: FirmwareMode, wipe_existing: bool) -> Result<ReplacePlan, String> {
     let herr = |e: HostError| e.to_string();
     if !host.exists(Path::new("/sys/module/zfs")) {
-        return Err("this system has no ZFS module (/sys/module/zfs): a rescue system like Hetzner's offers only scripts that build OpenZFS, which keel never runs. Boot the node degraded from its surviving drive and run keel disk replace there; nothing was written".into());
+        return Err("this system has no ZFS module (/sys/module/zfs): a rescue system like Hetzner's offers only scripts that build OpenZFS, which keel never runs. Give keel-live (--live DIR, or keel-live/ beside keel): keel switches to it and replaces there; or boot the node degraded from its surviving drive and run keel disk replace there; nothing was written".into());
     }
     let rescue_system = in_rescue(host).map_err(herr)?;
     let mut statuses = pools(host).map_err(herr)?;
@@ -233,6 +270,14 @@ pub fn journal(host: &mut dyn Host, dir: &Path, plan: &ReplacePlan, restart: boo
         plan_sha256: plan.digest(),
     };
     Journal::open_for(host, &dir.join(replace::journal_name(&plan.members.new.serial)), &owner, restart).map_err(|e| e.to_string())
+}
+
+/// This replace's journal as it stands, for a dry run: read if it is there, never written
+/// (an unreadable one reads as none; the run itself says what is wrong with it).
+pub fn read_journal(host: &mut dyn Host, dir: &Path, plan: &ReplacePlan) -> Journal {
+    let path = dir.join(replace::journal_name(&plan.members.new.serial));
+    let entries = if host.exists(&path) { host.read_file(&path).ok().and_then(|t| super::journal::parse(&path, &t).ok()).unwrap_or_default() } else { Vec::new() };
+    Journal { path, mirror: None, entries }
 }
 
 pub struct Options {

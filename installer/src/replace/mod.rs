@@ -87,7 +87,7 @@ impl Members {
     }
 }
 
-fn names(inv: &Inventory) -> String {
+pub(crate) fn names(inv: &Inventory) -> String {
     inv.disks.iter().filter(|d| !d.serial.is_empty()).map(|d| format!("{} ({} {}, {})", d.serial, d.name, d.model, d.size_bytes)).collect::<Vec<_>>().join(", ")
 }
 

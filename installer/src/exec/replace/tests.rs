@@ -312,3 +312,40 @@ fn in_a_rescue_system_pools_imported_without_keels_altroot_are_refused() {
     assert_eq!(plan.rescue.iter().map(|r| (r.guid.as_str(), r.survivor_part.as_str())).collect::<Vec<_>>(), [("9002", by_id(A, 2).as_str()), ("9003", by_id(A, 3).as_str())]);
     assert!(!h.commands().iter().any(|c| c.starts_with("zpool import")), "{:#?}", h.commands());
 }
+
+/// A rescue system without ZFS: before the switch to keel-live only the drives are looked at;
+/// the handover names the survivor candidates and the new drive, and refuses what keel-live
+/// would refuse anyway (no such drive, not blank, the boot disk, no candidate), writing nothing.
+#[test]
+fn without_zfs_the_handover_to_keel_live_names_the_drives_and_refuses_from_the_inventory() {
+    let (p, _) = profile();
+    let inv = swapped();
+    let said = live_handover(&inv, &p, NEW, false).unwrap();
+    assert!(said.contains(&format!("surviving drive ({A} (")) && said.contains(&format!("the new drive {NEW} (")), "{said}");
+    assert!(said.contains(&format!("/dev/disk/by-id/nvme-{MODEL}_{NEW}")) && said.contains("still blank"), "{said}");
+    // the new drive is never a survivor candidate, nor a drive of another kind
+    let candidates = said.split("check that").next().unwrap();
+    assert!(!candidates.contains(NEW), "{said}");
+    let mut with_cdrom = swapped();
+    let mut cdrom = with_cdrom.disks[0].clone();
+    (cdrom.name, cdrom.serial, cdrom.kind, cdrom.stable_id) = ("sr0".into(), "QM00003".into(), crate::hardware::DiskKind::Optical, Some("ata-QEMU_DVD-ROM_QM00003".into()));
+    with_cdrom.disks.push(cdrom);
+    assert!(!live_handover(&with_cdrom, &p, NEW, false).unwrap().contains("QM00003"));
+
+    let e = live_handover(&inv, &p, "NOSUCH", false).unwrap_err();
+    assert!(e.contains("no drive with serial NOSUCH") && e.contains(A) && e.contains("nothing was written"), "{e}");
+
+    let full = swapped_with_partitions();
+    let e = live_handover(&full, &p, NEW, false).unwrap_err();
+    assert!(e.contains("is not blank") && e.contains("--wipe-existing"), "{e}");
+    assert!(live_handover(&full, &p, NEW, true).unwrap().contains("--wipe-existing"));
+
+    let mut booted = swapped();
+    let name = booted.disks.iter().find(|d| d.serial == NEW).unwrap().name.clone();
+    booted.boot.disks = vec![name];
+    assert!(live_handover(&booted, &p, NEW, false).unwrap_err().contains("booted from"));
+
+    let mut alone = swapped();
+    alone.disks.retain(|d| d.serial == NEW);
+    assert!(live_handover(&alone, &p, NEW, false).unwrap_err().contains("no drive here besides"));
+}
