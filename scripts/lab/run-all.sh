@@ -603,6 +603,8 @@ if [ -n "$repo" ] && [ "$os" != none ]; then
     # keel-live replaces from a rescue without ZFS, then a rescue with ZFS checks what it left
     KEEL_LAB_LIVE=1 KEEL_LAB_MEM=3072 KEEL_LAB_RESULT=console KEEL_LAB_MAC=52:54:00:a4:41:01 \
       timed disk-replace-live run disk-replace-live "$dir" disk-replace-live LABNVME0001 LABNVME0004 || return 1
+    # keel-live told the registry with the node's credentials from its root
+    [ -n "${reg:-}" ] && timed registry-disk-replaced-live python3 "$here/registry-admin.py" disk-replaced "$reg_url" "$reg_dir/admin-token" LABNVME0002 LABNVME0004
     KEEL_LAB_PAYLOAD_EXTRA="$dir/results-disk-replace-live/before" KEEL_LAB_MAC=52:54:00:a4:41:01 \
       timed disk-replace-rescue run disk-replace-rescue "$dir" disk-replace-rescue LABNVME0001 LABNVME0004
   }
