@@ -127,13 +127,12 @@ pub fn first_boot(root: &Path, search: &[PathBuf], give_up_after: Duration, firs
     report("booted", json!({}), early);
 
     let directory = reporter.as_ref().map(|reporter| RegistryDirectory { reporter, deadline });
-    let tools = Tools { search: search.to_vec() };
-    let step = Step { profile: &profile, root, tools: &tools, settle, first_backoff };
+    let step = Step { profile: &profile, root, tools: &Tools { search: search.to_vec() }, settle, first_backoff };
     let cluster = step.run(directory.as_ref().map(|d| d as &dyn Directory), deadline);
     let command = cluster.command.as_deref().map(|c| format!(" `{c}`")).unwrap_or_default();
     eprintln!("first boot: cluster step {}{command}: {} ({})", cluster.action, if cluster.ok { "ok" } else { "FAILED" }, cluster.detail);
     // the storages need the cluster's /etc/pve: only after a cluster step that succeeded
-    let storage = cluster.ok.then(|| storage_step::run(&profile, root, &tools));
+    let storage = cluster.ok.then(|| storage_step::run(&profile, root, &Tools { search: search.to_vec() }));
     if let Some(s) = &storage {
         eprintln!("first boot: storage step: {} ({})", if s.ok { "ok" } else { "FAILED" }, s.detail);
     }

@@ -75,20 +75,6 @@ fn flags(options: &[(String, String)]) -> Vec<String> {
     options.iter().flat_map(|(k, v)| [format!("--{k}"), v.clone()]).collect()
 }
 
-/// The `set` that brings what is there to what is wanted (only the options that differ), or
-/// None when nothing differs. `set`: the command up to its options; `what`: the thing's name.
-fn set_change(want: &[(String, String)], have: &Section, set: Vec<String>, what: String) -> Option<Change> {
-    let diff = differing(want, &have.options);
-    if diff.is_empty() {
-        return None;
-    }
-    let names: Vec<&str> = diff.iter().map(|(k, _)| k.as_str()).collect();
-    let what = format!("{what}: {} differ", names.join(", "));
-    let mut argv = set;
-    argv.extend(flags(&diff));
-    Some(Change { what, argv })
-}
-
 fn entry_change(e: &Entry, have: Option<&Section>) -> Result<Option<Change>, String> {
     match have {
         None => {
@@ -108,7 +94,16 @@ fn entry_change(e: &Entry, have: Option<&Section>) -> Result<Option<Change>, Str
             "storage {} exists as type {}, the profile says {}: keel does not remove a storage; remove it (`pvesm remove {}`) if nothing uses it, then run `keel first-boot` again",
             e.id, s.kind, e.kind, e.id
         )),
-        Some(s) => Ok(set_change(&e.options, s, vec!["pvesm".into(), "set".into(), e.id.clone()], format!("storage {}", e.id))),
+        Some(s) => {
+            let diff = differing(&e.options, &s.options);
+            if diff.is_empty() {
+                return Ok(None);
+            }
+            let names: Vec<&str> = diff.iter().map(|(k, _)| k.as_str()).collect();
+            let mut argv = vec!["pvesm".to_string(), "set".into(), e.id.clone()];
+            argv.extend(flags(&diff));
+            Ok(Some(Change { what: format!("storage {}: {} differ", e.id, names.join(", ")), argv }))
+        }
     }
 }
 
@@ -120,7 +115,16 @@ fn job_change(j: &BackupJob, have: Option<&Section>) -> Result<Option<Change>, S
             Ok(Some(Change { what: format!("backup job {} is missing", j.id), argv }))
         }
         Some(s) if s.kind != "vzdump" => Err(format!("job {} exists as a {} job, the profile's is a backup (vzdump) job: remove it, then run `keel first-boot` again", j.id, s.kind)),
-        Some(s) => Ok(set_change(&j.options, s, vec!["pvesh".into(), "set".into(), format!("/cluster/backup/{}", j.id)], format!("backup job {}", j.id))),
+        Some(s) => {
+            let diff = differing(&j.options, &s.options);
+            if diff.is_empty() {
+                return Ok(None);
+            }
+            let names: Vec<&str> = diff.iter().map(|(k, _)| k.as_str()).collect();
+            let mut argv = vec!["pvesh".to_string(), "set".into(), format!("/cluster/backup/{}", j.id)];
+            argv.extend(flags(&diff));
+            Ok(Some(Change { what: format!("backup job {}: {} differ", j.id, names.join(", ")), argv }))
+        }
     }
 }
 
