@@ -130,12 +130,6 @@ pub fn imported(host: &mut dyn Host, name: &str) -> Result<Option<Found>, HostEr
     }))
 }
 
-/// The GUID of the imported pool of that name; None when none is imported.
-pub fn imported_guid(host: &mut dyn Host, name: &str) -> Result<Option<String>, HostError> {
-    let out = host.run(&s(&["zpool", "list", "-H", "-o", "guid", name]), TIMEOUT)?;
-    Ok(out.success().then(|| out.stdout.trim().to_string()).filter(|g| !g.is_empty()))
-}
-
 /// Every imported pool (names from `zpool list`).
 pub fn all_imported(host: &mut dyn Host) -> Result<Vec<Found>, HostError> {
     let list = host.run(&s(&["zpool", "list", "-H", "-o", "name"]), TIMEOUT)?;

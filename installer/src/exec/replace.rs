@@ -53,10 +53,10 @@ fn pools(host: &mut dyn Host) -> Result<Vec<PoolStatus>, HostError> {
     Ok(v)
 }
 
-/// Whether this is a rescue system (or keel-live): its root is not on ZFS (on the node it is
-/// rpool's), as the inventory read it from /proc/mounts.
-pub fn in_rescue(inv: &Inventory) -> bool {
-    inv.boot.root_fstype.as_deref() != Some("zfs")
+/// Whether this is a rescue system: its root is not on ZFS (on the node it is rpool's).
+pub fn in_rescue(host: &mut dyn Host) -> Result<bool, HostError> {
+    let out = host.run(&s(&["findmnt", "--noheadings", "--output", "FSTYPE", "--mountpoint", "/"]), TIMEOUT)?;
+    Ok(out.stdout.trim() != "zfs")
 }
 
 /// The drives the survivor may be: the profile's pinned ones when it pins any, else every
@@ -151,7 +151,7 @@ fn imported_rescue_pools(host: &mut dyn Host, statuses: &[PoolStatus], inv: &Inv
                 st.name, statuses.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(" ")
             ));
         }
-        let guid = super::pools::imported_guid(host, &st.name).map_err(|e| e.to_string())?.unwrap_or_default();
+        let guid = host.run(&s(&["zpool", "list", "-H", "-o", "guid", &st.name]), TIMEOUT).map_err(|e| e.to_string())?.stdout.trim().to_string();
         let part = st.leaves.iter().filter_map(|l| l.path.clone()).find(|path| cands.iter().any(|d| d.stable_id.as_deref().is_some_and(|id| status::disk_of(path) == format!("/dev/disk/by-id/{id}"))));
         let part = part.ok_or_else(|| format!("{} is imported, but none of its members is on {}: not this replace's pool; export it first (zpool export {}); nothing was written", st.name,
             cands.iter().map(|d| d.serial.as_str()).collect::<Vec<_>>().join(", "), st.name))?;
@@ -167,7 +167,7 @@ pub fn load(host: &mut dyn Host, inv: &Inventory, p: &Profile, profile_text: &st
     if !host.exists(Path::new("/sys/module/zfs")) {
         return Err("this system has no ZFS module (/sys/module/zfs): a rescue system like Hetzner's offers only scripts that build OpenZFS, which keel never runs. Give keel-live (--live DIR, or keel-live/ beside keel): keel switches to it and replaces there; or boot the node degraded from its surviving drive and run keel disk replace there; nothing was written".into());
     }
-    let rescue_system = in_rescue(inv);
+    let rescue_system = in_rescue(host).map_err(herr)?;
     let mut statuses = pools(host).map_err(herr)?;
     let mut rescue = Vec::new();
     if rescue_system && statuses.is_empty() {
@@ -374,7 +374,8 @@ impl Run<'_> {
             "replace.export" => {
                 let mut imported = Vec::new();
                 for r in &self.plan.rescue {
-                    if super::pools::imported_guid(self.host, &r.pool).map_err(&herr)?.as_deref() == Some(r.guid.as_str()) {
+                    let out = self.host.run(&s(&["zpool", "list", "-H", "-o", "guid", &r.pool]), TIMEOUT).map_err(&herr)?;
+                    if out.success() && out.stdout.trim() == r.guid {
                         imported.push(r.pool.as_str());
                     }
                 }
@@ -460,21 +461,16 @@ impl Run<'_> {
         // state of this system, not of a disk, made again when it is not so (the rescue
         // rebooted between two runs, or a run after the end imports them to check)
         let remade = matches!(id.as_str(), "replace.import" | "replace.mount" | "replace.export");
-        if self.journal.done().contains(&id) {
-            // what a recorded step did must still be there (the journal is not taken on trust),
-            // looked at once; the wipe and the boot loader leave nothing to look at, and a
-            // resilver is followed again (it can start again: a member came back)
-            let checked = !matches!(id.as_str(), "replace.wipe" | "replace.boot" | "replace.resilver");
-            let holds = if checked { self.done(step)?.is_some() } else { true };
-            if holds || !remade {
-                if !holds {
-                    return Err(ExecError::NoLongerHolds { step: id, what: format!("its effect is gone ({})", step.done_when) });
-                }
-                if step.id == "replace.resilver" {
-                    self.resilver(step)?;
-                }
-                return self.record(Record::Verified { step: id });
+        if self.journal.done().contains(&id) && !(remade && self.done(step)?.is_none()) {
+            // what a recorded step did must still be there (the journal is not taken on trust)
+            if step.id != "replace.wipe" && step.id != "replace.boot" && self.done(step)?.is_none() && step.id != "replace.resilver" {
+                return Err(ExecError::NoLongerHolds { step: id, what: format!("its effect is gone ({})", step.done_when) });
             }
+            if step.id == "replace.resilver" {
+                // a resilver can start again (a member came back): followed again
+                self.resilver(step)?;
+            }
+            return self.record(Record::Verified { step: id });
         }
         let started = Instant::now();
         self.record(Record::Start { step: id.clone(), n, total, title: step.title.clone() })?;

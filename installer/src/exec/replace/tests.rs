@@ -44,6 +44,7 @@ fn node() -> FakeHost {
     let mut h = FakeHost { root: true, ..Default::default() };
     h.programs = ["sfdisk", "wipefs", "sgdisk", "partprobe", "udevadm", "mkfs.vfat", "zpool", "/usr/local/sbin/keel-boot-sync"].map(String::from).to_vec();
     h.files.insert("/sys/module/zfs".into(), Vec::new());
+    h.answer("findmnt --noheadings --output FSTYPE --mountpoint /", Output::ok("zfs\n"));
     link(&mut h, A, "/dev/nvme0n1");
     link(&mut h, NEW, "/dev/nvme1n1");
     partition_links(&mut h, A, "/dev/nvme0n1");
@@ -59,19 +60,10 @@ fn node() -> FakeHost {
     h
 }
 
-/// `inv` as the running node sees it: its root on ZFS (the fixture is a rescue system's, root
-/// on tmpfs).
-fn on_node(inv: &Inventory) -> Inventory {
-    let mut inv = inv.clone();
-    inv.boot.root_source = Some("rpool/ROOT/pve-1".into());
-    inv.boot.root_fstype = Some("zfs".into());
-    inv
-}
-
-/// The plan for the new drive on `inv` on the node (the seed profile, BIOS).
+/// The plan for the new drive on `inv` (the seed profile, BIOS).
 fn plan_on(h: &mut FakeHost, inv: &Inventory, wipe_existing: bool) -> ReplacePlan {
     let (p, text) = profile();
-    load(h, &on_node(inv), &p, &text, NEW, FirmwareMode::Bios, wipe_existing).unwrap()
+    load(h, inv, &p, &text, NEW, FirmwareMode::Bios, wipe_existing).unwrap()
 }
 
 #[test]
@@ -183,7 +175,7 @@ fn a_whole_member_with_no_replace_of_ours_is_refused() {
     partition_links(&mut h, NEW, "/dev/nvme1n1");
     h.set("sfdisk --json /dev/nvme1n1", Output::ok(&sfdisk("/dev/nvme1n1", 894306304)));
     let (p, text) = profile();
-    let inv = on_node(&swapped_with_partitions());
+    let inv = swapped_with_partitions();
     let plan = load(&mut h, &inv, &p, &text, A, FirmwareMode::Bios, false).unwrap();
     // even so, the plan writes nothing to a drive that is in the pools
     assert!(plan.steps.iter().filter(|s| s.id.starts_with("replace.partition") || s.id == "replace.format-esp").all(|s| s.commands.is_empty()));
@@ -203,6 +195,7 @@ fn import_listing(pool: &str, guid: &str, present: &str, missing: &str) -> Strin
 fn rescue() -> FakeHost {
     let mut h = node();
     h.programs.extend(["chroot", "zfs", "mount", "umount", "sync"].map(String::from));
+    h.set("findmnt --noheadings --output FSTYPE --mountpoint /", Output::ok("tmpfs\n"));
     for (pool, n, guid) in [("rpool", 2u32, "9002"), ("datapool", 3u32, "9003")] {
         let gone = Output::failed(1, &format!("cannot open '{pool}': no such pool"));
         h.set(&format!("zpool status -P {pool}"), gone.clone());
